@@ -1,0 +1,18 @@
+"""Colour quantization of napari image layers with OpenCV k-means.
+
+Importing this package loads neither napari nor Qt: the core API works in scripts
+and batch jobs. :func:`quantize_layer` imports napari when it is first used.
+"""
+
+from ._kmeans import Quantization, quantize
+
+__all__ = ["Quantization", "quantize", "quantize_layer"]
+
+
+def __getattr__(name: str):
+    # The napari adapter is imported on first use so that `import napari_kquant` stays headless.
+    if name == "quantize_layer":
+        from ._layers import quantize_layer
+
+        return quantize_layer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,310 @@
+"""Colour quantization with k-means (core: numpy + cv2 only, no napari, no Qt)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from . import _engines
+from ._palette import darkest_first
+
+METHODS = ("fast", "opencv")
+INITS = ("kmeans++", "random")
+CRITERIA = {
+    "eps+max_iter": cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER,
+    "eps": cv2.TERM_CRITERIA_EPS,
+    "max_iter": cv2.TERM_CRITERIA_MAX_ITER,
+}
+
+
+@dataclass(frozen=True)
+class Quantization:
+    """Result of :func:`quantize`.
+
+    Attributes
+    ----------
+    labels : (...) ndarray of unsigned int
+        Cluster of each pixel, 1..k, over the image's spatial shape (0 is reserved
+        for pixels that are not clustered). Label 1 is the darkest centre.
+    centers : (k, C) ndarray of float64
+        Centre of each cluster in the image's own value units; row ``i`` belongs to
+        label ``i + 1``. ``C`` is 3 for RGB and RGBA (alpha is not clustered), 1 for gray.
+    image : ndarray
+        The quantized image: same shape and dtype as the input, every pixel replaced
+        by its centre (rounded and clipped for integer dtypes).
+    compactness : float
+        Sum of squared distances from each pixel to its centre (OpenCV's figure).
+    counts : (k,) ndarray of int64
+        Pixels per label.
+    params : dict
+        Every parameter actually used (k, method, attempts, max_iter, epsilon,
+        criteria, init, seed, rgb).
+    elapsed : float
+        Seconds spent in :func:`quantize`.
+    """
+
+    labels: np.ndarray
+    centers: np.ndarray
+    image: np.ndarray
+    compactness: float
+    counts: np.ndarray
+    params: dict[str, Any] = field(default_factory=dict)
+    elapsed: float = 0.0
+
+    @property
+    def k(self) -> int:
+        """Number of clusters."""
+        return len(self.centers)
+
+    @property
+    def fractions(self) -> np.ndarray:
+        """Fraction of the clustered pixels in each label."""
+        total = self.counts.sum()
+        return self.counts / total if total else self.counts.astype(float)
+
+
+def quantize(
+    image,
+    k: int = 8,
+    *,
+    method: str = "fast",
+    attempts: int = 3,
+    max_iter: int = 100,
+    epsilon: float | None = None,
+    criteria: str | tuple = "eps+max_iter",
+    init: str = "kmeans++",
+    seed: int = 0,
+    rgb: bool | None = None,
+) -> Quantization:
+    """Quantize the colours of ``image`` to ``k`` colours with k-means.
+
+    Parameters
+    ----------
+    image : (..., C) or (...) ndarray
+        RGB (C=3) or RGBA (C=4) image, or a gray image, of any number of spatial
+        dimensions; unsigned/signed integer or float dtype. The input is never modified.
+    k : int
+        Number of colours (clusters), 1 <= k <= number of distinct colours.
+    method : {"fast", "opencv"}
+        ``"fast"`` (default) runs k-means on a weighted colour summary and finishes
+        with exact passes over all pixels. ``"opencv"`` runs ``cv2.kmeans`` on every
+        pixel as float32: the OpenCV tutorial recipe, bit for bit.
+    attempts : int
+        Number of initialisations tried; the most compact result is kept.
+    max_iter : int
+        Maximum number of Lloyd iterations (when ``criteria`` includes ``max_iter``).
+    epsilon : float, optional
+        Stop when no centre moves by more than this, in the image's value units
+        (when ``criteria`` includes ``eps``). Default: 0.001 of the value range.
+    criteria : {"eps+max_iter", "eps", "max_iter"} or tuple
+        Which termination criteria apply. An OpenCV tuple ``(type, max_iter,
+        epsilon)`` is accepted too and overrides ``max_iter`` and ``epsilon``.
+    init : {"kmeans++", "random"}
+        Centre initialisation. For ``"opencv"`` these are ``KMEANS_PP_CENTERS`` and
+        ``KMEANS_RANDOM_CENTERS``; for ``"fast"``, weighted k-means++ and random pixels.
+    seed : int
+        Seed of the random generator (``cv2.setRNGSeed`` for ``"opencv"``).
+    rgb : bool, optional
+        Whether the last axis holds colour channels. ``None`` guesses as napari
+        does: a last axis of length 3 or 4 on an image of 3+ dimensions.
+
+    Returns
+    -------
+    Quantization
+        ``labels`` (1..k, darkest first), ``centers`` (k, C), ``image`` (same shape and
+        dtype as the input), ``compactness``, ``counts``, ``params``, ``elapsed``.
+
+    Raises
+    ------
+    ValueError
+        If ``image`` is empty, not numeric, holds NaN or inf; if ``k`` < 1 or exceeds
+        the number of pixels or of distinct colours; if an option is out of range.
+
+    Notes
+    -----
+    To reproduce the OpenCV tutorial recipe (``cv2.kmeans(Z, K, None, (EPS +
+    MAX_ITER, 10, 1.0), 10, KMEANS_RANDOM_CENTERS)`` after ``cv2.setRNGSeed(seed)``)
+    use ``method="opencv", init="random", attempts=10, max_iter=10, epsilon=1.0``:
+    the partition, centres and compactness are the same, with labels renumbered
+    darkest first and the quantized image rounded rather than truncated.
+
+    Examples
+    --------
+    >>> from skimage import data
+    >>> result = quantize(data.astronaut(), k=4, seed=0)
+    >>> result.image.shape, result.image.dtype, result.k
+    ((512, 512, 3), dtype('uint8'), 4)
+    >>> sorted(set(result.labels.ravel().tolist()))
+    [1, 2, 3, 4]
+    """
+    started = time.perf_counter()
+    image = np.asarray(image)
+    rgb = _check_image(image, rgb)
+    k = _check_k(k)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {init!r}")
+    attempts = _check_count("attempts", attempts)
+    criteria_type, max_iter, epsilon = _check_criteria(criteria, max_iter, epsilon, image)
+
+    spatial_shape = image.shape[:-1] if rgb else image.shape
+    n_channels = min(image.shape[-1], 3) if rgb else 1
+    table = image.reshape(-1, image.shape[-1])[:, :n_channels] if rgb else image.reshape(-1, 1)
+    _check_k_against_data(table, k)
+
+    if method == "opencv":
+        criteria_tuple = (criteria_type, max_iter, epsilon)
+        fit = _engines.opencv_kmeans(
+            table, k, criteria=criteria_tuple, attempts=attempts, init=init, seed=seed
+        )
+    else:
+        fit = _engines.fast_kmeans(
+            table,
+            k,
+            max_iter=max_iter,
+            epsilon=epsilon,
+            use_eps=bool(criteria_type & cv2.TERM_CRITERIA_EPS),
+            use_iter=bool(criteria_type & cv2.TERM_CRITERIA_MAX_ITER),
+            attempts=attempts,
+            init=init,
+            seed=seed,
+        )
+
+    order = darkest_first(fit.centers)
+    centers = fit.centers[order]
+    # rank[old] = new label (1-based); position 0 of the lookup is never used by fit labels.
+    rank = np.empty(k, dtype=_engines.label_dtype(k))
+    rank[order] = np.arange(1, k + 1)
+    labels = rank[fit.labels].reshape(spatial_shape)
+    quantized = render(image, labels, centers, rgb)
+    params = {
+        "k": k,
+        "method": method,
+        "attempts": attempts,
+        "max_iter": max_iter,
+        "epsilon": epsilon,
+        "criteria": _criteria_name(criteria_type),
+        "init": init,
+        "seed": seed,
+        "rgb": rgb,
+    }
+    return Quantization(
+        labels=labels,
+        centers=centers,
+        image=quantized,
+        compactness=fit.compactness,
+        counts=np.asarray(fit.counts, dtype=np.int64)[order],
+        params=params,
+        elapsed=time.perf_counter() - started,
+    )
+
+
+def render(image: np.ndarray, labels: np.ndarray, centers: np.ndarray, rgb: bool) -> np.ndarray:
+    """The quantized image: each pixel with label ``i`` becomes ``centers[i - 1]``.
+
+    Label 0 keeps the source value; integer dtypes are rounded and clipped; alpha
+    (the 4th channel of RGBA) is carried over unchanged.
+    """
+    palette = to_dtype(centers, image.dtype)
+    out = image.copy()
+    clustered = labels > 0
+    if rgb:
+        out[..., : palette.shape[1]][clustered] = palette[labels[clustered] - 1]
+    else:
+        out[clustered] = palette[labels[clustered] - 1, 0]
+    return out
+
+
+def to_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Cast centre values to ``dtype``: rounded and clipped for integers."""
+    dtype = np.dtype(dtype)
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return np.clip(np.rint(values), info.min, info.max).astype(dtype)
+    return np.asarray(values).astype(dtype)
+
+
+def guess_rgb(shape: tuple[int, ...]) -> bool:
+    """napari's rule: 3+ dimensions and a last axis of length 3 or 4."""
+    return len(shape) >= 3 and shape[-1] in (3, 4)
+
+
+def _check_image(image: np.ndarray, rgb: bool | None) -> bool:
+    if image.dtype == bool or not (
+        np.issubdtype(image.dtype, np.integer) or np.issubdtype(image.dtype, np.floating)
+    ):
+        raise ValueError(
+            f"image dtype {image.dtype} is not supported: use an integer or float image "
+            "(convert booleans with image.astype(np.uint8))"
+        )
+    if image.size == 0:
+        raise ValueError(f"image is empty (shape {image.shape}): nothing to quantize")
+    if rgb is None:
+        rgb = guess_rgb(image.shape)
+    elif rgb and (image.ndim < 2 or image.shape[-1] not in (3, 4)):
+        raise ValueError(
+            f"rgb=True needs a last axis of length 3 or 4, got image of shape {image.shape}"
+        )
+    if np.issubdtype(image.dtype, np.floating) and not np.isfinite(image).all():
+        raise ValueError("image contains NaN or inf values: replace them before quantizing")
+    return bool(rgb)
+
+
+def _check_k(k) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        raise ValueError(f"k must be an integer number of colours, got {k!r}")
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    return int(k)
+
+
+def _check_count(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _check_criteria(criteria, max_iter, epsilon, image):
+    if isinstance(criteria, tuple):
+        if len(criteria) != 3:
+            raise ValueError(f"criteria tuple must be (type, max_iter, epsilon), got {criteria!r}")
+        criteria_type, max_iter, epsilon = criteria
+        if criteria_type not in CRITERIA.values():
+            raise ValueError(f"criteria type must combine cv2.TERM_CRITERIA_*, got {criteria_type}")
+    elif criteria in CRITERIA:
+        criteria_type = CRITERIA[criteria]
+    else:
+        raise ValueError(f"criteria must be one of {tuple(CRITERIA)} or an OpenCV tuple")
+    max_iter = _check_count("max_iter", max_iter)
+    if epsilon is None:
+        span = float(image.max()) - float(image.min())
+        epsilon = 1e-3 * span if span > 0 else 1e-3
+    if not np.isfinite(epsilon) or epsilon < 0:
+        raise ValueError(f"epsilon must be a finite number >= 0, got {epsilon!r}")
+    return int(criteria_type), max_iter, float(epsilon)
+
+
+def _criteria_name(criteria_type: int) -> str:
+    return next(name for name, value in CRITERIA.items() if value == criteria_type)
+
+
+def _check_k_against_data(table: np.ndarray, k: int) -> None:
+    """k may not exceed the pixels, nor the distinct colours (found cheaply, blockwise)."""
+    if k > len(table):
+        raise ValueError(f"k={k} exceeds the number of pixels ({len(table)}): choose k <= {len(table)}")
+    rows = np.ascontiguousarray(table).view(np.dtype((np.void, table.dtype.itemsize * table.shape[1])))
+    size = 4096
+    while True:
+        distinct = len(np.unique(rows[:size]))
+        if distinct >= k:
+            return
+        if size >= len(rows):
+            raise ValueError(
+                f"k={k} exceeds the {distinct} distinct colours in the image: choose k <= {distinct}"
+            )
+        size *= 16

@@ -1,0 +1,120 @@
+"""The "K-means quantization" dock widget: choose an image layer and K, click Run."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from magicgui.widgets import ComboBox, Container, FloatSpinBox, Label, PushButton, SpinBox, create_widget
+from napari.layers import Image
+from napari.qt.threading import create_worker
+from napari.utils.notifications import show_error, show_info
+
+from ._kmeans import CRITERIA, INITS, METHODS, quantize
+from ._layers import layer_array, result_layer_data, show_layer_data
+
+if TYPE_CHECKING:
+    import napari
+
+
+class QuantizeWidget(Container):
+    """Dock widget that quantizes the chosen image layer off the GUI thread."""
+
+    def __init__(self, napari_viewer: napari.Viewer):
+        super().__init__(labels=True)
+        self._viewer = napari_viewer
+        self._worker = None
+        self.image = create_widget(annotation=Image, label="image")
+        self.k = SpinBox(value=8, min=1, max=1024, label="K")
+        self.method = ComboBox(choices=METHODS, value="fast", label="method")
+        self.attempts = SpinBox(value=3, min=1, max=100, label="attempts")
+        self.max_iter = SpinBox(value=100, min=1, max=100_000, label="max iterations")
+        self.epsilon = FloatSpinBox(
+            value=0.0, min=0.0, max=1e9, step=0.1, label="epsilon",
+            tooltip="Stop when no centre moves more than this (image units). 0: 0.1% of the value range.",
+        )
+        self.criteria = ComboBox(choices=tuple(CRITERIA), value="eps+max_iter", label="criteria")
+        self.init = ComboBox(choices=INITS, value="kmeans++", label="init")
+        self.seed = SpinBox(value=0, min=0, max=2**31 - 1, label="seed")
+        self.run_button = PushButton(text="Run")
+        self.status = Label(value="")
+        self.extend(
+            [
+                self.image, self.k, self.method, self.attempts, self.max_iter,
+                self.epsilon, self.criteria, self.init, self.seed, self.run_button, self.status,
+            ]
+        )
+        self.run_button.changed.connect(self._on_click)
+        self._viewer.layers.selection.events.active.connect(self._follow_active_layer)
+        self.reset_choices()
+        self._follow_active_layer()
+
+    @property
+    def running(self) -> bool:
+        """Whether a run is in flight."""
+        return self._worker is not None
+
+    def options(self) -> dict:
+        """The quantize() options as set in the widget."""
+        return {
+            "method": self.method.value,
+            "attempts": self.attempts.value,
+            "max_iter": self.max_iter.value,
+            "epsilon": self.epsilon.value or None,
+            "criteria": self.criteria.value,
+            "init": self.init.value,
+            "seed": self.seed.value,
+        }
+
+    def _follow_active_layer(self, event=None):
+        active = self._viewer.layers.selection.active
+        if isinstance(active, Image) and active in self.image.choices:
+            self.image.value = active
+
+    def _on_click(self):
+        if self.running:
+            self.cancel()
+        else:
+            self.run()
+
+    def run(self):
+        """Start quantizing the chosen layer (results arrive as layers when done)."""
+        layer = self.image.value
+        if layer is None:
+            show_error("napari-kquant: no image layer to quantize: open or select an image layer")
+            return
+        try:
+            data = layer_array(layer)
+        except ValueError as exc:
+            show_error(f"napari-kquant: {exc}")
+            return
+        k = self.k.value
+        worker = create_worker(
+            quantize, data, k, rgb=layer.rgb, **self.options(),
+            _progress={"desc": f"k-means K={k} on {layer.name}"},
+        )
+        worker.returned.connect(lambda result: self._show(layer, result))
+        worker.errored.connect(lambda exc: show_error(f"napari-kquant: {exc}"))
+        worker.finished.connect(self._finished)
+        self._worker = worker
+        self.run_button.text = "Cancel"
+        self.status.value = f"running K={k} on {layer.name}…"
+        worker.start()
+
+    def cancel(self):
+        """Stop waiting for the run in flight; its result is discarded."""
+        if self._worker is not None:
+            self._worker.quit()
+            self.status.value = "cancelled"
+
+    def _show(self, layer, result):
+        if layer not in self._viewer.layers:
+            show_info(f"napari-kquant: {layer.name!r} was removed during the run; result discarded")
+            return
+        show_layer_data(self._viewer, result_layer_data(layer, result))
+        self.status.value = (
+            f"K={result.k}: compactness {result.compactness:.4g}, {result.elapsed:.2f} s"
+        )
+
+    def _finished(self):
+        self._worker = None
+        self.run_button.text = "Run"
