@@ -43,7 +43,9 @@ def test_rgb_dtypes(small_rgb, dtype, k, method):
     assert set(np.unique(result.labels)) == set(range(1, k + 1))
     assert result.centers.shape == (k, 3)
     assert result.counts.sum() == image.shape[0] * image.shape[1]
-    np.testing.assert_array_equal(np.bincount(result.labels.ravel(), minlength=k + 1)[1:], result.counts)
+    np.testing.assert_array_equal(
+        np.bincount(result.labels.ravel(), minlength=k + 1)[1:], result.counts
+    )
     # every pixel holds its centre, in the image's units
     expected = result.centers[result.labels - 1]
     if np.issubdtype(dtype, np.integer):
@@ -115,7 +117,9 @@ def test_seed_recipe_reproduced_exactly(astronaut):
     )
     assert result.compactness == ret
     # same centres, renumbered darkest first
-    order = [np.flatnonzero((center == c).all(axis=1))[0] for c in result.centers.astype(np.float32)]
+    order = [
+        np.flatnonzero((center == c).all(axis=1))[0] for c in result.centers.astype(np.float32)
+    ]
     np.testing.assert_array_equal(center[order], result.centers.astype(np.float32))
     # same partition: label i+1 of ours is exactly cluster order[i] of the recipe
     np.testing.assert_array_equal(np.asarray(order)[result.labels.ravel() - 1], label.ravel())

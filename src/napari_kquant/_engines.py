@@ -69,7 +69,9 @@ def fast_kmeans(table, k, *, max_iter, epsilon, use_eps, use_iter, attempts, ini
         candidates.append(weighted_lloyd(coarse, coarse_w, start, iters, tol))
     candidates.sort(key=lambda fit: fit[1])
     if coarse is not points:
-        candidates = [weighted_lloyd(points, weights, c, iters, tol) for c, _ in candidates[:attempts]]
+        candidates = [
+            weighted_lloyd(points, weights, c, iters, tol) for c, _ in candidates[:attempts]
+        ]
     best = min(candidates, key=lambda fit: fit[1])[0]
     # One exact Lloyd step on all pixels, then the final exact labelling.
     labels, sums, counts, _ = assign(table, best)
@@ -124,7 +126,7 @@ def _rebin(points, weights, low, high, n_bins):
 
 
 def _levels(n_channels: int, n_bins: int) -> int:
-    return max(2, int(round(n_bins ** (1.0 / n_channels))))
+    return max(2, round(n_bins ** (1.0 / n_channels)))
 
 
 def _bin_keys(block, low, high, levels, exact):

@@ -230,7 +230,7 @@ def to_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 
 def guess_rgb(shape: tuple[int, ...]) -> bool:
-    """napari's rule: 3+ dimensions and a last axis of length 3 or 4."""
+    """Napari's rule: 3+ dimensions and a last axis of length 3 or 4."""
     return len(shape) >= 3 and shape[-1] in (3, 4)
 
 
@@ -294,10 +294,14 @@ def _criteria_name(criteria_type: int) -> str:
 
 
 def _check_k_against_data(table: np.ndarray, k: int) -> None:
-    """k may not exceed the pixels, nor the distinct colours (found cheaply, blockwise)."""
+    """K may not exceed the pixels, nor the distinct colours (found cheaply, blockwise)."""
     if k > len(table):
-        raise ValueError(f"k={k} exceeds the number of pixels ({len(table)}): choose k <= {len(table)}")
-    rows = np.ascontiguousarray(table).view(np.dtype((np.void, table.dtype.itemsize * table.shape[1])))
+        raise ValueError(
+            f"k={k} exceeds the number of pixels ({len(table)}): choose k <= {len(table)}"
+        )
+    rows = np.ascontiguousarray(table).view(
+        np.dtype((np.void, table.dtype.itemsize * table.shape[1]))
+    )
     size = 4096
     while True:
         distinct = len(np.unique(rows[:size]))
@@ -305,6 +309,7 @@ def _check_k_against_data(table: np.ndarray, k: int) -> None:
             return
         if size >= len(rows):
             raise ValueError(
-                f"k={k} exceeds the {distinct} distinct colours in the image: choose k <= {distinct}"
+                f"k={k} exceeds the {distinct} distinct colours in the image: "
+                f"choose k <= {distinct}"
             )
         size *= 16

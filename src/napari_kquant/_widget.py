@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
-from magicgui.widgets import ComboBox, Container, FloatSpinBox, Label, PushButton, SpinBox, create_widget
+from magicgui.widgets import (
+    ComboBox,
+    Container,
+    FloatSpinBox,
+    Label,
+    PushButton,
+    SpinBox,
+    create_widget,
+)
 from napari.layers import Image
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
 
 from ._kmeans import CRITERIA, INITS, METHODS, quantize
-from ._layers import layer_array, result_layer_data, show_layer_data
+from ._layers import METADATA_KEY, layer_array, result_layer_data, show_layer_data
 
 if TYPE_CHECKING:
     import napari
@@ -29,8 +37,13 @@ class QuantizeWidget(Container):
         self.attempts = SpinBox(value=3, min=1, max=100, label="attempts")
         self.max_iter = SpinBox(value=100, min=1, max=100_000, label="max iterations")
         self.epsilon = FloatSpinBox(
-            value=0.0, min=0.0, max=1e9, step=0.1, label="epsilon",
-            tooltip="Stop when no centre moves more than this (image units). 0: 0.1% of the value range.",
+            value=0.0,
+            min=0.0,
+            max=1e9,
+            step=0.1,
+            label="epsilon",
+            tooltip="Stop when no centre moves more than this (image units). "
+            "0: 0.1% of the value range.",
         )
         self.criteria = ComboBox(choices=tuple(CRITERIA), value="eps+max_iter", label="criteria")
         self.init = ComboBox(choices=INITS, value="kmeans++", label="init")
@@ -39,8 +52,17 @@ class QuantizeWidget(Container):
         self.status = Label(value="")
         self.extend(
             [
-                self.image, self.k, self.method, self.attempts, self.max_iter,
-                self.epsilon, self.criteria, self.init, self.seed, self.run_button, self.status,
+                self.image,
+                self.k,
+                self.method,
+                self.attempts,
+                self.max_iter,
+                self.epsilon,
+                self.criteria,
+                self.init,
+                self.seed,
+                self.run_button,
+                self.status,
             ]
         )
         self.run_button.changed.connect(self._on_click)
@@ -67,7 +89,13 @@ class QuantizeWidget(Container):
 
     def _follow_active_layer(self, event=None):
         active = self._viewer.layers.selection.active
-        if isinstance(active, Image) and active in self.image.choices:
+        # Our own results become active when added; the source stays chosen so that
+        # comparing K values is one click per K.
+        if (
+            isinstance(active, Image)
+            and METADATA_KEY not in active.metadata
+            and active in self.image.choices
+        ):
             self.image.value = active
 
     def _on_click(self):
@@ -89,12 +117,18 @@ class QuantizeWidget(Container):
             return
         k = self.k.value
         worker = create_worker(
-            quantize, data, k, rgb=layer.rgb, **self.options(),
+            _quantize_or_refuse,
+            data,
+            k,
+            rgb=layer.rgb,
+            **self.options(),
             _progress={"desc": f"k-means K={k} on {layer.name}"},
+            _start_thread=False,
+            _connect={
+                "returned": lambda result: self._show(layer, result),
+                "finished": self._finished,
+            },
         )
-        worker.returned.connect(lambda result: self._show(layer, result))
-        worker.errored.connect(lambda exc: show_error(f"napari-kquant: {exc}"))
-        worker.finished.connect(self._finished)
         self._worker = worker
         self.run_button.text = "Cancel"
         self.status.value = f"running K={k} on {layer.name}…"
@@ -107,6 +141,10 @@ class QuantizeWidget(Container):
             self.status.value = "cancelled"
 
     def _show(self, layer, result):
+        if isinstance(result, _Refused):
+            show_error(f"napari-kquant: {result.message}")
+            self.status.value = "refused: see the notification"
+            return
         if layer not in self._viewer.layers:
             show_info(f"napari-kquant: {layer.name!r} was removed during the run; result discarded")
             return
@@ -118,3 +156,22 @@ class QuantizeWidget(Container):
     def _finished(self):
         self._worker = None
         self.run_button.text = "Run"
+
+
+class _Refused(NamedTuple):
+    """Bad input, reported to the user as a notification rather than a traceback."""
+
+    message: str
+
+
+def _quantize_or_refuse(*args, **kwargs):
+    """Run quantize(); bad input comes back as a refusal rather than an exception.
+
+    A worker treats raised and returned exceptions alike, as errors with a traceback.
+
+    Anything else still raises and reaches napari's error reporting with its traceback.
+    """
+    try:
+        return quantize(*args, **kwargs)
+    except ValueError as exc:
+        return _Refused(str(exc))

@@ -1,0 +1,128 @@
+"""The dock widget in a real napari viewer, driven as a person would."""
+
+import numpy as np
+import pytest
+from napari.layers import Image, Labels
+from napari.utils.notifications import notification_manager
+from skimage import data
+
+from napari_kquant._cli import open_demo
+from napari_kquant._layers import METADATA_KEY
+
+WIDGET = ("napari-kquant", "K-means quantization")
+
+
+@pytest.fixture
+def notifications():
+    """Messages napari shows to the user during the test."""
+    seen = []
+
+    def collect(event):
+        seen.append(str(event.message))
+
+    notification_manager.notification_ready.connect(collect)
+    yield seen
+    notification_manager.notification_ready.disconnect(collect)
+
+
+def dock(viewer):
+    _, widget = viewer.window.add_plugin_dock_widget(*WIDGET)
+    return widget
+
+
+def click_run_and_wait(qtbot, widget, timeout=30_000):
+    widget.run_button.native.click()
+    qtbot.waitUntil(lambda: not widget.running, timeout=timeout)
+
+
+def test_run_from_dock_widget(make_napari_viewer, qtbot, astronaut):
+    viewer = make_napari_viewer()
+    viewer.add_image(data.camera(), name="camera")
+    source = viewer.add_image(astronaut, name="astronaut", scale=(2, 2))
+    before = source.data.copy()
+    widget = dock(viewer)
+    assert widget.image.value is source  # follows the active layer
+    assert [c.name for c in widget.image.choices] == ["camera", "astronaut"]
+
+    widget.k.value = 5
+    widget.seed.value = 3
+    widget.run_button.native.click()
+    assert widget.running and widget.run_button.text == "Cancel"
+    qtbot.waitUntil(lambda: not widget.running, timeout=30_000)
+    assert widget.run_button.text == "Run"
+
+    quantized = viewer.layers["astronaut quantized K=5"]
+    clusters = viewer.layers["astronaut clusters K=5"]
+    assert isinstance(quantized, Image) and isinstance(clusters, Labels)
+    np.testing.assert_allclose(clusters.scale, (2, 2))
+    assert set(np.unique(clusters.data)) == {1, 2, 3, 4, 5}
+    assert clusters.metadata[METADATA_KEY]["seed"] == 3
+    assert "K=5" in widget.status.value
+    np.testing.assert_array_equal(source.data, before)
+
+    # the same settings again update the two layers in place
+    widget.method.value = "opencv"
+    click_run_and_wait(qtbot, widget)
+    assert len(viewer.layers) == 4
+    assert viewer.layers["astronaut clusters K=5"].metadata[METADATA_KEY]["method"] == "opencv"
+
+
+def test_widget_result_matches_api(make_napari_viewer, qtbot, coffee):
+    from napari_kquant import quantize
+
+    viewer = make_napari_viewer()
+    viewer.add_image(coffee, name="coffee")
+    widget = dock(viewer)
+    widget.k.value = 4
+    widget.attempts.value = 2
+    click_run_and_wait(qtbot, widget)
+    expected = quantize(coffee, 4, attempts=2, seed=0)
+    np.testing.assert_array_equal(viewer.layers["coffee clusters K=4"].data, expected.labels)
+    np.testing.assert_array_equal(viewer.layers["coffee quantized K=4"].data, expected.image)
+
+
+def test_no_image_layer_is_a_notification(make_napari_viewer, qtbot, notifications):
+    viewer = make_napari_viewer()
+    viewer.add_points(np.zeros((2, 2)))
+    widget = dock(viewer)
+    widget.run_button.native.click()
+    assert not widget.running
+    assert any("no image layer" in message for message in notifications)
+    assert len(viewer.layers) == 1
+
+
+def test_bad_k_is_a_notification_and_viewer_stays_usable(make_napari_viewer, qtbot, notifications):
+    viewer = make_napari_viewer()
+    viewer.add_image(np.full((20, 20, 3), 7, np.uint8), name="flat")
+    widget = dock(viewer)
+    widget.k.value = 3
+    click_run_and_wait(qtbot, widget)
+    assert any("distinct colours" in message for message in notifications)
+    assert len(viewer.layers) == 1
+    widget.k.value = 1
+    click_run_and_wait(qtbot, widget)
+    assert "flat clusters K=1" in viewer.layers
+
+
+def test_cancel_discards_the_result(make_napari_viewer, qtbot, astronaut):
+    viewer = make_napari_viewer()
+    viewer.add_image(astronaut, name="astronaut")
+    widget = dock(viewer)
+    widget.method.value = "opencv"
+    widget.attempts.value = 5
+    widget.run_button.native.click()
+    widget.run_button.native.click()  # the button is "Cancel" now
+    qtbot.waitUntil(lambda: not widget.running, timeout=60_000)
+    assert widget.status.value == "cancelled"
+    assert len(viewer.layers) == 1
+
+
+def test_sample_data_and_demo(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    widget = open_demo(viewer, "coffee", k=3)
+    assert viewer.layers[0].name == "coffee" and viewer.layers[0].rgb
+    assert widget.image.value is viewer.layers[0]
+    click_run_and_wait(qtbot, widget)
+    assert "coffee clusters K=3" in viewer.layers
+    viewer.open_sample("napari-kquant", "astronaut")
+    assert viewer.layers["astronaut"].data.shape == (512, 512, 3)
