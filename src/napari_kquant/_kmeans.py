@@ -10,7 +10,6 @@ import cv2
 import numpy as np
 
 from . import _engines
-from ._palette import darkest_first
 
 METHODS = ("fast", "opencv")
 INITS = ("kmeans++", "random")
@@ -150,7 +149,7 @@ def quantize(
     if init not in INITS:
         raise ValueError(f"init must be one of {INITS}, got {init!r}")
     attempts = _check_count("attempts", attempts)
-    criteria_type, max_iter, epsilon = _check_criteria(criteria, max_iter, epsilon, image)
+    criteria_type, max_iter, epsilon = _check_criteria(criteria, max_iter, epsilon)
 
     spatial_shape = image.shape[:-1] if rgb else image.shape
     n_channels = min(image.shape[-1], 3) if rgb else 1
@@ -158,6 +157,8 @@ def quantize(
     _check_k_against_data(table, k)
 
     if method == "opencv":
+        if epsilon is None:
+            epsilon = _engines.default_epsilon(table.min(), table.max())
         criteria_tuple = (criteria_type, max_iter, epsilon)
         fit = _engines.opencv_kmeans(
             table, k, criteria=criteria_tuple, attempts=attempts, init=init, seed=seed
@@ -166,28 +167,23 @@ def quantize(
         fit = _engines.fast_kmeans(
             table,
             k,
-            max_iter=max_iter,
+            # a criterion that is off never stops the iterations
+            max_iter=max_iter if criteria_type & cv2.TERM_CRITERIA_MAX_ITER else 10_000,
             epsilon=epsilon,
-            use_eps=bool(criteria_type & cv2.TERM_CRITERIA_EPS),
-            use_iter=bool(criteria_type & cv2.TERM_CRITERIA_MAX_ITER),
+            use_epsilon=bool(criteria_type & cv2.TERM_CRITERIA_EPS),
             attempts=attempts,
             init=init,
             seed=seed,
         )
 
-    order = darkest_first(fit.centers)
-    centers = fit.centers[order]
-    # rank[old] = new label (1-based); position 0 of the lookup is never used by fit labels.
-    rank = np.empty(k, dtype=_engines.label_dtype(k))
-    rank[order] = np.arange(1, k + 1)
-    labels = rank[fit.labels].reshape(spatial_shape)
-    quantized = render(image, labels, centers, rgb)
+    labels = fit.labels.reshape(spatial_shape)
+    quantized = render(image, labels, fit.centers, rgb)
     params = {
         "k": k,
         "method": method,
         "attempts": attempts,
         "max_iter": max_iter,
-        "epsilon": epsilon,
+        "epsilon": fit.epsilon,
         "criteria": _criteria_name(criteria_type),
         "init": init,
         "seed": seed,
@@ -195,10 +191,10 @@ def quantize(
     }
     return Quantization(
         labels=labels,
-        centers=centers,
+        centers=fit.centers,
         image=quantized,
         compactness=fit.compactness,
-        counts=np.asarray(fit.counts, dtype=np.int64)[order],
+        counts=fit.counts,
         params=params,
         elapsed=time.perf_counter() - started,
     )
@@ -210,13 +206,30 @@ def render(image: np.ndarray, labels: np.ndarray, centers: np.ndarray, rgb: bool
     Label 0 keeps the source value; integer dtypes are rounded and clipped; alpha
     (the 4th channel of RGBA) is carried over unchanged.
     """
-    palette = to_dtype(centers, image.dtype)
-    out = image.copy()
-    clustered = labels > 0
-    if rgb:
-        out[..., : palette.shape[1]][clustered] = palette[labels[clustered] - 1]
+    n_channels = centers.shape[1]
+    # Row 0 of the palette serves label 0 and is overwritten by the source below.
+    palette = np.zeros((len(centers) + 1, n_channels), dtype=image.dtype)
+    palette[1:] = to_dtype(centers, image.dtype)
+    flat_labels = labels.reshape(-1)
+    if image.dtype == np.uint8 and labels.dtype == np.uint8 and n_channels == 3:
+        # OpenCV's LUT applies the palette per channel in one vectorised pass.
+        lut = np.zeros((256, 1, 3), np.uint8)
+        lut[: len(palette), 0] = palette
+        column = flat_labels.reshape(-1, 1)
+        colours = cv2.LUT(cv2.merge([column, column, column]), lut).reshape(-1, 3)
     else:
-        out[clustered] = palette[labels[clustered] - 1, 0]
+        colours = np.take(palette, flat_labels, axis=0)
+    if rgb:
+        out = image.copy()
+        target = out.reshape(-1, image.shape[-1])[:, :n_channels]
+    else:
+        out = np.empty_like(image)
+        target = out.reshape(-1, 1)
+    target[...] = colours
+    unclustered = flat_labels == 0
+    if unclustered.any():
+        source = image.reshape(len(flat_labels), -1)[:, :n_channels]
+        target[unclustered] = source[unclustered]
     return out
 
 
@@ -269,7 +282,7 @@ def _check_count(name: str, value) -> int:
     return int(value)
 
 
-def _check_criteria(criteria, max_iter, epsilon, image):
+def _check_criteria(criteria, max_iter, epsilon):
     if isinstance(criteria, tuple):
         if len(criteria) != 3:
             raise ValueError(f"criteria tuple must be (type, max_iter, epsilon), got {criteria!r}")
@@ -281,12 +294,11 @@ def _check_criteria(criteria, max_iter, epsilon, image):
     else:
         raise ValueError(f"criteria must be one of {tuple(CRITERIA)} or an OpenCV tuple")
     max_iter = _check_count("max_iter", max_iter)
-    if epsilon is None:
-        span = float(image.max()) - float(image.min())
-        epsilon = 1e-3 * span if span > 0 else 1e-3
-    if not np.isfinite(epsilon) or epsilon < 0:
-        raise ValueError(f"epsilon must be a finite number >= 0, got {epsilon!r}")
-    return int(criteria_type), max_iter, float(epsilon)
+    if epsilon is not None:
+        if not np.isfinite(epsilon) or epsilon < 0:
+            raise ValueError(f"epsilon must be a finite number >= 0, got {epsilon!r}")
+        epsilon = float(epsilon)
+    return int(criteria_type), max_iter, epsilon
 
 
 def _criteria_name(criteria_type: int) -> str:
