@@ -31,11 +31,10 @@ import numpy as np
 from ._palette import darkest_first
 
 BLOCK = 1 << 18  # pixels per block in full-data passes: bounds the working memory
-GRID_BINS = 1 << 18  # bins of the fine grid summary (images without an exact summary)
 MID_POINTS = 1 << 15  # about this many points on the middle regrid
 COARSE_POINTS = 1 << 11  # about this many points on the coarse regrid (at least 32 per k)
 CANDIDATES_PER_ATTEMPT = 2  # coarse starts per attempt
-MAX_EXACT_PIXELS = 1 << 24  # calcHist counts in float32: exact below 2**24 pixels
+MAX_HIST_PIXELS = 1 << 24  # calcHist counts in float32: exact below 2**24 pixels
 MAX_LEVELS = 1 << 10  # finest regrid per channel
 FINISH_ITERATIONS = 1000  # cap on the Lloyd iterations on the full summary
 SMALL_IMAGE = 1 << 20  # up to here distinct colours come from a sort, not 2**24 tables
@@ -43,8 +42,10 @@ SMALL_IMAGE = 1 << 20  # up to here distinct colours come from a sort, not 2**24
 
 @dataclass(frozen=True)
 class Fit:
-    """Engine output, darkest centre first: centres (k, C) float64, labels 1..k (N,),
-    pixels per label, compactness, and the ``epsilon`` the run used.
+    """Engine output, darkest centre first.
+
+    Centres (k, C) float64, labels 1..k (N,), pixels per label, compactness, and the
+    ``epsilon`` the run used.
     """
 
     centers: np.ndarray
@@ -92,15 +93,10 @@ def fast_kmeans(table, k, *, max_iter, epsilon, use_epsilon, attempts, init, see
     ``epsilon`` None means the default; with ``use_epsilon`` False it never stops a run.
     """
     rng = np.random.default_rng(seed)
-    summary = ExactSummary.of(table)
-    if summary is None:
-        low = table.min(axis=0).astype(np.float64)
-        high = table.max(axis=0).astype(np.float64)
-        points, weights = grid_summary(table, low, high)
-    else:
-        points, weights = summary.points, summary.weights
-        low, high = points.min(axis=0), points.max(axis=0)
-    work = np.float32 if summary is not None and summary.small_values else np.float64
+    summary = CodedSummary.of(table)
+    points, weights = summary.points, summary.weights
+    low, high = points.min(axis=0), points.max(axis=0)
+    work = np.float32 if summary.small_values else np.float64
     if epsilon is None:
         epsilon = default_epsilon(low, high)
     tol = epsilon if use_epsilon else 0.0
@@ -117,91 +113,159 @@ def fast_kmeans(table, k, *, max_iter, epsilon, use_epsilon, attempts, init, see
             weighted_lloyd(mid, mid_w, c, max_iter, tol, work) for c, *_ in candidates[:attempts]
         ]
     centers = min(candidates, key=lambda fit: fit[1])[0]
-
-    if summary is not None:
-        centers, compactness, point_labels = weighted_lloyd(
-            points, weights, centers, min(max_iter, FINISH_ITERATIONS), tol, work
-        )
-        centers, rank = darkest_first_ranks(centers)
-        counts = np.bincount(rank[point_labels], weights=weights, minlength=k + 1)[1:]
-        labels = summary.label_pixels(rank[point_labels], k)
+    centers, compactness, code_labels = weighted_lloyd(
+        points, weights, centers, min(max_iter, FINISH_ITERATIONS), tol, work
+    )
+    centers, rank = darkest_first_ranks(centers)
+    code_labels = rank[code_labels]
+    if summary.exact:
+        # Each code is one colour: the summary's figures are the pixels' figures.
+        labels = summary.label_pixels(code_labels)
+        counts = np.bincount(code_labels, weights=weights, minlength=k + 1)[1:]
         return Fit(centers, labels, compactness, counts.astype(np.int64), epsilon)
-
-    # Grid summary: one exact Lloyd step on all pixels, then the final exact labelling.
-    if mid is not points:
-        centers, *_ = weighted_lloyd(points, weights, centers, max_iter, tol)
-    labels, sums, counts, _ = assign(table, centers)
-    filled = counts > 0
-    centers = centers.copy()
-    centers[filled] = sums[filled] / counts[filled, None]
-    centers, _ = darkest_first_ranks(centers)
-    labels, _, counts, compactness = assign(table, centers)
-    labels += 1
-    return Fit(centers, labels, compactness, counts.astype(np.int64), epsilon)
+    labels = summary.label_pixels(code_labels, centers)
+    counts, compactness = pixel_figures(table, labels, centers)
+    return Fit(centers, labels, compactness, counts, epsilon)
 
 
 @dataclass(frozen=True)
-class ExactSummary:
-    """The distinct colours of an integer image, their counts, and how to label pixels.
+class CodedSummary:
+    """Pixels coded on a regular grid of colours, the occupied codes and their counts.
 
-    ``codes`` index a lookup table: for uint8 RGB(A) the 24-bit colour ``r + 256 g +
-    65536 b``; for integer gray the value minus the minimum.
+    Three channels are coded to 256 levels each over the image's value range (for
+    uint8 the codes are the values themselves) and a code is the 24-bit number
+    ``c0 + 256 c1 + 65536 c2``; one channel is coded to 65536 levels (for integer
+    images spanning fewer values, the values minus the minimum). ``points`` are the
+    occupied codes' colours in image units and ``weights`` their pixel counts.
+    Where the grid step is 1 on integers (``exact``) each code is one colour, so
+    k-means on the summary is k-means on the pixels; otherwise a code is a small
+    cell of colours.
     """
 
     table: np.ndarray
+    coded: np.ndarray  # (N, 3) uint8 or (N,) uint16 codes per pixel
+    step: float
+    codes: np.ndarray
     points: np.ndarray
     weights: np.ndarray
-    codes: np.ndarray
-    n_codes: int
+    exact: bool
     small_values: bool
-    inverse: np.ndarray | None = None  # pixel -> point index, where already known
 
     @classmethod
-    def of(cls, table: np.ndarray) -> ExactSummary | None:
-        """The exact summary of ``table``, or None where none is cheap to build."""
-        n, n_channels = table.shape
-        if n >= MAX_EXACT_PIXELS:
-            return None
+    def of(cls, table: np.ndarray) -> CodedSummary:
+        """Code ``table`` ((N, 1) or (N, 3)) and count the codes."""
+        n_channels = table.shape[1]
         if table.dtype == np.uint8 and n_channels == 3:
-            if n <= SMALL_IMAGE:
-                # np.unique's sort is cheap here and needs no 2**24 tables.
-                codes, inverse, counts = np.unique(
-                    _rgb_codes(table), return_inverse=True, return_counts=True
-                )
-                weights = counts.astype(np.float64)
+            low, step, coded = 0.0, 1.0, table
+        else:
+            low, high = float(table.min()), float(table.max())
+            levels = 256 if n_channels == 3 else 1 << 16
+            integer = np.issubdtype(table.dtype, np.integer)
+            span = high - low
+            step = 1.0 if integer and span < levels else (span / (levels - 1) if span else 1.0)
+            if n_channels == 3:
+                # One vectorised OpenCV pass: round((x - low) / step), saturated to uint8.
+                coded = cv2.convertScaleAbs(_as_image(table), alpha=1 / step, beta=-low / step)
+                coded = coded.reshape(-1, 3)
             else:
-                hist = cv2.calcHist([_as_image(table)], [2, 1, 0], None, [256] * 3, [0, 256] * 3)
-                codes = np.flatnonzero(hist.ravel() > 0)
-                weights = hist.ravel()[codes].astype(np.float64)
-                del hist
-                inverse = None
+                coded = np.rint((table[:, 0] - low) / step).astype(np.uint16)
+        if n_channels == 3:
+            codes, counts = _count_rgb_codes(coded)
             points = np.column_stack([codes & 255, (codes >> 8) & 255, codes >> 16])
-            return cls(table, points.astype(np.float64), weights, codes, 1 << 24, True, inverse)
-        if n_channels == 1 and table.dtype in (np.uint8, np.int8, np.uint16, np.int16):
-            low = int(table.min())
-            counts = np.bincount((table[:, 0].astype(np.int64) - low), minlength=1)
+        else:
+            counts = np.bincount(coded, minlength=1 << 16)
             codes = np.flatnonzero(counts)
-            points = (codes + low).astype(np.float64)[:, None]
-            small = table.dtype.itemsize == 1
-            return cls(table, points, counts[codes].astype(np.float64), codes, len(counts), small)
-        return None
+            counts = counts[codes]
+            points = codes[:, None]
+        points = low + step * points.astype(np.float64)
+        exact = step == 1.0 and np.issubdtype(table.dtype, np.integer)
+        small = table.dtype.itemsize == 1
+        return cls(table, coded, step, codes, points, counts.astype(np.float64), exact, small)
 
-    def label_pixels(self, point_labels: np.ndarray, k: int) -> np.ndarray:
-        """Label of every pixel through a lookup table from colour code to label."""
-        if self.inverse is not None:
-            return point_labels[self.inverse]
-        lut = np.zeros(self.n_codes, dtype=point_labels.dtype)
-        lut[self.codes] = point_labels
+    def label_pixels(self, code_labels: np.ndarray, centers: np.ndarray | None = None):
+        """Label of every pixel through a lookup table from code to label.
+
+        With ``centers`` (inexact grids), codes whose cell straddles the boundary
+        between two centres are marked, and their pixels get their nearest centre
+        computed exactly.
+        """
+        n_codes = 1 << 24 if self.table.shape[1] == 3 else 1 << 16
+        lut = np.zeros(n_codes, dtype=code_labels.dtype)
+        lut[self.codes] = code_labels
+        if centers is not None:
+            lut[self.codes[self._straddling(centers)]] = 0
         out = np.empty(len(self.table), dtype=lut.dtype)
         for start in range(0, len(self.table), BLOCK):
-            block = self.table[start : start + BLOCK]
-            out[start : start + len(block)] = lut[self._pixel_codes(block)]
+            block = slice(start, start + BLOCK)
+            labels = lut[self._pixel_codes(self.coded[block])]
+            if centers is not None:
+                unsure = np.flatnonzero(labels == 0)
+                if len(unsure):
+                    x = self.table[block][unsure].astype(np.float64)
+                    labels[unsure] = nearest(x, centers, distances=False)[0] + 1
+            out[block] = labels
         return out
 
-    def _pixel_codes(self, block: np.ndarray) -> np.ndarray:
+    def _straddling(self, centers):
+        """Occupied codes whose cell may hold colours nearer to different centres."""
+        if len(centers) == 1:
+            return np.zeros(len(self.codes), dtype=bool)
+        scores = self.points @ (-2.0 * centers.T) + (centers * centers).sum(axis=1)
+        scores += (self.points * self.points).sum(axis=1)[:, None]
+        two = np.sqrt(np.maximum(np.partition(scores, 1, axis=1)[:, :2], 0.0))
+        # Every colour of a cell lies within half a cell diagonal of the cell's point,
+        # so a cell is on one side when its two nearest centres differ by more than
+        # a diagonal (with a margin for rounding).
+        diagonal = self.step * np.sqrt(self.table.shape[1])
+        return two[:, 1] - two[:, 0] <= diagonal * (1 + 1e-3)
+
+    def _pixel_codes(self, coded_block: np.ndarray) -> np.ndarray:
         if self.table.shape[1] == 3:
-            return _rgb_codes(block)
-        return block[:, 0].astype(np.int64) - int(self.points[0, 0] - self.codes[0])
+            return _rgb_codes(coded_block)
+        return coded_block
+
+
+def pixel_figures(table, labels, centers):
+    """Pixels per label and the exact sum of squared distances, in blocks."""
+    k, n_channels = centers.shape
+    counts = np.zeros(k + 1, dtype=np.int64)
+    sums = np.zeros((k + 1, n_channels))
+    square_sum = 0.0
+    for start in range(0, len(table), BLOCK):
+        x = table[start : start + BLOCK].astype(np.float64)
+        lab = labels[start : start + BLOCK]
+        counts += np.bincount(lab, minlength=k + 1)
+        for c in range(n_channels):
+            sums[:, c] += np.bincount(lab, weights=x[:, c], minlength=k + 1)
+        square_sum += float(np.einsum("ij,ij->", x, x))
+    counts, sums = counts[1:], sums[1:]
+    # sum ||x - c||^2 = sum ||x||^2 - 2 sum_l c_l . S_l + sum_l n_l ||c_l||^2
+    sse = square_sum - 2 * float((centers * sums).sum()) + float(counts @ (centers**2).sum(axis=1))
+    return counts, max(sse, 0.0)
+
+
+def _count_rgb_codes(coded: np.ndarray):
+    """Occupied 24-bit codes of an (N, 3) uint8 table and their pixel counts."""
+    if len(coded) <= SMALL_IMAGE:
+        # A sort is cheap here and needs no 2**24 tables.
+        return np.unique(_rgb_codes(coded), return_counts=True)
+    if len(coded) < MAX_HIST_PIXELS:
+        hist = cv2.calcHist([_as_image(coded)], [2, 1, 0], None, [256] * 3, [0, 256] * 3)
+        hist = hist.ravel()
+    else:  # float32 histogram counts stop being exact at 2**24
+        hist = np.zeros(1 << 24, dtype=np.int64)
+        for start in range(0, len(coded), BLOCK):
+            hist += np.bincount(_rgb_codes(coded[start : start + BLOCK]), minlength=1 << 24)
+    codes = _occupied(hist)
+    return codes, hist[codes]
+
+
+def _occupied(counts: np.ndarray) -> np.ndarray:
+    """Indices of the non-zero counts, in slices (no full-size boolean temporary)."""
+    step = len(counts) // 16 or len(counts)
+    return np.concatenate(
+        [np.flatnonzero(counts[i : i + step] > 0) + i for i in range(0, len(counts), step)]
+    )
 
 
 def _rgb_codes(block: np.ndarray) -> np.ndarray:
@@ -216,23 +280,6 @@ def _rgb_codes(block: np.ndarray) -> np.ndarray:
 def _as_image(table: np.ndarray) -> np.ndarray:
     """View an (N, C) pixel table as an (N, 1, C) image for OpenCV."""
     return table.reshape(len(table), 1, table.shape[1])
-
-
-def grid_summary(table, low, high):
-    """Weighted summary on a 2**18-bin grid over [low, high]: exact bin means and counts."""
-    n_channels = table.shape[1]
-    levels = _levels(n_channels, GRID_BINS)
-    n_keys = levels**n_channels
-    counts = np.zeros(n_keys)
-    sums = np.zeros((n_keys, n_channels))
-    for start in range(0, len(table), BLOCK):
-        block = table[start : start + BLOCK]
-        keys = _bin_keys(block, low, high, levels)
-        counts += np.bincount(keys, minlength=n_keys)
-        for c in range(n_channels):
-            sums[:, c] += np.bincount(keys, weights=block[:, c], minlength=n_keys)
-    occupied = np.flatnonzero(counts)
-    return sums[occupied] / counts[occupied, None], counts[occupied]
 
 
 def regrid(points, weights, low, high, target):
@@ -356,21 +403,3 @@ def weighted_lloyd(points, weights, centers, max_iter, epsilon, work=np.float64)
             break
     labels, d = nearest(points, centers, work, norms)
     return centers, float(np.dot(d, weights)), labels
-
-
-def assign(table, centers):
-    """Nearest centre (0-based) for every pixel, in blocks; also per-label sums, counts, SSE."""
-    k, n_channels = centers.shape
-    labels = np.empty(len(table), dtype=label_dtype(k))
-    sums = np.zeros((k, n_channels))
-    counts = np.zeros(k)
-    sse = 0.0
-    for start in range(0, len(table), BLOCK):
-        x = table[start : start + BLOCK].astype(np.float64)
-        lab, d = nearest(x, centers)
-        labels[start : start + len(x)] = lab
-        sse += float(d.sum())
-        counts += np.bincount(lab, minlength=k)
-        for ch in range(n_channels):
-            sums[:, ch] += np.bincount(lab, weights=x[:, ch], minlength=k)
-    return labels, sums, counts, sse

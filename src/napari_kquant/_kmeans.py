@@ -204,32 +204,35 @@ def render(image: np.ndarray, labels: np.ndarray, centers: np.ndarray, rgb: bool
     """The quantized image: each pixel with label ``i`` becomes ``centers[i - 1]``.
 
     Label 0 keeps the source value; integer dtypes are rounded and clipped; alpha
-    (the 4th channel of RGBA) is carried over unchanged.
+    (the 4th channel of RGBA) is carried over unchanged. Works in blocks, so the only
+    large allocation is the output itself.
     """
     n_channels = centers.shape[1]
     # Row 0 of the palette serves label 0 and is overwritten by the source below.
     palette = np.zeros((len(centers) + 1, n_channels), dtype=image.dtype)
     palette[1:] = to_dtype(centers, image.dtype)
     flat_labels = labels.reshape(-1)
+    n_pixels = flat_labels.size
+    width = image.shape[-1] if rgb else 1
+    out = image.copy() if width > n_channels else np.empty_like(image)
+    target = out.reshape(n_pixels, width)[:, :n_channels]
+    source = image.reshape(n_pixels, width)[:, :n_channels]
+    lut = None
     if image.dtype == np.uint8 and labels.dtype == np.uint8 and n_channels == 3:
         # OpenCV's LUT applies the palette per channel in one vectorised pass.
         lut = np.zeros((256, 1, 3), np.uint8)
         lut[: len(palette), 0] = palette
-        column = flat_labels.reshape(-1, 1)
-        colours = cv2.LUT(cv2.merge([column, column, column]), lut).reshape(-1, 3)
-    else:
-        colours = np.take(palette, flat_labels, axis=0)
-    if rgb:
-        out = image.copy()
-        target = out.reshape(-1, image.shape[-1])[:, :n_channels]
-    else:
-        out = np.empty_like(image)
-        target = out.reshape(-1, 1)
-    target[...] = colours
-    unclustered = flat_labels == 0
-    if unclustered.any():
-        source = image.reshape(len(flat_labels), -1)[:, :n_channels]
-        target[unclustered] = source[unclustered]
+    for start in range(0, n_pixels, _engines.BLOCK):
+        block = slice(start, start + _engines.BLOCK)
+        lab = flat_labels[block]
+        if lut is None:
+            target[block] = np.take(palette, lab, axis=0)
+        else:
+            column = lab.reshape(-1, 1)
+            target[block] = cv2.LUT(cv2.merge([column, column, column]), lut).reshape(-1, 3)
+        unclustered = lab == 0
+        if unclustered.any():
+            target[block][unclustered] = source[block][unclustered]
     return out
 
 
