@@ -33,10 +33,10 @@ from ._palette import darkest_first
 BLOCK = 1 << 18  # pixels per block in full-data passes: bounds the working memory
 MID_POINTS = 1 << 15  # about this many points on the middle regrid
 COARSE_POINTS = 1 << 11  # about this many points on the coarse regrid (at least 32 per k)
-CANDIDATES_PER_ATTEMPT = 2  # coarse starts per attempt
+CANDIDATES_PER_ATTEMPT = 4  # coarse starts per attempt
 MAX_HIST_PIXELS = 1 << 24  # calcHist counts in float32: exact below 2**24 pixels
 MAX_LEVELS = 1 << 10  # finest regrid per channel
-FINISH_ITERATIONS = 1000  # cap on the Lloyd iterations on the full summary
+FINISH_ITERATIONS = 2  # Lloyd updates on the full summary, after the middle stage converged
 SMALL_IMAGE = 1 << 20  # up to here distinct colours come from a sort, not 2**24 tables
 
 
@@ -113,7 +113,7 @@ def fast_kmeans(table, k, *, max_iter, epsilon, use_epsilon, attempts, init, see
             weighted_lloyd(mid, mid_w, c, max_iter, tol, work) for c, *_ in candidates[:attempts]
         ]
     centers = min(candidates, key=lambda fit: fit[1])[0]
-    centers, compactness, code_labels = weighted_lloyd(
+    centers, _, code_labels = weighted_lloyd(
         points, weights, centers, min(max_iter, FINISH_ITERATIONS), tol, work
     )
     centers, rank = darkest_first_ranks(centers)
@@ -122,6 +122,8 @@ def fast_kmeans(table, k, *, max_iter, epsilon, use_epsilon, attempts, init, see
         # Each code is one colour: the summary's figures are the pixels' figures.
         labels = summary.label_pixels(code_labels)
         counts = np.bincount(code_labels, weights=weights, minlength=k + 1)[1:]
+        residual = points - centers[code_labels - 1]
+        compactness = float(np.einsum("ij,ij,i->", residual, residual, weights))
         return Fit(centers, labels, compactness, counts.astype(np.int64), epsilon)
     labels = summary.label_pixels(code_labels, centers)
     counts, compactness = pixel_figures(table, labels, centers)
@@ -295,11 +297,19 @@ def regrid(points, weights, low, high, target):
     merged = points, weights
     while len(points) > 2 * target and levels <= MAX_LEVELS:
         keys = _bin_keys(points, low, high, levels)
-        _, inverse = np.unique(keys, return_inverse=True)
-        mass = np.bincount(inverse, weights=weights)
+        if levels**n_channels <= 1 << 22:  # a dense bincount beats a sort
+            mass = np.bincount(keys, weights=weights, minlength=levels**n_channels)
+            occupied = np.flatnonzero(mass)
+            mass = mass[occupied]
+            index = np.zeros(levels**n_channels, dtype=np.intp)
+            index[occupied] = np.arange(len(occupied))
+            keys = index[keys]
+        else:
+            _, keys = np.unique(keys, return_inverse=True)
+            mass = np.bincount(keys, weights=weights)
         if 2 * len(mass) <= len(points):
             sums = np.column_stack(
-                [np.bincount(inverse, weights=points[:, c] * weights) for c in range(n_channels)]
+                [np.bincount(keys, weights=points[:, c] * weights) for c in range(n_channels)]
             )
             merged = sums / mass[:, None], mass
         if len(mass) >= target:
