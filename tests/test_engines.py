@@ -132,3 +132,13 @@ def test_random_init_and_iteration_criteria_are_honoured(coffee):
     converged = quantize(coffee, 6, criteria="max_iter", max_iter=300, seed=0)
     assert converged.compactness <= one_step.compactness
     assert one_step.params["criteria"] == "max_iter"
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.uint32, np.float16])
+def test_dtypes_opencv_cannot_read_give_the_float64_answer(astronaut, dtype):
+    image = astronaut[::4, ::4].astype(dtype)
+    reference = quantize(image.astype(np.float64), 5, seed=0)
+    result = quantize(image, 5, seed=0)
+    assert result.image.dtype == dtype
+    np.testing.assert_allclose(result.centers, reference.centers, rtol=1e-3)
+    assert np.mean(result.labels == reference.labels) > 0.999

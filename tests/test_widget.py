@@ -126,3 +126,106 @@ def test_sample_data_and_demo(make_napari_viewer, qtbot):
     assert "coffee clusters K=3" in viewer.layers
     viewer.open_sample("napari-kquant", "astronaut")
     assert viewer.layers["astronaut"].data.shape == (512, 512, 3)
+
+
+def threads_done(qtbot):
+    from qtpy.QtCore import QThreadPool
+
+    qtbot.waitUntil(lambda: QThreadPool.globalInstance().activeThreadCount() == 0, timeout=60_000)
+
+
+def slow_run(widget):
+    """Settings that keep a worker busy for a moment on the astronaut."""
+    widget.method.value = "opencv"
+    widget.attempts.value = 4
+    widget.k.value = 12
+
+
+def test_cancel_leaves_no_thread(make_napari_viewer, qtbot, astronaut):
+    viewer = make_napari_viewer()
+    viewer.add_image(astronaut, name="astronaut")
+    widget = dock(viewer)
+    slow_run(widget)
+    widget.run_button.native.click()
+    widget.run_button.native.click()
+    threads_done(qtbot)
+    qtbot.wait(50)
+    assert not widget.running and widget.run_button.text == "Run"
+    assert [layer.name for layer in viewer.layers] == ["astronaut"]
+
+
+def test_run_twice_starts_one_worker(make_napari_viewer, qtbot, astronaut, notifications):
+    viewer = make_napari_viewer()
+    viewer.add_image(astronaut, name="astronaut")
+    widget = dock(viewer)
+    slow_run(widget)
+    widget.run()
+    first = widget._worker
+    widget.run()  # a script calling run() again while the first is in flight
+    assert widget._worker is first
+    assert any("in progress" in message for message in notifications)
+    qtbot.waitUntil(lambda: not widget.running, timeout=60_000)
+    assert len(viewer.layers) == 3
+
+
+def test_deleting_the_source_mid_run_discards_the_result(
+    make_napari_viewer, qtbot, astronaut, notifications
+):
+    viewer = make_napari_viewer()
+    source = viewer.add_image(astronaut, name="astronaut")
+    before = astronaut.copy()
+    widget = dock(viewer)
+    slow_run(widget)
+    widget.run_button.native.click()
+    viewer.layers.remove(source)
+    qtbot.waitUntil(lambda: not widget.running, timeout=60_000)
+    assert len(viewer.layers) == 0
+    assert any("removed during the run" in message for message in notifications)
+    np.testing.assert_array_equal(astronaut, before)
+    # the viewer is still usable
+    viewer.add_image(astronaut[::2, ::2], name="small")
+    widget.k.value = 3
+    widget.method.value = "fast"
+    click_run_and_wait(qtbot, widget)
+    assert "small clusters K=3" in viewer.layers
+
+
+def test_closing_the_viewer_mid_run_leaves_no_thread(make_napari_viewer, qtbot, astronaut):
+    viewer = make_napari_viewer()
+    viewer.add_image(astronaut, name="astronaut")
+    widget = dock(viewer)
+    slow_run(widget)
+    widget.run_button.native.click()
+    assert widget.running
+    viewer.close()
+    threads_done(qtbot)
+
+
+def test_worker_thread_gives_the_same_bytes_as_the_api(make_napari_viewer, qtbot, coffee):
+    from napari_kquant import quantize
+
+    viewer = make_napari_viewer()
+    viewer.add_image(coffee, name="coffee")
+    widget = dock(viewer)
+    widget.method.value = "opencv"
+    widget.k.value = 5
+    widget.seed.value = 9
+    click_run_and_wait(qtbot, widget)
+    direct = quantize(coffee, 5, method="opencv", seed=9)
+    clusters = viewer.layers["coffee clusters K=5"]
+    np.testing.assert_array_equal(clusters.data, direct.labels)
+    np.testing.assert_array_equal(
+        np.asarray(clusters.metadata[METADATA_KEY]["centers"]), direct.centers
+    )
+
+
+def test_memory_guard_is_a_notification(make_napari_viewer, qtbot, monkeypatch, notifications):
+    from napari_kquant import _memory
+
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 1 << 20)
+    viewer = make_napari_viewer()
+    viewer.add_image(data.coffee(), name="coffee")
+    widget = dock(viewer)
+    click_run_and_wait(qtbot, widget)
+    assert any("working memory" in message for message in notifications)
+    assert len(viewer.layers) == 1

@@ -1,24 +1,29 @@
 """How centres are found (core: numpy + cv2 only).
 
 Two engines share one contract: given an ``(N, C)`` pixel table they return the
-centres, a 0-based label per pixel, the pixels per label and the compactness (sum of
-squared distances from each pixel to its centre, OpenCV's definition).
+centres darkest first, a label 1..k per pixel, the pixels per label and the
+compactness (sum of squared distances from each pixel to its centre, OpenCV's figure).
 
 * ``opencv``: ``cv2.kmeans`` on every pixel as float32 - the seed recipe, exactly.
-* ``fast``: k-means on a weighted summary of the colours, then exact finishing.
+* ``fast``: k-means on a weighted summary of the colours, then exact labelling.
 
-  For uint8 RGB(A) and integer gray images the summary is exact: the distinct
-  colours and their counts (one ``cv2.calcHist`` pass). k-means on distinct colours
-  weighted by their counts minimises the very same objective as on the pixels, and
-  a lookup table indexed by colour then labels every pixel in one gather. Other
-  images are summarised by a fine histogram grid (2**18 bins over the data range)
-  holding the exact mean and count of each bin; two blockwise passes over the
-  pixels then give exact labels and exact centres.
+  The summary codes every pixel on a regular colour grid and counts the occupied
+  codes (one ``cv2.calcHist`` pass for three channels). For uint8 RGB(A) and integer
+  gray the grid step is 1, so the codes are the distinct colours: k-means on them,
+  weighted by their counts, minimises the very same objective as on the pixels. For
+  other images (uint16 RGB, float) a code is a small cell of colours (1/255 of the
+  range per channel for RGB, 1/65535 for gray).
 
-  On the summary, many cheap k-means++ starts run on a coarse regrid; the best
-  ``attempts`` of them are refined on a middle regrid and the best one is finished
-  on the full summary. That keeps the quality of several full k-means runs at a
-  fraction of the cost.
+  k-means runs coarse to fine on the summary: ``4 * attempts`` k-means++ starts on a
+  coarse regrid (about 2,000 points), the best ``attempts`` of them refined on a
+  middle regrid (about 32,000 points), the best of those polished by two Lloyd
+  updates on the full summary. That matches the quality of several k-means runs on
+  all pixels at a small fraction of the cost.
+
+  A lookup table from code to label then labels every pixel in one gather. On
+  inexact grids, cells that straddle the boundary between two centres are marked
+  and their pixels get their nearest centre computed exactly, so every pixel's label
+  is its nearest centre; counts and compactness are then summed over the pixels.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ CANDIDATES_PER_ATTEMPT = 4  # coarse starts per attempt
 MAX_HIST_PIXELS = 1 << 24  # calcHist counts in float32: exact below 2**24 pixels
 MAX_LEVELS = 1 << 10  # finest regrid per channel
 FINISH_ITERATIONS = 2  # Lloyd updates on the full summary, after the middle stage converged
+CV_DEPTHS = tuple(np.dtype(t) for t in ("u1", "i1", "u2", "i2", "i4", "f4", "f8"))
 SMALL_IMAGE = 1 << 20  # up to here distinct colours come from a sort, not 2**24 tables
 
 
@@ -166,9 +172,7 @@ class CodedSummary:
             span = high - low
             step = 1.0 if integer and span < levels else (span / (levels - 1) if span else 1.0)
             if n_channels == 3:
-                # One vectorised OpenCV pass: round((x - low) / step), saturated to uint8.
-                coded = cv2.convertScaleAbs(_as_image(table), alpha=1 / step, beta=-low / step)
-                coded = coded.reshape(-1, 3)
+                coded = _code_rgb(table, low, step)
             else:
                 coded = np.rint((table[:, 0] - low) / step).astype(np.uint16)
         if n_channels == 3:
@@ -225,6 +229,18 @@ class CodedSummary:
         if self.table.shape[1] == 3:
             return _rgb_codes(coded_block)
         return coded_block
+
+
+def _code_rgb(table, low, step):
+    """round((x - low) / step) as uint8, in blocks (one vectorised OpenCV pass each)."""
+    coded = np.empty(table.shape, dtype=np.uint8)
+    for start in range(0, len(table), BLOCK):
+        block = table[start : start + BLOCK]
+        if block.dtype not in CV_DEPTHS:  # e.g. int64, uint32, float16: OpenCV cannot read them
+            block = block.astype(np.float64)
+        scaled = cv2.convertScaleAbs(_as_image(block), alpha=1 / step, beta=-low / step)
+        coded[start : start + BLOCK] = scaled.reshape(-1, 3)
+    return coded
 
 
 def pixel_figures(table, labels, centers):

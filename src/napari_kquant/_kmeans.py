@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from . import _engines
+from ._memory import check_memory
 
 METHODS = ("fast", "opencv")
 INITS = ("kmeans++", "random")
@@ -121,7 +122,8 @@ def quantize(
     ------
     ValueError
         If ``image`` is empty, not numeric, holds NaN or inf; if ``k`` < 1 or exceeds
-        the number of pixels or of distinct colours; if an option is out of range.
+        the number of pixels or of distinct colours; if an option is out of range; if
+        the run would need more working memory than the machine has available.
 
     Notes
     -----
@@ -155,6 +157,7 @@ def quantize(
     n_channels = min(image.shape[-1], 3) if rgb else 1
     table = image.reshape(-1, image.shape[-1])[:, :n_channels] if rgb else image.reshape(-1, 1)
     _check_k_against_data(table, k)
+    check_memory(image, len(table), n_channels, method)
 
     if method == "opencv":
         if epsilon is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, NamedTuple
 
 from magicgui.widgets import (
@@ -16,12 +17,15 @@ from magicgui.widgets import (
 from napari.layers import Image
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import QThreadPool
 
 from ._kmeans import CRITERIA, INITS, METHODS, quantize
 from ._layers import METADATA_KEY, layer_array, result_layer_data, show_layer_data
 
 if TYPE_CHECKING:
     import napari
+
+SHUTDOWN_WAIT_MS = 120_000
 
 
 class QuantizeWidget(Container):
@@ -69,6 +73,8 @@ class QuantizeWidget(Container):
         self._viewer.layers.selection.events.active.connect(self._follow_active_layer)
         self.reset_choices()
         self._follow_active_layer()
+        # Closing the viewer (or the dock) mid-run must leave no thread behind.
+        self.native.destroyed.connect(self._shutdown)
 
     @property
     def running(self) -> bool:
@@ -106,6 +112,9 @@ class QuantizeWidget(Container):
 
     def run(self):
         """Start quantizing the chosen layer (results arrive as layers when done)."""
+        if self.running:
+            show_info("napari-kquant: a run is in progress: wait for it or cancel it")
+            return
         layer = self.image.value
         if layer is None:
             show_error("napari-kquant: no image layer to quantize: open or select an image layer")
@@ -139,6 +148,17 @@ class QuantizeWidget(Container):
         if self._worker is not None:
             self._worker.quit()
             self.status.value = "cancelled"
+
+    def _shutdown(self, *_):
+        """Stop the run in flight and wait for its thread (the widget is going away)."""
+        worker, self._worker = self._worker, None
+        if worker is None:
+            return
+        with contextlib.suppress(TypeError, RuntimeError):
+            worker.finished.disconnect(self._finished)
+        worker.quit()
+        # quantize() cannot be interrupted: wait for its thread to end.
+        QThreadPool.globalInstance().waitForDone(SHUTDOWN_WAIT_MS)
 
     def _show(self, layer, result):
         if isinstance(result, _Refused):

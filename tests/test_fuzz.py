@@ -1,0 +1,127 @@
+"""Property-based tests: any input gives a valid result or a documented ValueError.
+
+The default profile runs a quick sample for CI; `HYPOTHESIS_PROFILE=long python -m pytest
+tests/test_fuzz.py` runs 10,000 examples per test.
+"""
+
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from napari_kquant import quantize
+from napari_kquant._kmeans import to_dtype
+
+settings.register_profile(
+    "ci", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "long", max_examples=10_000, deadline=None, suppress_health_check=list(HealthCheck)
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+DTYPES = [np.uint8, np.uint16, np.int16, np.int32, np.int64, np.float32, np.float64]
+
+
+@st.composite
+def images(draw):
+    dtype = np.dtype(draw(st.sampled_from(DTYPES)))
+    spatial = draw(hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=7))
+    channels = draw(st.sampled_from([None, 3, 4]))
+    shape = spatial if channels is None else (*spatial, channels)
+    if np.issubdtype(dtype, np.floating):
+        elements = st.floats(-1e6, 1e6, allow_nan=False, width=dtype.itemsize * 8)
+    else:
+        info = np.iinfo(dtype)
+        elements = st.integers(int(info.min), int(info.max))
+    # Few distinct values as often as many: k near the number of colours matters.
+    palette = draw(hnp.arrays(dtype, draw(st.integers(1, 6)), elements=elements))
+    index = draw(hnp.arrays(np.intp, shape, elements=st.integers(0, len(palette) - 1)))
+    image = palette[index]
+    if draw(st.booleans()):
+        noise = draw(hnp.arrays(dtype, shape, elements=elements))
+        mask = draw(hnp.arrays(bool, shape))
+        image = np.where(mask, noise, image).astype(dtype)
+    return image, channels is not None
+
+
+OPTIONS = st.fixed_dictionaries(
+    {
+        "k": st.integers(1, 9),
+        "method": st.sampled_from(["fast", "opencv"]),
+        "init": st.sampled_from(["kmeans++", "random"]),
+        "attempts": st.integers(1, 3),
+        "max_iter": st.integers(1, 30),
+        "criteria": st.sampled_from(["eps+max_iter", "eps", "max_iter"]),
+        "seed": st.integers(0, 2**31 - 1),
+    }
+)
+
+
+def check_invariants(image, rgb, result, options):
+    k = options["k"]
+    spatial = image.shape[:-1] if rgb else image.shape
+    n_channels = 3 if rgb else 1
+    assert result.labels.shape == spatial
+    assert result.labels.min() >= 1 and result.labels.max() <= k
+    assert result.centers.shape == (k, n_channels)
+    assert result.image.shape == image.shape and result.image.dtype == image.dtype
+    table = image.reshape(-1, image.shape[-1])[:, :3] if rgb else image.reshape(-1, 1)
+    table = table.astype(np.float64)
+    # centres lie within the data's range
+    low, high = table.min(axis=0), table.max(axis=0)
+    span = np.maximum(high - low, 1.0)
+    assert np.all(result.centers >= low - 1e-6 * span)
+    assert np.all(result.centers <= high + 1e-6 * span)
+    # every pixel holds its centre; alpha is untouched
+    palette = to_dtype(result.centers, image.dtype)
+    expected = palette[result.labels.reshape(-1) - 1]
+    got = result.image.reshape(-1, image.shape[-1])[:, :3] if rgb else result.image.reshape(-1, 1)
+    np.testing.assert_array_equal(got, expected)
+    if rgb and image.shape[-1] == 4:
+        np.testing.assert_array_equal(result.image[..., 3], image[..., 3])
+    assert result.counts.sum() == len(table)
+    d = ((table[:, None, :] - result.centers[None]) ** 2).sum(-1)
+    chosen = d[np.arange(len(table)), result.labels.reshape(-1) - 1]
+    scale = 1e-9 * max(1.0, float(np.abs(table).max()) ** 2) * n_channels
+    assert result.compactness == pytest.approx(chosen.sum(), rel=1e-5, abs=scale * len(table))
+    if options["method"] == "fast":
+        assert np.all(chosen <= d.min(axis=1) + scale)
+
+
+@given(images(), OPTIONS)
+def test_any_image_gives_valid_result_or_value_error(drawn, options):
+    image, rgb = drawn
+    before = image.copy()
+    try:
+        result = quantize(image, rgb=rgb, **options)
+    except ValueError as exc:
+        message = str(exc)
+        assert "distinct colours" in message or "number of pixels" in message, message
+        return
+    finally:
+        np.testing.assert_array_equal(image, before)
+    check_invariants(image, rgb, result, options)
+
+
+@given(
+    st.sampled_from([np.bool_, np.complex64, np.object_]),
+    hnp.array_shapes(min_dims=2, max_dims=3, min_side=1, max_side=5),
+)
+def test_unsupported_dtypes_are_refused(dtype, shape):
+    with pytest.raises(ValueError, match="not supported"):
+        quantize(np.zeros(shape, dtype=dtype), 1)
+
+
+@given(
+    hnp.arrays(np.float64, hnp.array_shapes(min_dims=2, max_dims=3, min_side=1, max_side=6)),
+)
+def test_non_finite_floats_are_refused(image):
+    if np.isfinite(image).all():
+        image = image.copy()
+        image.flat[0] = np.nan
+    with pytest.raises(ValueError, match="NaN or inf"):
+        quantize(image, 1)
