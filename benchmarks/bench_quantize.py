@@ -32,22 +32,23 @@ from napari_kquant import quantize
 SEED = 0
 
 
-def seed_recipe(img, k):
-    """The OpenCV tutorial: 10 random starts, 10 iterations, epsilon 1."""
+def cv2_recipe(img, k, attempts, flags):
+    """The OpenCV tutorial's code with its criteria (10 iterations, epsilon 1)."""
     Z = img.reshape((-1, 3)).astype(np.float32)
     criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 10, 1.0)
     cv2.setRNGSeed(SEED)
-    _, label, center = cv2.kmeans(Z, k, None, criteria, 10, cv2.KMEANS_RANDOM_CENTERS)
+    _, label, center = cv2.kmeans(Z, k, None, criteria, attempts, flags)
     return center, label.ravel(), np.uint8(center)[label.ravel()].reshape(img.shape)
+
+
+def seed_recipe(img, k):
+    """The OpenCV tutorial: 10 random starts."""
+    return cv2_recipe(img, k, 10, cv2.KMEANS_RANDOM_CENTERS)
 
 
 def opencv_pp_once(img, k):
-    """cv2.kmeans, one k-means++ start, the tutorial's criteria."""
-    Z = img.reshape((-1, 3)).astype(np.float32)
-    criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 10, 1.0)
-    cv2.setRNGSeed(SEED)
-    _, label, center = cv2.kmeans(Z, k, None, criteria, 1, cv2.KMEANS_PP_CENTERS)
-    return center, label.ravel(), np.uint8(center)[label.ravel()].reshape(img.shape)
+    """cv2.kmeans, one k-means++ start."""
+    return cv2_recipe(img, k, 1, cv2.KMEANS_PP_CENTERS)
 
 
 def sklearn_full(img, k):

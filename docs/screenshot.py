@@ -9,6 +9,7 @@ import napari
 from qtpy.QtWidgets import QApplication
 
 from napari_kquant._cli import open_demo
+from napari_kquant._layers import grid
 
 viewer = napari.Viewer(show=True)
 viewer.window.resize(1500, 640)
@@ -17,8 +18,8 @@ widget.run_button.native.click()
 while widget.running:
     QApplication.processEvents()
 QApplication.processEvents()
-viewer.grid.enabled = True
-viewer.grid.shape = (1, 3)  # source, quantized, clusters side by side
+grid(viewer).enabled = True
+grid(viewer).shape = (1, 3)  # source, quantized, clusters side by side
 viewer.reset_view()
 viewer.layers.selection.active = viewer.layers["astronaut"]
 for _ in range(20):

@@ -21,7 +21,7 @@ def test_manifest_loads_from_the_installed_distribution():
     assert manifest.name == "napari-kquant"
     manifest.validate_imports()  # every python_name resolves
     widgets = [w.display_name for w in manifest.contributions.widgets]
-    assert widgets == ["K-means quantization"]
+    assert widgets == ["K-means quantization", "Compare K"]
     samples = {s.key for s in manifest.contributions.sample_data}
     assert samples == {"astronaut", "coffee"}
     assert "napari/layers/classify" in manifest.contributions.menus

@@ -5,8 +5,9 @@ and batch jobs. :func:`quantize_layer` imports napari when it is first used.
 """
 
 from ._kmeans import Quantization, quantize
+from ._sweep import Sweep, iter_sweep, sweep
 
-__all__ = ["Quantization", "quantize", "quantize_layer"]
+__all__ = ["Quantization", "Sweep", "iter_sweep", "quantize", "quantize_layer", "sweep"]
 
 
 def __getattr__(name: str):

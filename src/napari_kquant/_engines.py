@@ -37,6 +37,7 @@ from ._palette import darkest_first
 
 BLOCK = 1 << 18  # pixels per block in full-data passes: bounds the working memory
 MID_POINTS = 1 << 15  # about this many points on the middle regrid
+SWEEP_MID_POINTS = 1 << 13  # the same for sweeps
 COARSE_POINTS = 1 << 11  # about this many points on the coarse regrid (at least 32 per k)
 CANDIDATES_PER_ATTEMPT = 4  # coarse starts per attempt
 MAX_HIST_PIXELS = 1 << 24  # calcHist counts in float32: exact below 2**24 pixels
@@ -83,6 +84,8 @@ def label_dtype(k: int) -> np.dtype:
 def opencv_kmeans(table, k, *, criteria, attempts, init, seed) -> Fit:
     """``cv2.kmeans`` on every pixel, exactly as the OpenCV tutorial recipe calls it."""
     samples = np.ascontiguousarray(table, dtype=np.float32)
+    if len(samples) == 1:  # OpenCV reads a single row as that many 1-D points
+        samples = samples.reshape(1, 1, -1)
     flags = cv2.KMEANS_PP_CENTERS if init == "kmeans++" else cv2.KMEANS_RANDOM_CENTERS
     # cv2's RNG is per thread: seeding here, on the thread that clusters, makes runs
     # in napari's worker threads reproducible too.
@@ -93,47 +96,107 @@ def opencv_kmeans(table, k, *, criteria, attempts, init, seed) -> Fit:
     return Fit(centers, rank[labels.ravel()], float(compactness), counts, criteria[2])
 
 
-def fast_kmeans(table, k, *, max_iter, epsilon, use_epsilon, attempts, init, seed) -> Fit:
-    """k-means on a weighted colour summary, finished exactly on every pixel.
+class FastEngine:
+    """The fast engine's state for one image, reusable across K: summary and regrids.
 
-    ``epsilon`` None means the default; with ``use_epsilon`` False it never stops a run.
+    With ``keep_codes`` every pixel's code is kept after the first labelling, so
+    labelling again (another K) is a single gather. ``mid_points`` sizes the middle
+    regrid (sweeps use a smaller one: their warm starts need fewer corrections).
     """
-    rng = np.random.default_rng(seed)
-    summary = CodedSummary.of(table)
-    points, weights = summary.points, summary.weights
-    low, high = points.min(axis=0), points.max(axis=0)
-    work = np.float32 if summary.small_values else np.float64
-    if epsilon is None:
-        epsilon = default_epsilon(low, high)
-    tol = epsilon if use_epsilon else 0.0
 
-    mid, mid_w = regrid(points, weights, low, high, MID_POINTS)
-    coarse, coarse_w = regrid(mid, mid_w, low, high, max(COARSE_POINTS, 32 * k))
-    candidates = []
-    for _ in range(CANDIDATES_PER_ATTEMPT * attempts):
-        start = init_centers(coarse, coarse_w, k, init, rng)
-        candidates.append(weighted_lloyd(coarse, coarse_w, start, max_iter, tol, work))
-    candidates.sort(key=lambda fit: fit[1])
-    if mid is not coarse:
-        candidates = [
-            weighted_lloyd(mid, mid_w, c, max_iter, tol, work) for c, *_ in candidates[:attempts]
-        ]
-    centers = min(candidates, key=lambda fit: fit[1])[0]
-    centers, _, code_labels = weighted_lloyd(
-        points, weights, centers, min(max_iter, FINISH_ITERATIONS), tol, work
-    )
-    centers, rank = darkest_first_ranks(centers)
-    code_labels = rank[code_labels]
-    if summary.exact:
-        # Each code is one colour: the summary's figures are the pixels' figures.
-        labels = summary.label_pixels(code_labels)
-        counts = np.bincount(code_labels, weights=weights, minlength=k + 1)[1:]
-        residual = points - centers[code_labels - 1]
-        compactness = float(np.einsum("ij,ij,i->", residual, residual, weights))
-        return Fit(centers, labels, compactness, counts.astype(np.int64), epsilon)
-    labels = summary.label_pixels(code_labels, centers)
-    counts, compactness = pixel_figures(table, labels, centers)
-    return Fit(centers, labels, compactness, counts, epsilon)
+    def __init__(self, table: np.ndarray, keep_codes: bool = False, mid_points: int = MID_POINTS):
+        self.table = table
+        self.summary = CodedSummary.of(table, keep_codes)
+        points, weights = self.summary.points, self.summary.weights
+        self.low, self.high = points.min(axis=0), points.max(axis=0)
+        self.work = np.float32 if self.summary.small_values else np.float64
+        self.mid = regrid(points, weights, self.low, self.high, mid_points)
+        self._coarse = {}
+
+    def coarse(self, k: int):
+        """The coarse regrid for ``k`` clusters (at least 32 points per cluster)."""
+        target = max(COARSE_POINTS, 32 * k)
+        if target not in self._coarse:
+            self._coarse[target] = regrid(*self.mid, self.low, self.high, target)
+        return self._coarse[target]
+
+    def fit(self, k, max_iter, epsilon, use_epsilon, attempts, init, rng, warm=None) -> Fit:
+        """Cluster into ``k``.
+
+        ``epsilon`` None means the default; with ``use_epsilon`` False it never stops
+        a run. ``warm`` (centres found for a smaller K, in a sweep), completed with
+        k-means++ picks, replaces most of the search from scratch: it competes with
+        one fresh start per attempt only, which keeps neighbouring K alike and costs
+        a fraction of a full search.
+        """
+        if epsilon is None:
+            epsilon = default_epsilon(self.low, self.high)
+        tol = epsilon if use_epsilon else 0.0
+        work = self.work
+        mid, mid_w = self.mid
+        if warm is not None:
+            # A sweep: the previous K's centres plus k-means++ picks, against a few
+            # fresh starts (one per attempt); the more compact on the middle regrid wins.
+            n_fresh = attempts
+            starts = [extend_centers(mid, mid_w, warm, k, rng)]
+        else:
+            n_fresh = CANDIDATES_PER_ATTEMPT * attempts
+            starts = []
+        coarse, coarse_w = self.coarse(k)
+        candidates = []
+        for _ in range(n_fresh):
+            start = init_centers(coarse, coarse_w, k, init, rng)
+            candidates.append(weighted_lloyd(coarse, coarse_w, start, max_iter, tol, work))
+        candidates.sort(key=lambda fit: fit[1])
+        keep = 1 if warm is not None else attempts
+        starts += [c for c, *_ in candidates[:keep]]
+        if mid is not coarse or warm is not None:
+            candidates = [weighted_lloyd(mid, mid_w, c, max_iter, tol, work) for c in starts]
+        centers = min(candidates, key=lambda fit: fit[1])[0]
+        return self.finish(centers, max_iter, tol, epsilon)
+
+    def finish(self, centers, max_iter, tol, epsilon) -> Fit:
+        """Polish ``centers`` on the full summary and label every pixel."""
+        points, weights, summary = self.summary.points, self.summary.weights, self.summary
+        k = len(centers)
+        centers, _, code_labels = weighted_lloyd(
+            points, weights, centers, min(max_iter, FINISH_ITERATIONS), tol, self.work
+        )
+        if not summary.exact:
+            # Cell points may sit up to half a cell outside the data: keep the centres
+            # inside its range (which only brings them nearer to every pixel).
+            centers = np.clip(centers, *summary.value_range)
+            code_labels = nearest(points, centers, self.work, distances=False)[0]
+        centers, rank = darkest_first_ranks(centers)
+        code_labels = rank[code_labels]
+        if summary.exact:
+            # Each code is one colour: the summary's figures are the pixels' figures.
+            labels = summary.label_pixels(code_labels)
+            counts = np.bincount(code_labels, weights=weights, minlength=k + 1)[1:]
+            residual = points - centers[code_labels - 1]
+            compactness = float(np.einsum("ij,ij,i->", residual, residual, weights))
+            return Fit(centers, labels, compactness, counts.astype(np.int64), epsilon)
+        labels = summary.label_pixels(code_labels, centers)
+        counts, compactness = pixel_figures(self.table, labels, centers)
+        return Fit(centers, labels, compactness, counts, epsilon)
+
+
+def extend_centers(points, weights, centers, k, rng):
+    """Add k-means++ picks to ``centers`` until there are ``k`` (a warm start)."""
+    out = np.empty((k, points.shape[1]))
+    out[: len(centers)] = centers
+    closest = nearest(points, centers)[1]
+    for i in range(len(centers), k):
+        potential = closest * weights
+        total = potential.sum()
+        pick = (
+            int(np.searchsorted(np.cumsum(potential), rng.random() * total))
+            if total > 0
+            else int(rng.integers(len(points)))
+        )
+        out[i] = points[min(pick, len(points) - 1)]
+        closest = np.minimum(closest, ((points - out[i]) ** 2).sum(axis=1))
+    return out
 
 
 @dataclass(frozen=True)
@@ -151,22 +214,28 @@ class CodedSummary:
     """
 
     table: np.ndarray
-    coded: np.ndarray  # (N, 3) uint8 or (N,) uint16 codes per pixel
+    coded: np.ndarray  # (N, 3) uint8 channel codes, or (N,) combined codes per pixel
     step: float
     codes: np.ndarray
     points: np.ndarray
     weights: np.ndarray
     exact: bool
     small_values: bool
+    value_range: tuple[np.ndarray, np.ndarray]  # per-channel min and max of the pixels
 
     @classmethod
-    def of(cls, table: np.ndarray) -> CodedSummary:
-        """Code ``table`` ((N, 1) or (N, 3)) and count the codes."""
+    def of(cls, table: np.ndarray, keep_codes: bool = False) -> CodedSummary:
+        """Code ``table`` ((N, 1) or (N, 3)) and count the codes.
+
+        With ``keep_codes`` the per-pixel codes are kept for repeated labelling.
+        """
         n_channels = table.shape[1]
         if table.dtype == np.uint8 and n_channels == 3:
             low, step, coded = 0.0, 1.0, table
+            value_range = (np.zeros(3), np.full(3, 255.0))  # used on inexact grids only
         else:
-            low, high = float(table.min()), float(table.max())
+            value_range = (table.min(axis=0).astype(float), table.max(axis=0).astype(float))
+            low, high = float(value_range[0].min()), float(value_range[1].max())
             levels = 256 if n_channels == 3 else 1 << 16
             integer = np.issubdtype(table.dtype, np.integer)
             span = high - low
@@ -186,7 +255,10 @@ class CodedSummary:
         points = low + step * points.astype(np.float64)
         exact = step == 1.0 and np.issubdtype(table.dtype, np.integer)
         small = table.dtype.itemsize == 1
-        return cls(table, coded, step, codes, points, counts.astype(np.float64), exact, small)
+        if keep_codes and n_channels == 3:
+            coded = _rgb_codes(coded)
+        weights = counts.astype(np.float64)
+        return cls(table, coded, step, codes, points, weights, exact, small, value_range)
 
     def label_pixels(self, code_labels: np.ndarray, centers: np.ndarray | None = None):
         """Label of every pixel through a lookup table from code to label.
@@ -226,7 +298,7 @@ class CodedSummary:
         return two[:, 1] - two[:, 0] <= diagonal * (1 + 1e-3)
 
     def _pixel_codes(self, coded_block: np.ndarray) -> np.ndarray:
-        if self.table.shape[1] == 3:
+        if coded_block.ndim == 2:  # (n, 3) uint8 channel codes, not yet combined
             return _rgb_codes(coded_block)
         return coded_block
 

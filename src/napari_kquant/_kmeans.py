@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -143,64 +144,111 @@ def quantize(
     [1, 2, 3, 4]
     """
     started = time.perf_counter()
-    image = np.asarray(image)
-    rgb = _check_image(image, rgb)
+    job = _Job.of(image, method, attempts, max_iter, epsilon, criteria, init, seed, rgb)
     k = _check_k(k)
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if init not in INITS:
-        raise ValueError(f"init must be one of {INITS}, got {init!r}")
-    attempts = _check_count("attempts", attempts)
-    criteria_type, max_iter, epsilon = _check_criteria(criteria, max_iter, epsilon)
+    job.check_k(k)
+    return job.run(k, started)
 
-    spatial_shape = image.shape[:-1] if rgb else image.shape
-    n_channels = min(image.shape[-1], 3) if rgb else 1
-    table = image.reshape(-1, image.shape[-1])[:, :n_channels] if rgb else image.reshape(-1, 1)
-    _check_k_against_data(table, k)
-    check_memory(image, len(table), n_channels, method)
 
-    if method == "opencv":
-        if epsilon is None:
+# The keyword options of quantize() and their defaults (sweeps take the same).
+QUANTIZE_DEFAULTS = {
+    name: p.default
+    for name, p in inspect.signature(quantize).parameters.items()
+    if p.kind is inspect.Parameter.KEYWORD_ONLY
+}
+
+
+@dataclass(frozen=True)
+class _Job:
+    """Validated input and options, ready to quantize at one or several K."""
+
+    image: np.ndarray
+    table: np.ndarray
+    rgb: bool
+    method: str
+    attempts: int
+    max_iter: int
+    epsilon: float | None
+    criteria_type: int
+    init: str
+    seed: int
+
+    @classmethod
+    def of(cls, image, method, attempts, max_iter, epsilon, criteria, init, seed, rgb) -> _Job:
+        image = np.asarray(image)
+        rgb = _check_image(image, rgb)
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        if init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {init!r}")
+        attempts = _check_count("attempts", attempts)
+        criteria_type, max_iter, epsilon = _check_criteria(criteria, max_iter, epsilon)
+        n_channels = min(image.shape[-1], 3) if rgb else 1
+        table = image.reshape(-1, image.shape[-1])[:, :n_channels] if rgb else image.reshape(-1, 1)
+        if method == "opencv" and epsilon is None:
             epsilon = _engines.default_epsilon(table.min(), table.max())
-        criteria_tuple = (criteria_type, max_iter, epsilon)
-        fit = _engines.opencv_kmeans(
-            table, k, criteria=criteria_tuple, attempts=attempts, init=init, seed=seed
-        )
-    else:
-        fit = _engines.fast_kmeans(
-            table,
-            k,
-            # a criterion that is off never stops the iterations
-            max_iter=max_iter if criteria_type & cv2.TERM_CRITERIA_MAX_ITER else 10_000,
-            epsilon=epsilon,
-            use_epsilon=bool(criteria_type & cv2.TERM_CRITERIA_EPS),
-            attempts=attempts,
-            init=init,
-            seed=seed,
+        return cls(
+            image, table, rgb, method, attempts, max_iter, epsilon, criteria_type, init, seed
         )
 
-    labels = fit.labels.reshape(spatial_shape)
-    quantized = render(image, labels, fit.centers, rgb)
-    params = {
-        "k": k,
-        "method": method,
-        "attempts": attempts,
-        "max_iter": max_iter,
-        "epsilon": fit.epsilon,
-        "criteria": _criteria_name(criteria_type),
-        "init": init,
-        "seed": seed,
-        "rgb": rgb,
-    }
-    return Quantization(
-        labels=labels,
-        centers=fit.centers,
-        image=quantized,
-        compactness=fit.compactness,
-        counts=fit.counts,
-        params=params,
-        elapsed=time.perf_counter() - started,
-    )
+    def check_k(self, k_max: int) -> None:
+        """Refuse a K the data cannot give, or a job too large for the free memory."""
+        _check_k_against_data(self.table, k_max)
+        check_memory(self.image, len(self.table), self.table.shape[1], self.method)
+
+    def fast_engine(self, sweep: bool = False) -> _engines.FastEngine:
+        """The fast engine's summary of this image (shared by the K of a sweep)."""
+        if sweep:
+            return _engines.FastEngine(self.table, True, _engines.SWEEP_MID_POINTS)
+        return _engines.FastEngine(self.table)
+
+    def run(self, k, started, engine=None, rng=None, warm=None) -> Quantization:
+        """Quantize at ``k``; a sweep passes its engine, generator and warm start."""
+        if self.method == "opencv":
+            criteria = (self.criteria_type, self.max_iter, self.epsilon)
+            fit = _engines.opencv_kmeans(
+                self.table,
+                k,
+                criteria=criteria,
+                attempts=self.attempts,
+                init=self.init,
+                seed=self.seed,
+            )
+        else:
+            engine = engine or self.fast_engine()
+            fit = engine.fit(
+                k,
+                # a criterion that is off never stops the iterations
+                self.max_iter if self.criteria_type & cv2.TERM_CRITERIA_MAX_ITER else 10_000,
+                self.epsilon,
+                bool(self.criteria_type & cv2.TERM_CRITERIA_EPS),
+                self.attempts,
+                self.init,
+                rng or np.random.default_rng(self.seed),
+                warm,
+            )
+        spatial_shape = self.image.shape[:-1] if self.rgb else self.image.shape
+        labels = fit.labels.reshape(spatial_shape)
+        params = {
+            "k": k,
+            "method": self.method,
+            "attempts": self.attempts,
+            "max_iter": self.max_iter,
+            "epsilon": fit.epsilon,
+            "criteria": _criteria_name(self.criteria_type),
+            "init": self.init,
+            "seed": self.seed,
+            "rgb": self.rgb,
+        }
+        return Quantization(
+            labels=labels,
+            centers=fit.centers,
+            image=render(self.image, labels, fit.centers, self.rgb),
+            compactness=fit.compactness,
+            counts=fit.counts,
+            params=params,
+            elapsed=time.perf_counter() - started,
+        )
 
 
 def render(image: np.ndarray, labels: np.ndarray, centers: np.ndarray, rgb: bool) -> np.ndarray:

@@ -8,9 +8,12 @@ import numpy as np
 import pandas as pd
 from napari.layers import Image, Labels, Layer
 from napari.utils import DirectLabelColormap
+from napari.utils.transforms import Affine
 
+from ._engines import label_dtype
 from ._kmeans import Quantization, quantize
 from ._palette import display_colors
+from ._sweep import iter_sweep
 
 if TYPE_CHECKING:
     import napari
@@ -81,28 +84,39 @@ def result_metadata(result: Quantization, source_name: str) -> dict[str, Any]:
     }
 
 
+def colormap_for(colors, values=None) -> DirectLabelColormap:
+    """Label ``values[i]`` (default i + 1) in ``colors[i]``; 0 and unknown transparent."""
+    values = range(1, len(colors) + 1) if values is None else values
+    color_dict = {None: TRANSPARENT, 0: TRANSPARENT}
+    color_dict.update({int(v): tuple(c) for v, c in zip(values, colors, strict=True)})
+    return DirectLabelColormap(color_dict=color_dict)
+
+
+def quantized_image_kwargs(layer: Image, name: str, placement: dict, metadata: dict) -> dict:
+    """Image layer keywords that display the quantized image as the source is displayed."""
+    kwargs = {
+        **placement,
+        "name": name,
+        "rgb": layer.rgb,
+        "contrast_limits": layer.contrast_limits,
+        "metadata": metadata,
+    }
+    if not layer.rgb:
+        kwargs["colormap"] = layer.colormap
+    return kwargs
+
+
 def result_layer_data(layer: Image, result: Quantization) -> list[tuple]:
     """LayerDataTuples for the quantized image and the clusters labels layer."""
     image_name, labels_name = result_names(layer.name, result.k)
     placement = transform_kwargs(layer)
     metadata = result_metadata(result, layer.name)
     rgb = bool(result.params["rgb"])
-    image_kwargs = {
-        **placement,
-        "name": image_name,
-        "rgb": layer.rgb,
-        "contrast_limits": layer.contrast_limits,
-        "metadata": metadata,
-    }
-    if not layer.rgb:
-        image_kwargs["colormap"] = layer.colormap
-    colors = label_colors(layer, result.centers)
-    color_dict = {None: TRANSPARENT, 0: TRANSPARENT}
-    color_dict.update({i + 1: tuple(c) for i, c in enumerate(colors)})
+    image_kwargs = quantized_image_kwargs(layer, image_name, placement, metadata)
     labels_kwargs = {
         **placement,
         "name": labels_name,
-        "colormap": DirectLabelColormap(color_dict=color_dict),
+        "colormap": colormap_for(label_colors(layer, result.centers)),
         "features": features_table(result, rgb),
         "metadata": metadata,
     }
@@ -136,6 +150,31 @@ def show_layer_data(viewer: napari.Viewer, layer_data: list[tuple]) -> list[Laye
     return shown
 
 
+def grid(viewer: napari.Viewer):
+    """The viewer's grid settings (``viewer.canvas.grid`` since napari 0.9)."""
+    canvas = getattr(viewer, "canvas", None)
+    return canvas.grid if hasattr(canvas, "grid") else viewer.grid
+
+
+def text_overlay(viewer: napari.Viewer):
+    """The viewer's text overlay (``viewer.canvas.overlays.text`` since napari 0.9)."""
+    overlays = getattr(getattr(viewer, "canvas", None), "overlays", None)
+    return overlays.text if hasattr(overlays, "text") else viewer.text_overlay
+
+
+def resolve_layer(viewer: napari.Viewer, layer: Layer | str | None) -> Layer:
+    """The layer itself, the layer of that name, or the active layer."""
+    if layer is None:
+        layer = viewer.layers.selection.active
+        if layer is None:
+            raise ValueError("no layer is selected: select an image layer or pass layer=")
+    elif isinstance(layer, str):
+        if layer not in viewer.layers:
+            raise ValueError(f"the viewer has no layer named {layer!r}")
+        layer = viewer.layers[layer]
+    return layer
+
+
 def quantize_layer(
     viewer: napari.Viewer, layer: Image | str | None = None, k: int = 8, **options
 ) -> tuple[Image, Labels]:
@@ -159,14 +198,143 @@ def quantize_layer(
         ``"<source> quantized K=<k>"`` and ``"<source> clusters K=<k>"``, added or,
         when they exist already, updated in place.
     """
-    if layer is None:
-        layer = viewer.layers.selection.active
-        if layer is None:
-            raise ValueError("no layer is selected: select an image layer or pass layer=")
-    elif isinstance(layer, str):
-        if layer not in viewer.layers:
-            raise ValueError(f"the viewer has no layer named {layer!r}")
-        layer = viewer.layers[layer]
+    layer = resolve_layer(viewer, layer)
     result = quantize(layer_array(layer), k, rgb=layer.rgb, **options)
     image_layer, labels_layer = show_layer_data(viewer, result_layer_data(layer, result))
     return image_layer, labels_layer
+
+
+DISPLAYS = ("layers", "stack")
+
+
+def stack_names(source_name: str) -> tuple[str, str]:
+    """Names of the stacked quantized image and labels layers of a K sweep."""
+    return f"{source_name} quantized K sweep", f"{source_name} clusters K sweep"
+
+
+def stacked_placement(layer: Layer) -> dict[str, Any]:
+    """The source's placement behind a new leading K axis (identity on that axis)."""
+    physical = Affine(
+        scale=layer.scale, translate=layer.translate, rotate=layer.rotate, shear=layer.shear
+    ).affine_matrix
+    world = layer.affine.affine_matrix @ physical
+    stacked = np.eye(len(world) + 1)
+    stacked[1:, 1:] = world
+    return {"affine": stacked, "axis_labels": ("K", *layer.axis_labels)}
+
+
+def stack_layer_data(layer: Image, results: list[Quantization]) -> list[tuple]:
+    """LayerDataTuples stacking the results along a leading K axis.
+
+    In the stacked labels, cluster ``i`` of the j-th K is ``offsets[j] + i`` so that
+    every K keeps its own colours; the features table maps values back to (k, label).
+    """
+    image_name, labels_name = stack_names(layer.name)
+    ks = [r.k for r in results]
+    offsets = np.concatenate([[0], np.cumsum(ks)[:-1]]).astype(int)
+    dtype = label_dtype(int(sum(ks)))
+    labels = np.stack([r.labels.astype(dtype) for r in results])
+    for j, offset in enumerate(offsets):
+        labels[j][labels[j] > 0] += dtype.type(offset)
+    rgb = bool(results[0].params["rgb"])
+    tables = []
+    for offset, result in zip(offsets, results, strict=True):
+        table = features_table(result, rgb)
+        table.insert(1, "k", result.k)
+        table["index"] += offset
+        tables.append(table)
+    colors = np.concatenate([label_colors(layer, r.centers) for r in results])
+    metadata = {
+        METADATA_KEY: {
+            **{key: v for key, v in results[0].params.items() if key != "k"},
+            "source": layer.name,
+            "ks": ks,
+            "offsets": offsets.tolist(),
+            "compactness": [r.compactness for r in results],
+            "centers": {str(r.k): r.centers.tolist() for r in results},
+        }
+    }
+    placement = stacked_placement(layer)
+    image_kwargs = quantized_image_kwargs(layer, image_name, placement, metadata)
+    features = pd.concat(tables, ignore_index=True)
+    labels_kwargs = {
+        **placement,
+        "name": labels_name,
+        "colormap": colormap_for(colors, features["index"]),
+        "features": features,
+        "metadata": metadata,
+    }
+    return [
+        (np.stack([r.image for r in results]), image_kwargs, "image"),
+        (labels, labels_kwargs, "labels"),
+    ]
+
+
+def stack_k_at(layer: Layer, viewer: napari.Viewer) -> int | None:
+    """The K that the viewer's K slider shows on a stacked sweep layer."""
+    ks = layer.metadata.get(METADATA_KEY, {}).get("ks")
+    if not ks:
+        return None
+    index = int(np.clip(np.round(layer.world_to_data(viewer.dims.point)[0]), 0, len(ks) - 1))
+    return ks[index]
+
+
+def announce_k(viewer: napari.Viewer, layer: Layer) -> None:
+    """Show the current K of a stacked layer in the viewer's text overlay as the slider moves."""
+    overlay = text_overlay(viewer)
+
+    def update(event=None):
+        if layer in viewer.layers:
+            overlay.text = f"{layer.name}: K={stack_k_at(layer, viewer)}"
+
+    overlay.visible = True
+    viewer.dims.events.current_step.connect(update)
+    update()
+
+
+def show_sweep_results(
+    viewer: napari.Viewer, layer: Image, results: list[Quantization], display: str
+) -> list[Layer]:
+    """Show the newest of a sweep's results: its own pair of layers, or the stacked pair."""
+    if display == "layers":
+        return show_layer_data(viewer, result_layer_data(layer, results[-1]))
+    is_new = stack_names(layer.name)[0] not in viewer.layers
+    shown = show_layer_data(viewer, stack_layer_data(layer, results))
+    if is_new:
+        announce_k(viewer, shown[0])
+    return shown
+
+
+def sweep_layer(
+    viewer: napari.Viewer, layer: Image | str | None, ks, display: str = "layers", **options
+) -> list[Layer]:
+    """Quantize an image layer at several K and show the results in ``viewer``.
+
+    Parameters
+    ----------
+    viewer : napari.Viewer
+        The viewer holding the layer.
+    layer : napari.layers.Image or str, optional
+        The source layer or its name; default the active layer.
+    ks : iterable of int or str
+        K values (``[2, 4, 8]``, ``range(2, 9)`` or ``"2..8"``).
+    display : {"layers", "stack"}
+        ``"layers"``: a quantized and a clusters layer per K. ``"stack"``: one image
+        and one labels layer with a leading K axis (its slider picks the K).
+    **options
+        Passed to :func:`napari_kquant.sweep`.
+
+    Returns
+    -------
+    list of Layer
+        The layers added or updated.
+    """
+    layer = resolve_layer(viewer, layer)
+    if display not in DISPLAYS:
+        raise ValueError(f"display must be one of {DISPLAYS}, got {display!r}")
+    shown, results = [], []
+    for result in iter_sweep(layer_array(layer), ks, rgb=layer.rgb, **options):
+        results.append(result)
+        latest = show_sweep_results(viewer, layer, results, display)
+        shown = [*shown, *latest] if display == "layers" else latest
+    return shown

@@ -1,15 +1,17 @@
-"""The "K-means quantization" dock widget: choose an image layer and K, click Run."""
+"""The dock widgets: "K-means quantization" (one K) and "Compare K" (a sweep of K)."""
 
 from __future__ import annotations
 
 import contextlib
 from typing import TYPE_CHECKING, NamedTuple
 
+import numpy as np
 from magicgui.widgets import (
     ComboBox,
     Container,
     FloatSpinBox,
     Label,
+    LineEdit,
     PushButton,
     SpinBox,
     create_widget,
@@ -20,7 +22,18 @@ from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QThreadPool
 
 from ._kmeans import CRITERIA, INITS, METHODS, quantize
-from ._layers import METADATA_KEY, layer_array, result_layer_data, show_layer_data
+from ._layers import (
+    METADATA_KEY,
+    grid,
+    label_colors,
+    layer_array,
+    result_layer_data,
+    result_names,
+    show_layer_data,
+    show_sweep_results,
+    stack_names,
+)
+from ._sweep import iter_sweep, kneedle, parse_ks, psnr_peak
 
 if TYPE_CHECKING:
     import napari
@@ -28,15 +41,23 @@ if TYPE_CHECKING:
 SHUTDOWN_WAIT_MS = 120_000
 
 
-class QuantizeWidget(Container):
-    """Dock widget that quantizes the chosen image layer off the GUI thread."""
+class _Refused(NamedTuple):
+    """Bad input, reported to the user as a notification rather than a traceback."""
 
-    def __init__(self, napari_viewer: napari.Viewer):
+    message: str
+
+
+class _KQuantWidget(Container):
+    """What both dock widgets share: the source layer, the k-means options, Run/Cancel.
+
+    Work runs in a napari thread worker; the Run button reads Cancel meanwhile.
+    """
+
+    def __init__(self, napari_viewer: napari.Viewer, k_widgets: list):
         super().__init__(labels=True)
         self._viewer = napari_viewer
         self._worker = None
         self.image = create_widget(annotation=Image, label="image")
-        self.k = SpinBox(value=8, min=1, max=1024, label="K")
         self.method = ComboBox(choices=METHODS, value="fast", label="method")
         self.attempts = SpinBox(value=3, min=1, max=100, label="attempts")
         self.max_iter = SpinBox(value=100, min=1, max=100_000, label="max iterations")
@@ -57,7 +78,7 @@ class QuantizeWidget(Container):
         self.extend(
             [
                 self.image,
-                self.k,
+                *k_widgets,
                 self.method,
                 self.attempts,
                 self.max_iter,
@@ -111,7 +132,7 @@ class QuantizeWidget(Container):
             self.run()
 
     def run(self):
-        """Start quantizing the chosen layer (results arrive as layers when done)."""
+        """Start on the chosen layer (results arrive as layers)."""
         if self.running:
             show_info("napari-kquant: a run is in progress: wait for it or cancel it")
             return
@@ -120,31 +141,22 @@ class QuantizeWidget(Container):
             show_error("napari-kquant: no image layer to quantize: open or select an image layer")
             return
         try:
-            data = layer_array(layer)
+            worker = self._make_worker(layer, layer_array(layer))
         except ValueError as exc:
             show_error(f"napari-kquant: {exc}")
             return
-        k = self.k.value
-        worker = create_worker(
-            _quantize_or_refuse,
-            data,
-            k,
-            rgb=layer.rgb,
-            **self.options(),
-            _progress={"desc": f"k-means K={k} on {layer.name}"},
-            _start_thread=False,
-            _connect={
-                "returned": lambda result: self._show(layer, result),
-                "finished": self._finished,
-            },
-        )
         self._worker = worker
         self.run_button.text = "Cancel"
-        self.status.value = f"running K={k} on {layer.name}…"
         worker.start()
 
+    def _make_worker(self, layer, data):
+        raise NotImplementedError
+
+    def _connections(self, **handlers) -> dict:
+        return {**handlers, "finished": self._finished}
+
     def cancel(self):
-        """Stop waiting for the run in flight; its result is discarded."""
+        """Stop the run in flight (between K values for a sweep)."""
         if self._worker is not None:
             self._worker.quit()
             self.status.value = "cancelled"
@@ -160,38 +172,231 @@ class QuantizeWidget(Container):
         # quantize() cannot be interrupted: wait for its thread to end.
         QThreadPool.globalInstance().waitForDone(SHUTDOWN_WAIT_MS)
 
-    def _show(self, layer, result):
+    def _refused(self, result) -> bool:
         if isinstance(result, _Refused):
             show_error(f"napari-kquant: {result.message}")
             self.status.value = "refused: see the notification"
-            return
-        if layer not in self._viewer.layers:
-            show_info(f"napari-kquant: {layer.name!r} was removed during the run; result discarded")
-            return
-        show_layer_data(self._viewer, result_layer_data(layer, result))
-        self.status.value = (
-            f"K={result.k}: compactness {result.compactness:.4g}, {result.elapsed:.2f} s"
-        )
+            return True
+        return False
+
+    def _source_gone(self, layer) -> bool:
+        if layer in self._viewer.layers:
+            return False
+        show_info(f"napari-kquant: {layer.name!r} was removed during the run; result discarded")
+        if self._worker is not None:
+            self._worker.quit()
+        return True
 
     def _finished(self):
         self._worker = None
         self.run_button.text = "Run"
 
 
-class _Refused(NamedTuple):
-    """Bad input, reported to the user as a notification rather than a traceback."""
+class QuantizeWidget(_KQuantWidget):
+    """Dock widget that quantizes the chosen image layer at one K, off the GUI thread."""
 
-    message: str
+    def __init__(self, napari_viewer: napari.Viewer):
+        self.k = SpinBox(value=8, min=1, max=1024, label="K")
+        super().__init__(napari_viewer, [self.k])
+
+    def _make_worker(self, layer, data):
+        k = self.k.value
+        self.status.value = f"running K={k} on {layer.name}…"
+        return create_worker(
+            _quantize_or_refuse,
+            data,
+            k,
+            rgb=layer.rgb,
+            **self.options(),
+            _progress={"desc": f"k-means K={k} on {layer.name}"},
+            _start_thread=False,
+            _connect=self._connections(returned=lambda result: self._show(layer, result)),
+        )
+
+    def _show(self, layer, result):
+        if self._refused(result) or self._source_gone(layer):
+            return
+        show_layer_data(self._viewer, result_layer_data(layer, result))
+        self.status.value = (
+            f"K={result.k}: compactness {result.compactness:.4g}, {result.elapsed:.2f} s"
+        )
+
+
+class CompareWidget(_KQuantWidget):
+    """Dock widget that quantizes the chosen layer at several K and helps pick one.
+
+    Results appear as a pair of layers per K or as one stacked pair with a K slider.
+    An elbow plot (compactness and PSNR against K, the kneedle elbow marked) and the
+    palette of the chosen K are drawn in the widget; clicking a point of the plot or
+    choosing a K in the list shows that K.
+    """
+
+    def __init__(self, napari_viewer: napari.Viewer):
+        self.ks = LineEdit(value="2..8", label="K values", tooltip="e.g. 2..16 or 2,4,8")
+        self.display = ComboBox(
+            choices=[("one layer pair per K", "layers"), ("stacked, K slider", "stack")],
+            value="layers",
+            label="show as",
+        )
+        super().__init__(napari_viewer, [self.ks, self.display])
+        self.run_button.text = "Run sweep"
+        self.grid_button = PushButton(text="Grid view on/off")
+        self.k_choice = ComboBox(choices=[], label="show K")
+        self.extend([self.k_choice, self.grid_button])
+        self.grid_button.changed.connect(self.toggle_grid)
+        self.k_choice.changed.connect(self.show_k)
+        self.results = []
+        self._layer = None
+        self._shown_display = "layers"
+        self.plot = SweepPlot()
+        self.plot.on_pick = self.show_k
+        self.native.layout().addWidget(self.plot.canvas)
+        self._peak = 1.0
+
+    def _finished(self):
+        super()._finished()
+        self.run_button.text = "Run sweep"
+
+    def _make_worker(self, layer, data):
+        ks = parse_ks(self.ks.value)
+        self.results = []
+        self._layer = layer
+        self._shown_display = self.display.value
+        self._peak = psnr_peak(data)
+        self.status.value = f"sweeping K={ks[0]}..{ks[-1]} on {layer.name}…"
+        return create_worker(
+            _sweep_or_refuse,
+            data,
+            ks,
+            rgb=layer.rgb,
+            **self.options(),
+            _progress={"total": len(ks), "desc": f"k-means sweep on {layer.name}"},
+            _start_thread=False,
+            _connect=self._connections(yielded=lambda result: self._add(layer, result)),
+        )
+
+    def _add(self, layer, result):
+        if self._refused(result) or self._source_gone(layer):
+            return
+        self.results.append(result)
+        show_sweep_results(self._viewer, layer, self.results, self._shown_display)
+        ks = [r.k for r in self.results]
+        self.k_choice.choices = ks
+        self.plot.draw(self.results, self._peak, layer)
+        with self.k_choice.changed.blocked():
+            self.k_choice.value = result.k
+        self.plot.draw_palette(result, label_colors(layer, result.centers))
+        self.status.value = f"K={ks[0]}..{ks[-1]} done ({len(ks)} values)"
+
+    def show_k(self, k=None):
+        """Show the layers of K = ``k`` (default: the K chosen in the list)."""
+        k = self.k_choice.value if k is None else k
+        if k is None or self._layer is None:
+            return
+        result = next((r for r in self.results if r.k == k), None)
+        if result is None:
+            return
+        if self._shown_display == "stack":
+            image_name, _ = stack_names(self._layer.name)
+            if image_name in self._viewer.layers:
+                stacked = self._viewer.layers[image_name]
+                axis = self._viewer.dims.ndim - stacked.ndim
+                self._viewer.dims.set_current_step(axis, [r.k for r in self.results].index(k))
+        else:
+            for other in self.results:
+                for name in result_names(self._layer.name, other.k):
+                    if name in self._viewer.layers:
+                        self._viewer.layers[name].visible = other.k == k
+        self.plot.draw_palette(result, label_colors(self._layer, result.centers))
+        if self.k_choice.value != k:
+            with self.k_choice.changed.blocked():
+                self.k_choice.value = k
+
+    def toggle_grid(self):
+        """Switch napari's grid view (side by side layers) on or off."""
+        settings = grid(self._viewer)
+        settings.enabled = not settings.enabled
+
+
+class SweepPlot:
+    """Matplotlib canvas with the elbow plot and the chosen K's palette."""
+
+    def __init__(self):
+        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+        from matplotlib.figure import Figure
+
+        self.figure = Figure(figsize=(3.2, 3.6), layout="constrained")
+        self.canvas = FigureCanvasQTAgg(self.figure)
+        self.canvas.setMinimumHeight(300)
+        self.curve, self.palette = self.figure.subplots(2, 1, gridspec_kw={"height_ratios": [3, 1]})
+        self.psnr_axis = self.curve.twinx()
+        self.line = None
+        self.on_pick = None
+        self.canvas.mpl_connect("pick_event", self._picked)
+
+    def draw(self, results, peak, layer):
+        """Compactness and PSNR against K, with the suggested elbow."""
+        ks = np.array([r.k for r in results])
+        compactness = np.array([r.compactness for r in results])
+        n_values = np.array([r.counts.sum() * r.centers.shape[1] for r in results])
+        with np.errstate(divide="ignore"):
+            psnr = 10 * np.log10(peak**2 / (compactness / n_values))
+        self.curve.clear()
+        self.psnr_axis.clear()
+        (self.line,) = self.curve.plot(ks, compactness, "o-", color="tab:blue", picker=6)
+        self.psnr_axis.plot(ks, psnr, "s--", color="tab:orange", markersize=3)
+        self.curve.set_xlabel("K")
+        self.curve.set_ylabel("compactness", color="tab:blue")
+        self.psnr_axis.set_ylabel("PSNR (dB)", color="tab:orange")
+        elbow = kneedle(ks, compactness)
+        if elbow is not None:
+            self.curve.axvline(elbow, color="grey", linestyle=":")
+            self.curve.set_title(f"{layer.name}: elbow at K={elbow}", fontsize=9)
+        self.elbow = elbow
+        self.canvas.draw_idle()
+
+    def draw_palette(self, result, colors):
+        """The centre colours of ``result``, each as wide as its pixel fraction."""
+        self.palette.clear()
+        left = 0.0
+        for label, (fraction, color) in enumerate(zip(result.fractions, colors, strict=True), 1):
+            self.palette.barh(0, fraction, left=left, color=color[:3], edgecolor="white")
+            if fraction > 0.06:
+                self.palette.text(
+                    left + fraction / 2,
+                    0,
+                    f"{label}\n{fraction:.0%}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if sum(color[:3]) < 1.5 else "black",
+                )
+            left += fraction
+        self.palette.set_xlim(0, 1)
+        self.palette.set_axis_off()
+        self.palette.set_title(f"palette K={result.k} (label, fraction)", fontsize=8)
+        self.canvas.draw_idle()
+
+    def _picked(self, event):
+        if event.artist is self.line and self.on_pick is not None and len(event.ind):
+            self.on_pick(int(self.line.get_xdata()[event.ind[0]]))
 
 
 def _quantize_or_refuse(*args, **kwargs):
     """Run quantize(); bad input comes back as a refusal rather than an exception.
 
-    A worker treats raised and returned exceptions alike, as errors with a traceback.
-
-    Anything else still raises and reaches napari's error reporting with its traceback.
+    A worker treats raised and returned exceptions alike, as errors with a traceback;
+    anything other than bad input still reaches napari's error reporting that way.
     """
     try:
         return quantize(*args, **kwargs)
     except ValueError as exc:
         return _Refused(str(exc))
+
+
+def _sweep_or_refuse(*args, **kwargs):
+    """Yield iter_sweep()'s results; bad input is yielded as a refusal and ends it."""
+    try:
+        yield from iter_sweep(*args, **kwargs)
+    except ValueError as exc:
+        yield _Refused(str(exc))
