@@ -36,6 +36,7 @@ import numpy as np
 from ._palette import darkest_first
 
 BLOCK = 1 << 18  # pixels per block in full-data passes: bounds the working memory
+SCORE_BLOCK = 1 << 21  # entries of one block of the (points, centres) score matrix
 MID_POINTS = 1 << 15  # about this many points on the middle regrid
 SWEEP_MID_POINTS = 1 << 13  # the same for sweeps
 COARSE_POINTS = 1 << 11  # about this many points on the coarse regrid (at least 32 per k)
@@ -428,15 +429,23 @@ def nearest(points, centers, work=np.float64, norms=None, distances=True):
 
     ``norms`` (the points' squared norms) may be passed when calling repeatedly;
     with ``distances=False`` only the labels are computed (the distances are None).
+    Points are taken in blocks so the (points, centres) score matrix stays small.
     """
-    p = points.astype(work, copy=False)
     c = centers.astype(work)
-    scores = p @ (-2.0 * c.T)
-    scores += (c * c).sum(axis=1)
-    labels = scores.argmin(axis=1)
+    scale = -2.0 * c.T
+    c_norms = (c * c).sum(axis=1)
+    labels = np.empty(len(points), dtype=np.intp)
+    d = np.empty(len(points)) if distances else None
+    step = max(1 << 12, SCORE_BLOCK // max(len(c), 1))
+    for start in range(0, len(points), step):
+        block = slice(start, start + step)
+        scores = points[block].astype(work, copy=False) @ scale
+        scores += c_norms
+        labels[block] = lab = scores.argmin(axis=1)
+        if distances:
+            d[block] = np.take_along_axis(scores, lab[:, None], axis=1)[:, 0]
     if not distances:
         return labels, None
-    d = np.take_along_axis(scores, labels[:, None], axis=1)[:, 0].astype(np.float64)
     d += (points * points).sum(axis=1) if norms is None else norms
     return labels, np.maximum(d, 0.0, out=d)
 
