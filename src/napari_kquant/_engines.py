@@ -28,7 +28,7 @@ compactness (sum of squared distances from each pixel to its centre, OpenCV's fi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -39,6 +39,7 @@ BLOCK = 1 << 18  # pixels per block in full-data passes: bounds the working memo
 SCORE_BLOCK = 1 << 21  # entries of one block of the (points, centres) score matrix
 MID_POINTS = 1 << 15  # about this many points on the middle regrid
 SWEEP_MID_POINTS = 1 << 13  # the same for sweeps
+SWEEP_SEQUENCES_PER_ATTEMPT = 1  # k-means++ sequences drawn per attempt in a sweep
 COARSE_POINTS = 1 << 11  # about this many points on the coarse regrid (at least 32 per k)
 CANDIDATES_PER_ATTEMPT = 4  # coarse starts per attempt
 MAX_HIST_PIXELS = 1 << 24  # calcHist counts in float32: exact below 2**24 pixels
@@ -121,40 +122,63 @@ class FastEngine:
             self._coarse[target] = regrid(*self.mid, self.low, self.high, target)
         return self._coarse[target]
 
-    def fit(self, k, max_iter, epsilon, use_epsilon, attempts, init, rng, warm=None) -> Fit:
-        """Cluster into ``k``.
+    def fit(self, k, max_iter, epsilon, use_epsilon, attempts, init, rng) -> Fit:
+        """Cluster into ``k`` from scratch.
 
         ``epsilon`` None means the default; with ``use_epsilon`` False it never stops
-        a run. ``warm`` (centres found for a smaller K, in a sweep), completed with
-        k-means++ picks, replaces most of the search from scratch: it competes with
-        one fresh start per attempt only, which keeps neighbouring K alike and costs
-        a fraction of a full search.
+        a run.
         """
-        if epsilon is None:
-            epsilon = default_epsilon(self.low, self.high)
-        tol = epsilon if use_epsilon else 0.0
+        tol, epsilon = self._tolerance(epsilon, use_epsilon)
         work = self.work
-        mid, mid_w = self.mid
-        if warm is not None:
-            # A sweep: the previous K's centres plus k-means++ picks, against a few
-            # fresh starts (one per attempt); the more compact on the middle regrid wins.
-            n_fresh = attempts
-            starts = [extend_centers(mid, mid_w, warm, k, rng)]
-        else:
-            n_fresh = CANDIDATES_PER_ATTEMPT * attempts
-            starts = []
-        coarse, coarse_w = self.coarse(k)
+        (mid, mid_w), (coarse, coarse_w) = self.mid, self.coarse(k)
         candidates = []
-        for _ in range(n_fresh):
+        for _ in range(CANDIDATES_PER_ATTEMPT * attempts):
             start = init_centers(coarse, coarse_w, k, init, rng)
             candidates.append(weighted_lloyd(coarse, coarse_w, start, max_iter, tol, work))
         candidates.sort(key=lambda fit: fit[1])
-        keep = 1 if warm is not None else attempts
-        starts += [c for c, *_ in candidates[:keep]]
-        if mid is not coarse or warm is not None:
-            candidates = [weighted_lloyd(mid, mid_w, c, max_iter, tol, work) for c in starts]
+        if mid is not coarse:
+            candidates = [
+                weighted_lloyd(mid, mid_w, c, max_iter, tol, work)
+                for c, *_ in candidates[:attempts]
+            ]
         centers = min(candidates, key=lambda fit: fit[1])[0]
         return self.finish(centers, max_iter, tol, epsilon)
+
+    def sweep(self, ks, max_iter, epsilon, use_epsilon, attempts, init, rng):
+        """Yield a Fit per K of ``ks`` (ascending), sharing work between them.
+
+        The first K is searched from scratch. For each later K two kinds of start
+        compete on the coarse regrid: the previous K's centres completed with
+        k-means++ picks (a warm start, which keeps neighbouring K alike), and the
+        first K picks of ``attempts`` k-means++ sequences drawn once for the largest K
+        (a k-means++ sequence cut after K picks is a k-means++ start for K). The most
+        compact is refined on the middle regrid and finished as a single run is.
+        """
+        tol, epsilon = self._tolerance(epsilon, use_epsilon)
+        work = self.work
+        mid, mid_w = self.mid
+        coarse, coarse_w = self.coarse(ks[-1])
+        sequences = [
+            init_centers(coarse, coarse_w, ks[-1], init, rng)
+            for _ in range(SWEEP_SEQUENCES_PER_ATTEMPT * attempts)
+        ]
+        fit = self.fit(ks[0], max_iter, epsilon, use_epsilon, attempts, init, rng)
+        yield fit
+        for k in ks[1:]:
+            warm = extend_centers(coarse, coarse_w, fit.centers, k, rng)
+            starts = [warm, *(sequence[:k] for sequence in sequences)]
+            candidates = [weighted_lloyd(coarse, coarse_w, c, max_iter, tol, work) for c in starts]
+            centers = min(candidates, key=lambda fit: fit[1])[0]
+            if mid is not coarse:
+                centers = weighted_lloyd(mid, mid_w, centers, max_iter, tol, work)[0]
+            fit = self.finish(centers, max_iter, tol, epsilon)
+            yield fit
+
+    def _tolerance(self, epsilon, use_epsilon):
+        """The centre-shift tolerance to stop at, and the epsilon to report."""
+        if epsilon is None:
+            epsilon = default_epsilon(self.low, self.high)
+        return (epsilon if use_epsilon else 0.0), epsilon
 
     def finish(self, centers, max_iter, tol, epsilon) -> Fit:
         """Polish ``centers`` on the full summary and label every pixel."""
@@ -215,7 +239,7 @@ class CodedSummary:
     """
 
     table: np.ndarray
-    coded: np.ndarray  # (N, 3) uint8 channel codes, or (N,) combined codes per pixel
+    coded: np.ndarray  # (N, 3) uint8 channel codes, or (N,) combined codes, per pixel
     step: float
     codes: np.ndarray
     points: np.ndarray
@@ -223,12 +247,14 @@ class CodedSummary:
     exact: bool
     small_values: bool
     value_range: tuple[np.ndarray, np.ndarray]  # per-channel min and max of the pixels
+    luts: dict = field(default_factory=dict)  # lookup-table buffers, reused across K
 
     @classmethod
     def of(cls, table: np.ndarray, keep_codes: bool = False) -> CodedSummary:
         """Code ``table`` ((N, 1) or (N, 3)) and count the codes.
 
-        With ``keep_codes`` the per-pixel codes are kept for repeated labelling.
+        With ``keep_codes`` the per-pixel codes are combined once and kept, so
+        labelling again (another K of a sweep) is a single gather.
         """
         n_channels = table.shape[1]
         if table.dtype == np.uint8 and n_channels == 3:
@@ -257,7 +283,7 @@ class CodedSummary:
         exact = step == 1.0 and np.issubdtype(table.dtype, np.integer)
         small = table.dtype.itemsize == 1
         if keep_codes and n_channels == 3:
-            coded = _rgb_codes(coded)
+            coded = _rgb_codes(coded)  # combined once, not once per K
         weights = counts.astype(np.float64)
         return cls(table, coded, step, codes, points, weights, exact, small, value_range)
 
@@ -268,12 +294,14 @@ class CodedSummary:
         between two centres are marked, and their pixels get their nearest centre
         computed exactly.
         """
-        n_codes = 1 << 24 if self.table.shape[1] == 3 else 1 << 16
-        lut = np.zeros(n_codes, dtype=code_labels.dtype)
-        lut[self.codes] = code_labels
         if centers is not None:
-            lut[self.codes[self._straddling(centers)]] = 0
-        out = np.empty(len(self.table), dtype=lut.dtype)
+            code_labels = code_labels.copy()
+            code_labels[self._straddling(centers)] = 0
+        # Pixels only ever carry occupied codes, so the table needs no zeroing.
+        size = 1 << 24 if self.table.shape[1] == 3 else 1 << 16
+        lut = self.luts.setdefault(code_labels.dtype, np.empty(size, code_labels.dtype))
+        lut[self.codes] = code_labels
+        out = np.empty(len(self.table), dtype=code_labels.dtype)
         for start in range(0, len(self.table), BLOCK):
             block = slice(start, start + BLOCK)
             labels = lut[self._pixel_codes(self.coded[block])]

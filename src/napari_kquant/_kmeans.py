@@ -147,7 +147,7 @@ def quantize(
     job = _Job.of(image, method, attempts, max_iter, epsilon, criteria, init, seed, rgb)
     k = _check_k(k)
     job.check_k(k)
-    return job.run(k, started)
+    return job.result(job.fit(k), started)
 
 
 # The keyword options of quantize() and their defaults (sweeps take the same).
@@ -202,11 +202,22 @@ class _Job:
             return _engines.FastEngine(self.table, True, _engines.SWEEP_MID_POINTS)
         return _engines.FastEngine(self.table)
 
-    def run(self, k, started, engine=None, rng=None, warm=None) -> Quantization:
-        """Quantize at ``k``; a sweep passes its engine, generator and warm start."""
+    def engine_options(self) -> tuple:
+        """max_iter, epsilon, use_epsilon, attempts, init as the engines take them."""
+        return (
+            # a criterion that is off never stops the iterations
+            self.max_iter if self.criteria_type & cv2.TERM_CRITERIA_MAX_ITER else 10_000,
+            self.epsilon,
+            bool(self.criteria_type & cv2.TERM_CRITERIA_EPS),
+            self.attempts,
+            self.init,
+        )
+
+    def fit(self, k) -> _engines.Fit:
+        """Cluster at ``k`` with this job's engine."""
         if self.method == "opencv":
             criteria = (self.criteria_type, self.max_iter, self.epsilon)
-            fit = _engines.opencv_kmeans(
+            return _engines.opencv_kmeans(
                 self.table,
                 k,
                 criteria=criteria,
@@ -214,19 +225,20 @@ class _Job:
                 init=self.init,
                 seed=self.seed,
             )
-        else:
-            engine = engine or self.fast_engine()
-            fit = engine.fit(
-                k,
-                # a criterion that is off never stops the iterations
-                self.max_iter if self.criteria_type & cv2.TERM_CRITERIA_MAX_ITER else 10_000,
-                self.epsilon,
-                bool(self.criteria_type & cv2.TERM_CRITERIA_EPS),
-                self.attempts,
-                self.init,
-                rng or np.random.default_rng(self.seed),
-                warm,
-            )
+        engine = self.fast_engine()
+        return engine.fit(k, *self.engine_options(), np.random.default_rng(self.seed))
+
+    def fits(self, ks):
+        """Yield a Fit per K of ``ks``; the fast engine shares work between them."""
+        if self.method == "opencv" or len(ks) == 1:
+            yield from (self.fit(k) for k in ks)
+            return
+        engine = self.fast_engine(sweep=True)
+        yield from engine.sweep(ks, *self.engine_options(), np.random.default_rng(self.seed))
+
+    def result(self, fit: _engines.Fit, started: float) -> Quantization:
+        """The Quantization of one Fit."""
+        k = len(fit.centers)
         spatial_shape = self.image.shape[:-1] if self.rgb else self.image.shape
         labels = fit.labels.reshape(spatial_shape)
         params = {

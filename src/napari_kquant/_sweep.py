@@ -151,13 +151,10 @@ def iter_sweep(image, ks, **options) -> Iterator[Quantization]:
     ks = parse_ks(ks)
     job = _Job.of(image, **{**QUANTIZE_DEFAULTS, **options})
     job.check_k(ks[-1])
-    engine = job.fast_engine(sweep=len(ks) > 1) if job.method == "fast" else None
-    rng = np.random.default_rng(job.seed)
-    warm = None
-    for k in ks:
-        result = job.run(k, time.perf_counter(), engine=engine, rng=rng, warm=warm)
-        warm = result.centers
-        yield result
+    started = time.perf_counter()
+    for fit in job.fits(ks):
+        yield job.result(fit, started)
+        started = time.perf_counter()
 
 
 def sweep(image, ks, **options) -> Sweep:
