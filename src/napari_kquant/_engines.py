@@ -261,7 +261,12 @@ class CodedSummary:
             low, step, coded = 0.0, 1.0, table
             value_range = (np.zeros(3), np.full(3, 255.0))  # used on inexact grids only
         else:
-            value_range = (table.min(axis=0).astype(float), table.max(axis=0).astype(float))
+            # One 1-D pass per channel: far faster than numpy's reduction over axis 0.
+            columns = [table[:, c] for c in range(n_channels)]
+            value_range = (
+                np.array([float(col.min()) for col in columns]),
+                np.array([float(col.max()) for col in columns]),
+            )
             low, high = float(value_range[0].min()), float(value_range[1].max())
             levels = 256 if n_channels == 3 else 1 << 16
             integer = np.issubdtype(table.dtype, np.integer)

@@ -336,6 +336,8 @@ class SweepPlot:
 
     def draw(self, results, peak, layer):
         """Compactness and PSNR against K, with the suggested elbow."""
+        from matplotlib.ticker import MaxNLocator
+
         ks = np.array([r.k for r in results])
         compactness = np.array([r.compactness for r in results])
         n_values = np.array([r.counts.sum() * r.centers.shape[1] for r in results])
@@ -343,9 +345,13 @@ class SweepPlot:
             psnr = 10 * np.log10(peak**2 / (compactness / n_values))
         self.curve.clear()
         self.psnr_axis.clear()
+        # clear() puts a twin axis back on the left
+        self.psnr_axis.yaxis.tick_right()
+        self.psnr_axis.yaxis.set_label_position("right")
         (self.line,) = self.curve.plot(ks, compactness, "o-", color="tab:blue", picker=6)
         self.psnr_axis.plot(ks, psnr, "s--", color="tab:orange", markersize=3)
         self.curve.set_xlabel("K")
+        self.curve.xaxis.set_major_locator(MaxNLocator(integer=True))
         self.curve.set_ylabel("compactness", color="tab:blue")
         self.psnr_axis.set_ylabel("PSNR (dB)", color="tab:orange")
         elbow = kneedle(ks, compactness)
