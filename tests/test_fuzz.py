@@ -8,15 +8,20 @@ import os
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from napari_kquant import quantize
 from napari_kquant._kmeans import to_dtype
 
+# CI draws the same examples every run (reproducible); the long profile explores.
 settings.register_profile(
-    "ci", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    "ci",
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
 )
 settings.register_profile(
     "long", max_examples=10_000, deadline=None, suppress_health_check=list(HealthCheck)
@@ -95,7 +100,36 @@ def check_invariants(image, rgb, result, options):
         assert np.all(chosen <= d.min(axis=1) + scale)
 
 
+# Found by fuzzing: colours closer than a summary cell leave fewer summary points than k.
+CLOSE_COLOURS = np.zeros((1, 12, 3), np.uint16)
+CLOSE_COLOURS[0, :10, 0] = [510, 0, 1, 2, 3, 4, 5, 6, 7, 8]
+
+
 @given(images(), OPTIONS)
+@example(
+    (CLOSE_COLOURS, True),
+    {
+        "k": 5,
+        "method": "fast",
+        "init": "random",
+        "attempts": 1,
+        "max_iter": 5,
+        "criteria": "eps+max_iter",
+        "seed": 0,
+    },
+)
+@example(
+    (np.zeros((1, 3), np.uint8), True),
+    {
+        "k": 1,
+        "method": "opencv",
+        "init": "kmeans++",
+        "attempts": 1,
+        "max_iter": 1,
+        "criteria": "eps+max_iter",
+        "seed": 0,
+    },
+)
 def test_any_image_gives_valid_result_or_value_error(drawn, options):
     image, rgb = drawn
     before = image.copy()

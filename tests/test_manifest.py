@@ -108,3 +108,12 @@ def test_wheel_carries_a_real_manifest_that_npe2_loads(tmp_path):
         check=True,
     )
     assert out.stdout.strip() == "napari-kquant"
+
+
+def test_npe2_validate_command_passes():
+    npe2_cli = Path(sys.executable).with_name("npe2")
+    out = subprocess.run(
+        [str(npe2_cli), "validate", "napari-kquant"], capture_output=True, text=True, check=False
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "valid" in out.stdout

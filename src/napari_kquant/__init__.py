@@ -4,10 +4,18 @@ Importing this package loads neither napari nor Qt: the core API works in script
 and batch jobs. :func:`quantize_layer` imports napari when it is first used.
 """
 
-from ._kmeans import Quantization, quantize
+from ._kmeans import Quantization, apply_palette, quantize
 from ._sweep import Sweep, iter_sweep, sweep
 
-__all__ = ["Quantization", "Sweep", "iter_sweep", "quantize", "quantize_layer", "sweep"]
+__all__ = [
+    "Quantization",
+    "Sweep",
+    "apply_palette",
+    "iter_sweep",
+    "quantize",
+    "quantize_layer",
+    "sweep",
+]
 
 
 def __getattr__(name: str):

@@ -181,19 +181,29 @@ class FastEngine:
         return (epsilon if use_epsilon else 0.0), epsilon
 
     def finish(self, centers, max_iter, tol, epsilon) -> Fit:
-        """Polish ``centers`` on the full summary and label every pixel."""
-        points, weights, summary = self.summary.points, self.summary.weights, self.summary
-        k = len(centers)
-        centers, _, code_labels = weighted_lloyd(
-            points, weights, centers, min(max_iter, FINISH_ITERATIONS), tol, self.work
+        """Polish ``centers`` on the full summary, order them and label every pixel."""
+        summary = self.summary
+        centers, *_ = weighted_lloyd(
+            summary.points,
+            summary.weights,
+            centers,
+            min(max_iter, FINISH_ITERATIONS),
+            tol,
+            self.work,
         )
         if not summary.exact:
             # Cell points may sit up to half a cell outside the data: keep the centres
             # inside its range (which only brings them nearer to every pixel).
             centers = np.clip(centers, *summary.value_range)
-            code_labels = nearest(points, centers, self.work, distances=False)[0]
-        centers, rank = darkest_first_ranks(centers)
-        code_labels = rank[code_labels]
+        centers, _ = darkest_first_ranks(centers)
+        return self.assign(centers, epsilon)
+
+    def assign(self, centers, epsilon=0.0) -> Fit:
+        """Label every pixel with its nearest of ``centers`` (label i = row i - 1)."""
+        points, weights, summary = self.summary.points, self.summary.weights, self.summary
+        k = len(centers)
+        code_labels = nearest(points, centers, self.work, distances=False)[0]
+        code_labels = code_labels.astype(label_dtype(k)) + label_dtype(k).type(1)
         if summary.exact:
             # Each code is one colour: the summary's figures are the pixels' figures.
             labels = summary.label_pixels(code_labels)
@@ -487,7 +497,10 @@ def init_centers(points, weights, k, init, rng):
     """Initial centres: weighted k-means++ (greedy, as scikit-learn) or random pixels."""
     p = weights / weights.sum()
     if init == "random":
-        return points[rng.choice(len(points), size=k, replace=False, p=p)].copy()
+        # A coarse summary may hold fewer points than k (colours closer than a cell):
+        # then some centres repeat, and their clusters stay empty.
+        enough = len(points) >= k
+        return points[rng.choice(len(points), size=k, replace=not enough, p=p)].copy()
     n_trials = 2 + int(np.log(k))
     centers = np.empty((k, points.shape[1]))
     centers[0] = points[rng.choice(len(points), p=p)]

@@ -150,6 +150,60 @@ def quantize(
     return job.result(job.fit(k), started)
 
 
+def apply_palette(image, centers, *, rgb: bool | None = None) -> Quantization:
+    """Quantize ``image`` with given centres: every pixel takes its nearest centre.
+
+    This is how a palette fitted on one image (a plane, a region, another file) is
+    reapplied to others. Labels follow the rows of ``centers`` (label i is row i - 1);
+    they are not reordered.
+
+    Parameters
+    ----------
+    image : (..., C) or (...) ndarray
+        As for :func:`quantize`.
+    centers : (k, C) array_like
+        The palette in the image's value units: C = 3 for RGB(A) images, 1 for gray.
+    rgb : bool, optional
+        As for :func:`quantize`.
+
+    Returns
+    -------
+    Quantization
+        Labels (nearest centre, exactly, for every pixel), the given centres, the
+        quantized image, compactness and counts; ``params["method"]`` is ``"palette"``.
+
+    Raises
+    ------
+    ValueError
+        If ``centers`` is not a finite (k, C) array matching the image's channels, or
+        for any reason :func:`quantize` refuses the image.
+
+    Examples
+    --------
+    >>> from skimage import data
+    >>> fitted = quantize(data.astronaut(), 6, seed=0)
+    >>> again = apply_palette(data.astronaut(), fitted.centers)
+    >>> bool((again.labels == fitted.labels).all())
+    True
+    >>> apply_palette(data.coffee(), fitted.centers).image.shape
+    (400, 600, 3)
+    """
+    started = time.perf_counter()
+    job = _Job.of(image, **{**QUANTIZE_DEFAULTS, "rgb": rgb})
+    centers = np.asarray(centers, dtype=np.float64)
+    n_channels = job.table.shape[1]
+    if centers.ndim == 1 and n_channels == 1:
+        centers = centers[:, None]
+    if centers.ndim != 2 or centers.shape[1] != n_channels or len(centers) == 0:
+        raise ValueError(
+            f"centers must be a (k, {n_channels}) array for this image, got shape {centers.shape}"
+        )
+    if not np.isfinite(centers).all():
+        raise ValueError("centers contain NaN or inf")
+    check_memory(job.image, len(job.table), n_channels, "fast")
+    return job.result(job.fast_engine().assign(centers), started, method="palette")
+
+
 # The keyword options of quantize() and their defaults (sweeps take the same).
 QUANTIZE_DEFAULTS = {
     name: p.default
@@ -236,8 +290,8 @@ class _Job:
         engine = self.fast_engine(sweep=True)
         yield from engine.sweep(ks, *self.engine_options(), np.random.default_rng(self.seed))
 
-    def result(self, fit: _engines.Fit, started: float) -> Quantization:
-        """The Quantization of one Fit."""
+    def result(self, fit: _engines.Fit, started: float, **params) -> Quantization:
+        """The Quantization of one Fit (``params`` override the recorded parameters)."""
         k = len(fit.centers)
         spatial_shape = self.image.shape[:-1] if self.rgb else self.image.shape
         labels = fit.labels.reshape(spatial_shape)
@@ -251,6 +305,7 @@ class _Job:
             "init": self.init,
             "seed": self.seed,
             "rgb": self.rgb,
+            **params,
         }
         return Quantization(
             labels=labels,
