@@ -117,3 +117,9 @@ def test_npe2_validate_command_passes():
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "valid" in out.stdout
+
+
+def test_every_public_name_has_a_numpydoc_docstring_with_an_example():
+    for name in napari_kquant.__all__:
+        doc = getattr(napari_kquant, name).__doc__ or ""
+        assert "Examples\n" in doc and ">>> " in doc, f"{name} has no Example"

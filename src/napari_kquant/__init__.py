@@ -4,16 +4,22 @@ Importing this package loads neither napari nor Qt: the core API works in script
 and batch jobs. :func:`quantize_layer` imports napari when it is first used.
 """
 
+from ._estimator import KMeansQuantizer, NotFittedError
 from ._kmeans import Quantization, apply_palette, quantize
+from ._palette import load_palette, save_palette
 from ._sweep import Sweep, iter_sweep, sweep
 
 __all__ = [
+    "KMeansQuantizer",
+    "NotFittedError",
     "Quantization",
     "Sweep",
     "apply_palette",
     "iter_sweep",
+    "load_palette",
     "quantize",
     "quantize_layer",
+    "save_palette",
     "sweep",
 ]
 

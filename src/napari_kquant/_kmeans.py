@@ -46,6 +46,16 @@ class Quantization:
         criteria, init, seed, rgb).
     elapsed : float
         Seconds spent in :func:`quantize`.
+
+    Examples
+    --------
+    >>> from skimage import data
+    >>> result = quantize(data.coffee(), 3, seed=0)
+    >>> result.k, result.centers.shape, int(result.counts.sum())
+    (3, (3, 3), 240000)
+    >>> [round(f, 2) for f in result.fractions.tolist()] == [
+    ...     round(c / 240000, 2) for c in result.counts.tolist()]
+    True
     """
 
     labels: np.ndarray

@@ -12,7 +12,7 @@ from napari.utils.transforms import Affine
 
 from ._engines import label_dtype
 from ._kmeans import Quantization, quantize
-from ._palette import display_colors
+from ._palette import display_colors, save_palette
 from ._sweep import iter_sweep
 
 if TYPE_CHECKING:
@@ -197,6 +197,16 @@ def quantize_layer(
     (Image, Labels)
         ``"<source> quantized K=<k>"`` and ``"<source> clusters K=<k>"``, added or,
         when they exist already, updated in place.
+
+    Examples
+    --------
+    >>> from napari.components import ViewerModel
+    >>> from skimage import data
+    >>> viewer = ViewerModel()  # a napari.Viewer works the same, with a window
+    >>> _ = viewer.add_image(data.coffee(), name="coffee")
+    >>> quantized, clusters = quantize_layer(viewer, "coffee", k=3)
+    >>> clusters.name, int(clusters.data.max()), clusters.features["label"].tolist()
+    ('coffee clusters K=3', 3, [1, 2, 3])
     """
     layer = resolve_layer(viewer, layer)
     result = quantize(layer_array(layer), k, rgb=layer.rgb, **options)
@@ -338,3 +348,21 @@ def sweep_layer(
         latest = show_sweep_results(viewer, layer, results, display)
         shown = [*shown, *latest] if display == "layers" else latest
     return shown
+
+
+def write_palette(path: str, data, meta: dict) -> list[str]:
+    """npe2 writer: save a clusters layer's palette as CSV, JSON or GIMP palette.
+
+    The palette (centres, counts, parameters) comes from the layer's
+    ``metadata["napari_kquant"]``, so a layer made by this plugin can be saved with
+    File > Save Selected Layers (or ``viewer.layers.save(path, plugin="napari-kquant")``).
+    """
+    info = (meta.get("metadata") or {}).get(METADATA_KEY)
+    if not info or "centers" not in info:
+        raise ValueError("this layer holds no napari-kquant palette (make it with napari-kquant)")
+    if isinstance(info["centers"], dict):
+        raise ValueError(
+            "a stacked K sweep holds one palette per K: save the clusters layer of one K"
+        )
+    params = {key: v for key, v in info.items() if key not in ("centers", "counts")}
+    return [str(save_palette(path, info["centers"], counts=info.get("counts"), params=params))]

@@ -54,6 +54,17 @@ class Sweep:
         images, the data's range (max - min) for float images.
     elapsed : float
         Seconds for the whole sweep.
+
+    Examples
+    --------
+    >>> from skimage import data
+    >>> s = sweep(data.coffee(), [2, 4, 8], seed=0)
+    >>> s.ks, len(s), s[4].k
+    ((2, 4, 8), 3, 4)
+    >>> bool(s.psnr[2] > s.psnr[0])
+    True
+    >>> sorted(s.table())
+    ['compactness', 'k', 'mse', 'psnr']
     """
 
     ks: tuple[int, ...]
