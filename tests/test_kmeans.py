@@ -192,3 +192,17 @@ def test_bad_options_raise_clear_errors(small_rgb, kwargs, message):
 def test_bad_images_raise_clear_errors(image, message):
     with pytest.raises(ValueError, match=message):
         quantize(image, 1)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.int64, np.uint64])
+def test_centres_are_clipped_into_the_dtype_without_overflow(dtype):
+    import warnings
+
+    from napari_kquant._kmeans import to_dtype
+
+    info = np.iinfo(dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = to_dtype(np.array([1e30, -1e30, 2.6]), dtype)
+    assert out.dtype == dtype
+    assert out[0] > info.max // 2 and out[1] == info.min and out[2] == 3

@@ -369,7 +369,10 @@ def to_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     dtype = np.dtype(dtype)
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
-        return np.clip(np.rint(values), info.min, info.max).astype(dtype)
+        high = float(info.max)
+        if int(high) > info.max:  # 64-bit maxima round up as floats: stay below them
+            high = float(np.nextafter(high, -np.inf))
+        return np.clip(np.rint(values), float(info.min), high).astype(dtype)
     return np.asarray(values).astype(dtype)
 
 
