@@ -30,6 +30,13 @@ def dock(viewer):
     return widget
 
 
+def docked_on(make_napari_viewer, image, name):
+    """A viewer showing ``image`` as layer ``name``, with the widget docked."""
+    viewer = make_napari_viewer()
+    viewer.add_image(image, name=name)
+    return viewer, dock(viewer)
+
+
 def click_run_and_wait(qtbot, widget, timeout=30_000):
     widget.run_button.native.click()
     qtbot.waitUntil(lambda: not widget.running, timeout=timeout)
@@ -70,9 +77,7 @@ def test_run_from_dock_widget(make_napari_viewer, qtbot, astronaut):
 def test_widget_result_matches_api(make_napari_viewer, qtbot, coffee):
     from napari_kquant import quantize
 
-    viewer = make_napari_viewer()
-    viewer.add_image(coffee, name="coffee")
-    widget = dock(viewer)
+    viewer, widget = docked_on(make_napari_viewer, coffee, "coffee")
     widget.k.value = 4
     widget.attempts.value = 2
     click_run_and_wait(qtbot, widget)
@@ -105,9 +110,7 @@ def test_bad_k_is_a_notification_and_viewer_stays_usable(make_napari_viewer, qtb
 
 
 def test_cancel_discards_the_result(make_napari_viewer, qtbot, astronaut):
-    viewer = make_napari_viewer()
-    viewer.add_image(astronaut, name="astronaut")
-    widget = dock(viewer)
+    viewer, widget = docked_on(make_napari_viewer, astronaut, "astronaut")
     widget.method.value = "opencv"
     widget.attempts.value = 5
     widget.run_button.native.click()
@@ -142,9 +145,7 @@ def slow_run(widget):
 
 
 def test_cancel_leaves_no_thread(make_napari_viewer, qtbot, astronaut):
-    viewer = make_napari_viewer()
-    viewer.add_image(astronaut, name="astronaut")
-    widget = dock(viewer)
+    viewer, widget = docked_on(make_napari_viewer, astronaut, "astronaut")
     slow_run(widget)
     widget.run_button.native.click()
     widget.run_button.native.click()
@@ -155,9 +156,7 @@ def test_cancel_leaves_no_thread(make_napari_viewer, qtbot, astronaut):
 
 
 def test_run_twice_starts_one_worker(make_napari_viewer, qtbot, astronaut, notifications):
-    viewer = make_napari_viewer()
-    viewer.add_image(astronaut, name="astronaut")
-    widget = dock(viewer)
+    viewer, widget = docked_on(make_napari_viewer, astronaut, "astronaut")
     slow_run(widget)
     widget.run()
     first = widget._worker
@@ -191,9 +190,7 @@ def test_deleting_the_source_mid_run_discards_the_result(
 
 
 def test_closing_the_viewer_mid_run_leaves_no_thread(make_napari_viewer, qtbot, astronaut):
-    viewer = make_napari_viewer()
-    viewer.add_image(astronaut, name="astronaut")
-    widget = dock(viewer)
+    viewer, widget = docked_on(make_napari_viewer, astronaut, "astronaut")
     slow_run(widget)
     widget.run_button.native.click()
     assert widget.running
@@ -204,9 +201,7 @@ def test_closing_the_viewer_mid_run_leaves_no_thread(make_napari_viewer, qtbot, 
 def test_worker_thread_gives_the_same_bytes_as_the_api(make_napari_viewer, qtbot, coffee):
     from napari_kquant import quantize
 
-    viewer = make_napari_viewer()
-    viewer.add_image(coffee, name="coffee")
-    widget = dock(viewer)
+    viewer, widget = docked_on(make_napari_viewer, coffee, "coffee")
     widget.method.value = "opencv"
     widget.k.value = 5
     widget.seed.value = 9
