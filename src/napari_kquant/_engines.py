@@ -92,7 +92,15 @@ def opencv_kmeans(table, k, *, criteria, attempts, init, seed) -> Fit:
     # cv2's RNG is per thread: seeding here, on the thread that clusters, makes runs
     # in napari's worker threads reproducible too.
     cv2.setRNGSeed(int(seed))
-    compactness, labels, centers = cv2.kmeans(samples, k, None, criteria, attempts, flags)
+    try:
+        compactness, labels, centers = cv2.kmeans(samples, k, None, criteria, attempts, flags)
+    except cv2.error as exc:
+        # e.g. values so large that squared distances overflow OpenCV's float32
+        reason = str(exc).strip().splitlines()[-1]
+        raise ValueError(
+            f"OpenCV's k-means failed on this image ({reason}); its float32 arithmetic cannot "
+            f"hold these values (up to {float(np.abs(samples).max()):.3g}): use method='fast'"
+        ) from exc
     centers, rank = darkest_first_ranks(centers.astype(np.float64))
     counts = np.bincount(labels.ravel(), minlength=k)[np.argsort(rank)]
     return Fit(centers, rank[labels.ravel()], float(compactness), counts, criteria[2])
@@ -283,7 +291,7 @@ class CodedSummary:
             span = high - low
             step = 1.0 if integer and span < levels else (span / (levels - 1) if span else 1.0)
             if n_channels == 3:
-                coded = _code_rgb(table, low, step)
+                coded = _code_rgb(table, low, high, step)
             else:
                 coded = np.rint((table[:, 0] - low) / step).astype(np.uint16)
         if n_channels == 3:
@@ -339,7 +347,7 @@ class CodedSummary:
         # so a cell is on one side when its two nearest centres differ by more than
         # a diagonal (with a margin for rounding).
         diagonal = self.step * np.sqrt(self.table.shape[1])
-        return two[:, 1] - two[:, 0] <= diagonal * (1 + 1e-3)
+        return two[:, 1] - two[:, 0] <= diagonal * (1 + 1e-2)
 
     def _pixel_codes(self, coded_block: np.ndarray) -> np.ndarray:
         if coded_block.ndim == 2:  # (n, 3) uint8 channel codes, not yet combined
@@ -347,15 +355,23 @@ class CodedSummary:
         return coded_block
 
 
-def _code_rgb(table, low, step):
-    """round((x - low) / step) as uint8, in blocks (one vectorised OpenCV pass each)."""
+def _code_rgb(table, low, high, step):
+    """round((x - low) / step) as uint8, in blocks.
+
+    OpenCV's ``convertScaleAbs`` does it in one vectorised pass but computes in
+    float32: it is used where that stays exact to well under a cell, numpy elsewhere
+    (huge magnitudes, or dtypes OpenCV cannot read such as int64 or float16).
+    """
+    direct = table.dtype in CV_DEPTHS and max(abs(low), abs(high)) / step <= 2**16
     coded = np.empty(table.shape, dtype=np.uint8)
     for start in range(0, len(table), BLOCK):
         block = table[start : start + BLOCK]
-        if block.dtype not in CV_DEPTHS:  # e.g. int64, uint32, float16: OpenCV cannot read them
-            block = block.astype(np.float64)
-        scaled = cv2.convertScaleAbs(_as_image(block), alpha=1 / step, beta=-low / step)
-        coded[start : start + BLOCK] = scaled.reshape(-1, 3)
+        if direct:
+            scaled = cv2.convertScaleAbs(_as_image(block), alpha=1 / step, beta=-low / step)
+            coded[start : start + BLOCK] = scaled.reshape(-1, 3)
+        else:
+            scaled = np.rint((block.astype(np.float64) - low) / step)
+            coded[start : start + BLOCK] = np.clip(scaled, 0, 255)
     return coded
 
 
