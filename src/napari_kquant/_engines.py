@@ -191,7 +191,7 @@ class FastEngine:
     def finish(self, centers, max_iter, tol, epsilon) -> Fit:
         """Polish ``centers`` on the full summary, order them and label every pixel."""
         summary = self.summary
-        centers, *_ = weighted_lloyd(
+        centers, _, code_labels = weighted_lloyd(
             summary.points,
             summary.weights,
             centers,
@@ -203,15 +203,20 @@ class FastEngine:
             # Cell points may sit up to half a cell outside the data: keep the centres
             # inside its range (which only brings them nearer to every pixel).
             centers = np.clip(centers, *summary.value_range)
-        centers, _ = darkest_first_ranks(centers)
-        return self.assign(centers, epsilon)
+            code_labels = None  # the clipped centres need their own labelling
+        centers, rank = darkest_first_ranks(centers)
+        return self.assign(centers, epsilon, None if code_labels is None else rank[code_labels])
 
-    def assign(self, centers, epsilon=0.0) -> Fit:
-        """Label every pixel with its nearest of ``centers`` (label i = row i - 1)."""
+    def assign(self, centers, epsilon=0.0, code_labels=None) -> Fit:
+        """Label every pixel with its nearest of ``centers`` (label i = row i - 1).
+
+        ``code_labels`` (1-based, per summary point) may be passed when known already.
+        """
         points, weights, summary = self.summary.points, self.summary.weights, self.summary
         k = len(centers)
-        code_labels = nearest(points, centers, self.work, distances=False)[0]
-        code_labels = code_labels.astype(label_dtype(k)) + label_dtype(k).type(1)
+        if code_labels is None:
+            code_labels = nearest(points, centers, self.work, distances=False)[0]
+            code_labels = code_labels.astype(label_dtype(k)) + label_dtype(k).type(1)
         if summary.exact:
             # Each code is one colour: the summary's figures are the pixels' figures.
             labels = summary.label_pixels(code_labels)
