@@ -167,11 +167,24 @@ def test_unsupported_dtypes_are_refused(dtype, shape):
 
 
 @given(
-    hnp.arrays(np.float64, hnp.array_shapes(min_dims=2, max_dims=3, min_side=1, max_side=6)),
+    hnp.arrays(
+        np.float64,
+        hnp.array_shapes(min_dims=2, max_dims=3, min_side=1, max_side=6),
+        elements=st.floats(-1e6, 1e6) | st.sampled_from([np.nan, np.inf, -np.inf]),
+    ),
 )
-def test_non_finite_floats_are_refused(image):
-    if np.isfinite(image).all():
+def test_non_finite_pixels_are_left_out(image):
+    finite = np.isfinite(image)
+    if finite.all():
         image = image.copy()
         image.flat[0] = np.nan
-    with pytest.raises(ValueError, match="NaN or inf"):
-        quantize(image, 1)
+        finite = np.isfinite(image)
+    try:
+        result = quantize(image, 1, rgb=False)
+    except ValueError as exc:
+        assert "no pixel to cluster" in str(exc)
+        assert not finite.any()
+        return
+    np.testing.assert_array_equal(result.labels == 0, ~finite)
+    assert np.isfinite(result.centers).all()
+    np.testing.assert_array_equal(np.isnan(result.image), np.isnan(image))

@@ -183,8 +183,8 @@ def test_bad_options_raise_clear_errors(small_rgb, kwargs, message):
     ("image", "message"),
     [
         (np.zeros((0, 5, 3), np.uint8), "empty"),
-        (np.array([[np.nan, 1.0], [2.0, 3.0]]), "NaN"),
-        (np.array([[np.inf, 1.0], [2.0, 3.0]]), "NaN or inf"),
+        (np.full((3, 3), np.nan), "no pixel to cluster"),
+        (np.array([[np.inf, -np.inf], [np.nan, np.nan]]), "NaN or inf"),
         (np.ones((4, 4), bool), "dtype bool"),
         (np.ones((4, 4), complex), "dtype complex"),
     ],
@@ -206,3 +206,43 @@ def test_centres_are_clipped_into_the_dtype_without_overflow(dtype):
         out = to_dtype(np.array([1e30, -1e30, 2.6]), dtype)
     assert out.dtype == dtype
     assert out[0] > info.max // 2 and out[1] == info.min and out[2] == 3
+
+
+@pytest.mark.parametrize("method", ["fast", "opencv"])
+def test_mask_clusters_only_the_pixels_inside(small_rgb, method):
+    mask = np.zeros(small_rgb.shape[:2], bool)
+    mask[10:40, 5:50] = True
+    result = quantize(small_rgb, 4, mask=mask, method=method, seed=1)
+    assert np.all(result.labels[~mask] == 0) and np.all(result.labels[mask] >= 1)
+    np.testing.assert_array_equal(result.image[~mask], small_rgb[~mask])
+    assert result.counts.sum() == mask.sum()
+    # the centres are those of the masked pixels alone
+    inside = quantize(small_rgb[mask].reshape(-1, 1, 3), 4, method=method, seed=1)
+    np.testing.assert_allclose(result.centers, inside.centers)
+    # integer masks (a labels layer's data) work as non-zero = inside
+    again = quantize(small_rgb, 4, mask=mask.astype(np.uint16) * 7, method=method, seed=1)
+    np.testing.assert_array_equal(again.labels, result.labels)
+
+
+def test_nan_pixels_are_outside_and_never_centres(astronaut):
+    image = (astronaut / 255.0).astype(np.float32)
+    image[:50] = np.nan
+    image[60, 60, 1] = np.inf
+    result = quantize(image, 5, seed=0)
+    assert np.isfinite(result.centers).all()
+    assert np.all(result.labels[:50] == 0) and result.labels[60, 60] == 0
+    assert np.isnan(result.image[:50]).all()
+    assert result.counts.sum() == 512 * 512 - 50 * 512 - 1
+
+
+@pytest.mark.parametrize(
+    ("mask", "message"),
+    [
+        (np.zeros((64, 64), bool), "no pixel to cluster"),
+        (np.ones((64, 63), bool), "mask has shape"),
+        (np.ones((64, 64), float), "must be boolean"),
+    ],
+)
+def test_bad_masks_are_refused(small_rgb, mask, message):
+    with pytest.raises(ValueError, match=message):
+        quantize(small_rgb, 2, mask=mask)

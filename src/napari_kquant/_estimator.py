@@ -190,4 +190,6 @@ def _as_table(X):
             f"X must be a pixel table of shape (n_pixels, 1 or 3), got shape {table.shape}; "
             "use fit_image() for images"
         )
+    if np.issubdtype(table.dtype, np.floating) and not np.isfinite(table).all():
+        raise ValueError("X contains NaN or inf: every row must be a pixel value")
     return table, table.shape[1] == 3

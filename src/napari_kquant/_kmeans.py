@@ -90,6 +90,7 @@ def quantize(
     init: str = "kmeans++",
     seed: int = 0,
     rgb: bool | None = None,
+    mask=None,
 ) -> Quantization:
     """Quantize the colours of ``image`` to ``k`` colours with k-means.
 
@@ -122,6 +123,10 @@ def quantize(
     rgb : bool, optional
         Whether the last axis holds colour channels. ``None`` guesses as napari
         does: a last axis of length 3 or 4 on an image of 3+ dimensions.
+    mask : (...) array_like of bool, optional
+        Cluster only the pixels where ``mask`` is true (non-zero); it has the image's
+        spatial shape. Pixels outside get label 0 and keep their value in the
+        quantized image. NaN and inf pixels of float images are always outside.
 
     Returns
     -------
@@ -132,9 +137,10 @@ def quantize(
     Raises
     ------
     ValueError
-        If ``image`` is empty, not numeric, holds NaN or inf; if ``k`` < 1 or exceeds
-        the number of pixels or of distinct colours; if an option is out of range; if
-        the run would need more working memory than the machine has available.
+        If ``image`` is empty or not numeric; if no pixel is left to cluster (empty
+        mask, all NaN); if ``k`` < 1 or exceeds the number of pixels or of distinct
+        colours; if an option is out of range; if the run would need more working
+        memory than the machine has available.
 
     Notes
     -----
@@ -154,13 +160,13 @@ def quantize(
     [1, 2, 3, 4]
     """
     started = time.perf_counter()
-    job = _Job.of(image, method, attempts, max_iter, epsilon, criteria, init, seed, rgb)
+    job = _Job.of(image, method, attempts, max_iter, epsilon, criteria, init, seed, rgb, mask)
     k = _check_k(k)
     job.check_k(k)
     return job.result(job.fit(k), started)
 
 
-def apply_palette(image, centers, *, rgb: bool | None = None) -> Quantization:
+def apply_palette(image, centers, *, rgb: bool | None = None, mask=None) -> Quantization:
     """Quantize ``image`` with given centres: every pixel takes its nearest centre.
 
     This is how a palette fitted on one image (a plane, a region, another file) is
@@ -173,7 +179,7 @@ def apply_palette(image, centers, *, rgb: bool | None = None) -> Quantization:
         As for :func:`quantize`.
     centers : (k, C) array_like
         The palette in the image's value units: C = 3 for RGB(A) images, 1 for gray.
-    rgb : bool, optional
+    rgb, mask : optional
         As for :func:`quantize`.
 
     Returns
@@ -199,7 +205,7 @@ def apply_palette(image, centers, *, rgb: bool | None = None) -> Quantization:
     (400, 600, 3)
     """
     started = time.perf_counter()
-    job = _Job.of(image, **{**QUANTIZE_DEFAULTS, "rgb": rgb})
+    job = _Job.of(image, **{**QUANTIZE_DEFAULTS, "rgb": rgb, "mask": mask})
     centers = np.asarray(centers, dtype=np.float64)
     n_channels = job.table.shape[1]
     if centers.ndim == 1 and n_channels == 1:
@@ -236,9 +242,12 @@ class _Job:
     criteria_type: int
     init: str
     seed: int
+    keep: np.ndarray | None  # which pixels are clustered (None: all)
 
     @classmethod
-    def of(cls, image, method, attempts, max_iter, epsilon, criteria, init, seed, rgb) -> _Job:
+    def of(
+        cls, image, method, attempts, max_iter, epsilon, criteria, init, seed, rgb, mask
+    ) -> _Job:
         image = np.asarray(image)
         rgb = _check_image(image, rgb)
         if method not in METHODS:
@@ -249,10 +258,23 @@ class _Job:
         criteria_type, max_iter, epsilon = _check_criteria(criteria, max_iter, epsilon)
         n_channels = min(image.shape[-1], 3) if rgb else 1
         table = image.reshape(-1, image.shape[-1])[:, :n_channels] if rgb else image.reshape(-1, 1)
+        keep = _clustered_pixels(image, table, rgb, mask)
+        if keep is not None:
+            table = table[keep]
         if method == "opencv" and epsilon is None:
             epsilon = _engines.default_epsilon(table.min(), table.max())
         return cls(
-            image, table, rgb, method, attempts, max_iter, epsilon, criteria_type, init, seed
+            image,
+            table,
+            rgb,
+            method,
+            attempts,
+            max_iter,
+            epsilon,
+            criteria_type,
+            init,
+            seed,
+            keep,
         )
 
     def check_k(self, k_max: int) -> None:
@@ -304,7 +326,11 @@ class _Job:
         """The Quantization of one Fit (``params`` override the recorded parameters)."""
         k = len(fit.centers)
         spatial_shape = self.image.shape[:-1] if self.rgb else self.image.shape
-        labels = fit.labels.reshape(spatial_shape)
+        labels = fit.labels
+        if self.keep is not None:
+            labels = np.zeros(self.keep.shape, dtype=fit.labels.dtype)
+            labels[self.keep] = fit.labels
+        labels = labels.reshape(spatial_shape)
         params = {
             "k": k,
             "method": self.method,
@@ -397,9 +423,34 @@ def _check_image(image: np.ndarray, rgb: bool | None) -> bool:
         raise ValueError(
             f"rgb=True needs a last axis of length 3 or 4, got image of shape {image.shape}"
         )
-    if np.issubdtype(image.dtype, np.floating) and not np.isfinite(image).all():
-        raise ValueError("image contains NaN or inf values: replace them before quantizing")
     return bool(rgb)
+
+
+def _clustered_pixels(image, table, rgb, mask) -> np.ndarray | None:
+    """Flat boolean of the pixels to cluster (mask, finite values), None for all."""
+    spatial = image.shape[:-1] if rgb else image.shape
+    keep = None
+    if mask is not None:
+        mask = np.asarray(mask)
+        if mask.shape != spatial:
+            raise ValueError(
+                f"mask has shape {mask.shape} but the image's pixels are {spatial}: "
+                "give one mask value per pixel"
+            )
+        if not (mask.dtype == bool or np.issubdtype(mask.dtype, np.integer)):
+            raise ValueError(f"mask must be boolean (or integer, non-zero = in), not {mask.dtype}")
+        keep = mask.reshape(-1).astype(bool)
+    if np.issubdtype(image.dtype, np.floating):
+        finite = np.isfinite(table).all(axis=1)
+        if not finite.all():
+            keep = finite if keep is None else keep & finite
+    if keep is None or keep.all():
+        return None
+    if not keep.any():
+        raise ValueError(
+            "no pixel to cluster: the mask selects none, or every selected pixel is NaN or inf"
+        )
+    return keep
 
 
 def _check_k(k) -> int:
