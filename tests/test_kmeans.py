@@ -185,6 +185,7 @@ def test_bad_options_raise_clear_errors(small_rgb, kwargs, message):
         (np.zeros((0, 5, 3), np.uint8), "empty"),
         (np.full((3, 3), np.nan), "no pixel to cluster"),
         (np.array([[np.inf, -np.inf], [np.nan, np.nan]]), "NaN or inf"),
+        (np.array([[-1e308, 1e308], [0.0, 1.0]]), "overflow"),
         (np.ones((4, 4), bool), "dtype bool"),
         (np.ones((4, 4), complex), "dtype complex"),
     ],

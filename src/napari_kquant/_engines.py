@@ -294,11 +294,18 @@ class CodedSummary:
             levels = 256 if n_channels == 3 else 1 << 16
             integer = np.issubdtype(table.dtype, np.integer)
             span = high - low
-            step = 1.0 if integer and span < levels else (span / (levels - 1) if span else 1.0)
+            if integer and span < levels:
+                step = 1.0
+            else:
+                # divided first so that spans near the float maximum do not overflow
+                step = high / (levels - 1) - low / (levels - 1)
+                if not step > 0:  # a constant image, or a span too small to divide
+                    step = 1.0
             if n_channels == 3:
                 coded = _code_rgb(table, low, high, step)
             else:
-                coded = np.rint((table[:, 0] - low) / step).astype(np.uint16)
+                # scaled before the subtraction: spans near the float maximum stay finite
+                coded = np.rint(table[:, 0] / step - low / step).astype(np.uint16)
         if n_channels == 3:
             codes, counts = _count_rgb_codes(coded)
             points = np.column_stack([codes & 255, (codes >> 8) & 255, codes >> 16])
@@ -375,7 +382,7 @@ def _code_rgb(table, low, high, step):
             scaled = cv2.convertScaleAbs(_as_image(block), alpha=1 / step, beta=-low / step)
             coded[start : start + BLOCK] = scaled.reshape(-1, 3)
         else:
-            scaled = np.rint((block.astype(np.float64) - low) / step)
+            scaled = np.rint(block.astype(np.float64) / step - low / step)
             coded[start : start + BLOCK] = np.clip(scaled, 0, 255)
     return coded
 

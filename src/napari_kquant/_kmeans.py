@@ -14,6 +14,7 @@ from . import _engines
 from ._memory import check_memory
 
 METHODS = ("fast", "opencv")
+MAX_FLOAT_MAGNITUDE = 1e150  # beyond this, squared distances overflow float64
 INITS = ("kmeans++", "random")
 CRITERIA = {
     "eps+max_iter": cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER,
@@ -261,6 +262,13 @@ class _Job:
         keep = _clustered_pixels(image, table, rgb, mask)
         if keep is not None:
             table = table[keep]
+        if np.issubdtype(table.dtype, np.floating):
+            largest = max(abs(float(table.min())), abs(float(table.max())))
+            if largest > MAX_FLOAT_MAGNITUDE:
+                raise ValueError(
+                    f"values up to {largest:.3g} make squared distances overflow: "
+                    f"rescale the image below {MAX_FLOAT_MAGNITUDE:.0e}"
+                )
         if method == "opencv" and epsilon is None:
             epsilon = _engines.default_epsilon(table.min(), table.max())
         return cls(
