@@ -39,7 +39,6 @@ BLOCK = 1 << 18  # pixels per block in full-data passes: bounds the working memo
 SCORE_BLOCK = 1 << 21  # entries of one block of the (points, centres) score matrix
 MID_POINTS = 1 << 15  # about this many points on the middle regrid
 SWEEP_MID_POINTS = 1 << 13  # the same for sweeps
-SWEEP_SEQUENCES_PER_ATTEMPT = 1  # k-means++ sequences drawn per attempt in a sweep
 COARSE_POINTS = 1 << 11  # about this many points on the coarse regrid (at least 32 per k)
 CANDIDATES_PER_ATTEMPT = 4  # coarse starts per attempt
 MAX_HIST_PIXELS = 1 << 24  # calcHist counts in float32: exact below 2**24 pixels
@@ -166,10 +165,7 @@ class FastEngine:
         work = self.work
         mid, mid_w = self.mid
         coarse, coarse_w = self.coarse(ks[-1])
-        sequences = [
-            init_centers(coarse, coarse_w, ks[-1], init, rng)
-            for _ in range(SWEEP_SEQUENCES_PER_ATTEMPT * attempts)
-        ]
+        sequences = [init_centers(coarse, coarse_w, ks[-1], init, rng) for _ in range(attempts)]
         fit = self.fit(ks[0], max_iter, epsilon, use_epsilon, attempts, init, rng)
         yield fit
         for k in ks[1:]:
@@ -334,7 +330,9 @@ class CodedSummary:
             code_labels[self._straddling(centers)] = 0
         # Pixels only ever carry occupied codes, so the table needs no zeroing.
         size = 1 << 24 if self.table.shape[1] == 3 else 1 << 16
-        lut = self.luts.setdefault(code_labels.dtype, np.empty(size, code_labels.dtype))
+        if code_labels.dtype not in self.luts:
+            self.luts[code_labels.dtype] = np.empty(size, code_labels.dtype)
+        lut = self.luts[code_labels.dtype]
         lut[self.codes] = code_labels
         out = np.empty(len(self.table), dtype=code_labels.dtype)
         for start in range(0, len(self.table), BLOCK):

@@ -262,15 +262,16 @@ class _Job:
         keep = _clustered_pixels(image, table, rgb, mask)
         if keep is not None:
             table = table[keep]
-        if np.issubdtype(table.dtype, np.floating):
-            largest = max(abs(float(table.min())), abs(float(table.max())))
-            if largest > MAX_FLOAT_MAGNITUDE:
-                raise ValueError(
-                    f"values up to {largest:.3g} make squared distances overflow: "
-                    f"rescale the image below {MAX_FLOAT_MAGNITUDE:.0e}"
-                )
+        floating = np.issubdtype(table.dtype, np.floating)
+        if floating or (method == "opencv" and epsilon is None):
+            low, high = float(table.min()), float(table.max())  # one pass serves both uses
+        if floating and max(abs(low), abs(high)) > MAX_FLOAT_MAGNITUDE:
+            raise ValueError(
+                f"values up to {max(abs(low), abs(high)):.3g} make squared distances overflow: "
+                f"rescale the image below {MAX_FLOAT_MAGNITUDE:.0e}"
+            )
         if method == "opencv" and epsilon is None:
-            epsilon = _engines.default_epsilon(table.min(), table.max())
+            epsilon = _engines.default_epsilon(low, high)
         return cls(
             image,
             table,

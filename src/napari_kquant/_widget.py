@@ -33,7 +33,7 @@ from ._layers import (
     show_sweep_results,
     stack_names,
 )
-from ._sweep import iter_sweep, kneedle, parse_ks, psnr_peak
+from ._sweep import Sweep, iter_sweep, parse_ks, psnr_peak
 
 if TYPE_CHECKING:
     import napari
@@ -282,7 +282,7 @@ class CompareWidget(_KQuantWidget):
         show_sweep_results(self._viewer, layer, self.results, self._shown_display)
         ks = [r.k for r in self.results]
         self.k_choice.choices = ks
-        self.plot.draw(self.results, self._peak, layer)
+        self.plot.draw(Sweep(tuple(ks), tuple(self.results), self._peak), layer)
         with self.k_choice.changed.blocked():
             self.k_choice.value = result.k
         self.plot.draw_palette(result, label_colors(layer, result.centers))
@@ -334,15 +334,11 @@ class SweepPlot:
         self.on_pick = None
         self.canvas.mpl_connect("pick_event", self._picked)
 
-    def draw(self, results, peak, layer):
+    def draw(self, sweep: Sweep, layer):
         """Compactness and PSNR against K, with the suggested elbow."""
         from matplotlib.ticker import MaxNLocator
 
-        ks = np.array([r.k for r in results])
-        compactness = np.array([r.compactness for r in results])
-        n_values = np.array([r.counts.sum() * r.centers.shape[1] for r in results])
-        with np.errstate(divide="ignore"):
-            psnr = 10 * np.log10(peak**2 / (compactness / n_values))
+        ks, compactness, psnr = sweep.ks, sweep.compactness, sweep.psnr
         self.curve.clear()
         self.psnr_axis.clear()
         # clear() puts a twin axis back on the left
@@ -354,7 +350,7 @@ class SweepPlot:
         self.curve.xaxis.set_major_locator(MaxNLocator(integer=True))
         self.curve.set_ylabel("compactness", color="tab:blue")
         self.psnr_axis.set_ylabel("PSNR (dB)", color="tab:orange")
-        elbow = kneedle(ks, compactness)
+        elbow = sweep.elbow()
         if elbow is not None:
             self.curve.axvline(elbow, color="grey", linestyle=":")
             self.curve.set_title(f"{layer.name}: elbow at K={elbow}", fontsize=9)
