@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, NamedTuple
 
-import numpy as np
 from magicgui.widgets import (
     ComboBox,
     Container,
