@@ -259,7 +259,7 @@ class CodedSummary:
 
     table: np.ndarray
     coded: np.ndarray  # (N, 3) uint8 channel codes, or (N,) combined codes, per pixel
-    step: float
+    step: float | np.ndarray  # grid step (per channel for 2 or 4+ channels)
     codes: np.ndarray
     points: np.ndarray
     weights: np.ndarray
@@ -276,6 +276,8 @@ class CodedSummary:
         labelling again (another K of a sweep) is a single gather.
         """
         n_channels = table.shape[1]
+        if n_channels not in (1, 3):
+            return cls._of_features(table)
         if table.dtype == np.uint8 and n_channels == 3:
             low, step, coded = 0.0, 1.0, table
             value_range = (np.zeros(3), np.full(3, 255.0))  # used on inexact grids only
@@ -318,6 +320,45 @@ class CodedSummary:
         weights = counts.astype(np.float64)
         return cls(table, coded, step, codes, points, weights, exact, small, value_range)
 
+    @classmethod
+    def _of_features(cls, table: np.ndarray) -> CodedSummary:
+        """Code a table of 2 or 4+ channels (several layers as features).
+
+        Each channel is coded over its own range to ``feature_levels(C)`` levels (256
+        up to 7 channels; step 1 for integer channels spanning fewer values), the codes
+        combined into one int64 key per pixel and counted with a sort. A pixel's code
+        is then the index of its key among the occupied keys.
+        """
+        n_channels = table.shape[1]
+        levels = feature_levels(n_channels)
+        columns = [table[:, c] for c in range(n_channels)]
+        lows = np.array([float(col.min()) for col in columns])
+        highs = np.array([float(col.max()) for col in columns])
+        integer = np.issubdtype(table.dtype, np.integer)
+        steps = np.ones(n_channels)
+        for c in range(n_channels):
+            if not (integer and highs[c] - lows[c] < levels):
+                step = highs[c] / (levels - 1) - lows[c] / (levels - 1)
+                steps[c] = step if step > 0 else 1.0
+        keys = np.zeros(len(table), dtype=np.int64)
+        for c in reversed(range(n_channels)):
+            code = np.rint(table[:, c] / steps[c] - lows[c] / steps[c])
+            keys *= levels
+            keys += np.clip(code, 0, levels - 1).astype(np.int64)
+        keys, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+        digits = np.empty((len(keys), n_channels))
+        for c in range(n_channels):
+            digits[:, c] = keys % levels
+            keys //= levels
+        points = lows + steps * digits
+        exact = integer and bool((steps == 1.0).all())
+        codes = np.arange(len(points))
+        small = table.dtype.itemsize == 1
+        weights = counts.astype(np.float64)
+        return cls(
+            table, inverse.reshape(-1), steps, codes, points, weights, exact, small, (lows, highs)
+        )
+
     def label_pixels(self, code_labels: np.ndarray, centers: np.ndarray | None = None):
         """Label of every pixel through a lookup table from code to label.
 
@@ -329,7 +370,8 @@ class CodedSummary:
             code_labels = code_labels.copy()
             code_labels[self._straddling(centers)] = 0
         # Pixels only ever carry occupied codes, so the table needs no zeroing.
-        size = 1 << 24 if self.table.shape[1] == 3 else 1 << 16
+        n_channels = self.table.shape[1]
+        size = 1 << 24 if n_channels == 3 else 1 << 16 if n_channels == 1 else len(self.codes)
         if code_labels.dtype not in self.luts:
             self.luts[code_labels.dtype] = np.empty(size, code_labels.dtype)
         lut = self.luts[code_labels.dtype]
@@ -356,13 +398,18 @@ class CodedSummary:
         # Every colour of a cell lies within half a cell diagonal of the cell's point,
         # so a cell is on one side when its two nearest centres differ by more than
         # a diagonal (with a margin for rounding).
-        diagonal = self.step * np.sqrt(self.table.shape[1])
+        diagonal = float(np.sqrt(np.sum(np.broadcast_to(self.step, centers.shape[1:]) ** 2)))
         return two[:, 1] - two[:, 0] <= diagonal * (1 + 1e-2)
 
     def _pixel_codes(self, coded_block: np.ndarray) -> np.ndarray:
         if coded_block.ndim == 2:  # (n, 3) uint8 channel codes, not yet combined
             return _rgb_codes(coded_block)
         return coded_block
+
+
+def feature_levels(n_channels: int) -> int:
+    """Levels per channel coding a table of ``n_channels`` into one int64 key."""
+    return 256 if n_channels <= 7 else max(2, 2 ** (62 // n_channels))
 
 
 def _code_rgb(table, low, high, step):

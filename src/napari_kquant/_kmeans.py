@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import cv2
@@ -12,10 +12,12 @@ import numpy as np
 
 from . import _engines
 from ._memory import check_memory
+from ._palette import COLOR_SPACES, darkest_first, lab_to_rgb, rgb_to_lab
 
 METHODS = ("fast", "opencv")
 MAX_FLOAT_MAGNITUDE = 1e150  # beyond this, squared distances overflow float64
 INITS = ("kmeans++", "random")
+PLANES = ("stack", "each")
 CRITERIA = {
     "eps+max_iter": cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER,
     "eps": cv2.TERM_CRITERIA_EPS,
@@ -44,7 +46,8 @@ class Quantization:
         Pixels per label.
     params : dict
         Every parameter actually used (k, method, attempts, max_iter, epsilon,
-        criteria, init, seed, rgb).
+        criteria, init, seed, rgb, channel_axis, color_space, standardize, planes,
+        and ``channel_scale`` when standardized).
     elapsed : float
         Seconds spent in :func:`quantize`.
 
@@ -69,8 +72,38 @@ class Quantization:
 
     @property
     def k(self) -> int:
-        """Number of clusters."""
-        return len(self.centers)
+        """Number of clusters (per plane, for ``planes="each"``)."""
+        return int(self.params.get("k", len(self.centers)))
+
+    def apply(self, image, *, mask=None) -> Quantization:
+        """Label another image (or frame, or region) with this result's palette.
+
+        The same channels, colour space and channel scaling are used as in the fit;
+        see :func:`apply_palette`.
+
+        Examples
+        --------
+        >>> from skimage import data
+        >>> fitted = quantize(data.astronaut(), 5, seed=0)
+        >>> other = fitted.apply(data.coffee())
+        >>> other.k, bool((other.centers == fitted.centers).all())
+        (5, True)
+        """
+        if self.params.get("planes") == "each":
+            raise ValueError(
+                "this result holds one palette per plane: apply one plane's palette with "
+                "apply_palette(image, result.centers[p * k:(p + 1) * k])"
+            )
+        scale = self.params.get("channel_scale")
+        return apply_palette(
+            image,
+            self.centers,
+            rgb=self.params.get("rgb"),
+            channel_axis=self.params.get("channel_axis"),
+            color_space=self.params.get("color_space", "rgb"),
+            channel_scale=scale,
+            mask=mask,
+        )
 
     @property
     def fractions(self) -> np.ndarray:
@@ -92,6 +125,10 @@ def quantize(
     seed: int = 0,
     rgb: bool | None = None,
     mask=None,
+    channel_axis: int | None = None,
+    color_space: str = "rgb",
+    standardize: bool = False,
+    planes: str = "stack",
 ) -> Quantization:
     """Quantize the colours of ``image`` to ``k`` colours with k-means.
 
@@ -128,12 +165,31 @@ def quantize(
         Cluster only the pixels where ``mask`` is true (non-zero); it has the image's
         spatial shape. Pixels outside get label 0 and keep their value in the
         quantized image. NaN and inf pixels of float images are always outside.
+    channel_axis : int, optional
+        The axis holding features to cluster together, all of them (e.g. fluorescence
+        channels stacked from several layers): pixels are clustered on the vector of
+        their values. ``None``: RGB(A) or gray, as ``rgb`` says.
+    color_space : {"rgb", "lab"}
+        Cluster in the image's RGB values (default, the OpenCV recipe) or in CIELAB,
+        where distances follow how different colours look. Lab applies to RGB(A)
+        images of unsigned integers (full intensity = the dtype's maximum) or floats
+        in 0..1. Centres and the quantized image are in the image's own RGB either way.
+    standardize : bool
+        Scale each channel to zero mean and unit variance (z-score, over the clustered
+        pixels) before clustering, so that a bright channel does not dominate.
+    planes : {"stack", "each"}
+        ``"stack"`` (default): one palette for all the pixels of an nD stack, so a
+        colour means the same in every plane. ``"each"``: a palette per 2D plane (the
+        last two spatial axes); plane p (in C order) gets labels ``p * k + 1`` to
+        ``(p + 1) * k``, so that every label names one row of ``centers``.
 
     Returns
     -------
     Quantization
         ``labels`` (1..k, darkest first), ``centers`` (k, C), ``image`` (same shape and
         dtype as the input), ``compactness``, ``counts``, ``params``, ``elapsed``.
+        With ``color_space="lab"`` or ``standardize`` the compactness is measured in
+        the space clustered; with ``planes="each"``, ``centers`` has k rows per plane.
 
     Raises
     ------
@@ -161,13 +217,80 @@ def quantize(
     [1, 2, 3, 4]
     """
     started = time.perf_counter()
-    job = _Job.of(image, method, attempts, max_iter, epsilon, criteria, init, seed, rgb, mask)
+    options = {name: value for name, value in locals().items() if name in QUANTIZE_OPTIONS}
     k = _check_k(k)
+    if planes not in PLANES:
+        raise ValueError(f"planes must be one of {PLANES}, got {planes!r}")
+    if planes == "each":
+        return _quantize_planes(image, k, options, started)
+    job = _Job.of(image, **options)
     job.check_k(k)
     return job.result(job.fit(k), started)
 
 
-def apply_palette(image, centers, *, rgb: bool | None = None, mask=None) -> Quantization:
+def _quantize_planes(image, k: int, options: dict, started: float) -> Quantization:
+    """``planes="each"``: quantize every 2D plane of a stack on its own."""
+    image = np.asarray(image)
+    axis = options["channel_axis"]
+    data = image if axis is None else np.moveaxis(image, _check_axis(image, axis), -1)
+    channels = axis is not None or _check_image(data, options["rgb"])
+    spatial = data.shape[:-1] if channels else data.shape
+    options = {**options, "planes": "stack", "channel_axis": -1 if axis is not None else None}
+    if len(spatial) <= 2:  # a single plane
+        result = quantize(image, k, **{**options, "channel_axis": axis})
+        return replace(result, params={**result.params, "planes": "each", "n_planes": 1})
+    mask = None if options["mask"] is None else np.asarray(options["mask"])
+    if mask is not None and mask.shape != spatial:
+        raise ValueError(
+            f"mask has shape {mask.shape} but the image's pixels are {spatial}: "
+            "give one mask value per pixel"
+        )
+    planes = list(np.ndindex(spatial[:-2]))
+    dtype = _engines.label_dtype(k * len(planes))
+    labels = np.zeros(spatial, dtype=dtype)
+    out = np.empty_like(data)
+    results = []
+    for p, index in enumerate(planes):
+        plane_mask = None if mask is None else mask[index]
+        try:
+            result = quantize(data[index], k, **{**options, "mask": plane_mask})
+        except ValueError as exc:
+            raise ValueError(f"plane {index}: {exc}") from None
+        plane_labels = labels[index]
+        plane_labels[...] = result.labels
+        plane_labels[plane_labels > 0] += dtype.type(p * k)
+        out[index] = result.image
+        results.append(result)
+    params = {
+        **results[0].params,
+        "planes": "each",
+        "n_planes": len(planes),
+        "plane_compactness": [r.compactness for r in results],
+        "channel_axis": axis,
+    }
+    if params.get("channel_scale") is not None:
+        params["channel_scale"] = [r.params["channel_scale"] for r in results]
+    return Quantization(
+        labels=labels,
+        centers=np.concatenate([r.centers for r in results]),
+        image=out if axis is None else np.moveaxis(out, -1, axis),
+        compactness=float(sum(r.compactness for r in results)),
+        counts=np.concatenate([r.counts for r in results]),
+        params=params,
+        elapsed=time.perf_counter() - started,
+    )
+
+
+def apply_palette(
+    image,
+    centers,
+    *,
+    rgb: bool | None = None,
+    mask=None,
+    channel_axis: int | None = None,
+    color_space: str = "rgb",
+    channel_scale=None,
+) -> Quantization:
     """Quantize ``image`` with given centres: every pixel takes its nearest centre.
 
     This is how a palette fitted on one image (a plane, a region, another file) is
@@ -179,9 +302,13 @@ def apply_palette(image, centers, *, rgb: bool | None = None, mask=None) -> Quan
     image : (..., C) or (...) ndarray
         As for :func:`quantize`.
     centers : (k, C) array_like
-        The palette in the image's value units: C = 3 for RGB(A) images, 1 for gray.
-    rgb, mask : optional
-        As for :func:`quantize`.
+        The palette in the image's value units: C = 3 for RGB(A) images, 1 for gray,
+        the number of features along ``channel_axis``.
+    rgb, mask, channel_axis, color_space : optional
+        As for :func:`quantize`; ``color_space="lab"`` picks the nearest centre in Lab.
+    channel_scale : (C,) array_like, optional
+        Divide each channel by this before measuring distances (a standardized fit's
+        ``params["channel_scale"]``).
 
     Returns
     -------
@@ -206,7 +333,21 @@ def apply_palette(image, centers, *, rgb: bool | None = None, mask=None) -> Quan
     (400, 600, 3)
     """
     started = time.perf_counter()
-    job = _Job.of(image, **{**QUANTIZE_DEFAULTS, "rgb": rgb, "mask": mask})
+    if channel_scale is not None:
+        channel_scale = np.asarray(channel_scale, dtype=np.float64).reshape(-1)
+        if not (np.isfinite(channel_scale).all() and (channel_scale > 0).all()):
+            raise ValueError(f"channel_scale must be finite and positive, got {channel_scale}")
+    job = _Job.of(
+        image,
+        **{
+            **QUANTIZE_DEFAULTS,
+            "rgb": rgb,
+            "mask": mask,
+            "channel_axis": channel_axis,
+            "color_space": color_space,
+            "standardize": False if channel_scale is None else channel_scale,
+        },
+    )
     centers = np.asarray(centers, dtype=np.float64)
     n_channels = job.table.shape[1]
     if centers.ndim == 1 and n_channels == 1:
@@ -218,7 +359,8 @@ def apply_palette(image, centers, *, rgb: bool | None = None, mask=None) -> Quan
     if not np.isfinite(centers).all():
         raise ValueError("centers contain NaN or inf")
     check_memory(job.image, len(job.table), n_channels, "fast")
-    return job.result(job.fast_engine().assign(centers), started, method="palette")
+    fit = job.fast_engine().assign(job.space.forward(centers))
+    return job.result(fit, started, centers=centers, method="palette")
 
 
 # The keyword options of quantize() and their defaults (sweeps take the same).
@@ -227,6 +369,79 @@ QUANTIZE_DEFAULTS = {
     for name, p in inspect.signature(quantize).parameters.items()
     if p.kind is inspect.Parameter.KEYWORD_ONLY
 }
+QUANTIZE_OPTIONS = tuple(QUANTIZE_DEFAULTS)
+
+
+@dataclass(frozen=True)
+class FeatureSpace:
+    """Where pixels are clustered: RGB or CIELAB, optionally z-scored per channel.
+
+    ``forward`` takes an (N, C) table (or centres) in image units to that space,
+    ``back`` takes centres back to image units.
+    """
+
+    color_space: str = "rgb"
+    white: float = 1.0  # full intensity, for Lab
+    offset: np.ndarray | None = None
+    scale: np.ndarray | None = None
+
+    @property
+    def identity(self) -> bool:
+        """Whether pixels are clustered in their own values."""
+        return self.color_space == "rgb" and self.scale is None
+
+    def forward(self, table: np.ndarray) -> np.ndarray:
+        """Image units to the clustering space."""
+        if self.color_space == "lab":
+            table = rgb_to_lab(table, self.white)
+        if self.scale is not None:
+            table = (table - self.offset) / self.scale
+        return table
+
+    def back(self, centers: np.ndarray) -> np.ndarray:
+        """Centres in the clustering space to image units."""
+        if self.scale is not None:
+            centers = centers * self.scale + self.offset
+        if self.color_space == "lab":
+            centers = lab_to_rgb(centers, self.white)
+        return centers
+
+    @classmethod
+    def of(cls, table, color_space, standardize, dtype, rgb) -> tuple[FeatureSpace, np.ndarray]:
+        """The space for these options and the table moved into it."""
+        if color_space not in COLOR_SPACES:
+            raise ValueError(f"color_space must be one of {COLOR_SPACES}, got {color_space!r}")
+        white = 1.0
+        if color_space == "lab":
+            if not rgb:
+                raise ValueError(
+                    "color_space='lab' applies to RGB(A) images only: this image has no "
+                    "colour axis (use color_space='rgb')"
+                )
+            if np.issubdtype(dtype, np.signedinteger):
+                raise ValueError(
+                    f"color_space='lab' needs unsigned integer or 0..1 float RGB, not {dtype}"
+                )
+            if np.issubdtype(dtype, np.integer):
+                white = float(np.iinfo(dtype).max)
+        space = cls(color_space, white)
+        table = space.forward(table)
+        if standardize is False or standardize is None:
+            return space, table
+        if standardize is True:
+            features = table.astype(np.float64)
+            offset = features.mean(axis=0)
+            scale = features.std(axis=0)
+            scale[~(scale > 0)] = 1.0
+        else:  # a given scale (apply_palette): the offset does not change distances
+            scale = np.asarray(standardize, dtype=np.float64).reshape(-1)
+            if len(scale) != table.shape[1]:
+                raise ValueError(
+                    f"channel_scale has {len(scale)} values for {table.shape[1]} channels"
+                )
+            offset = np.zeros_like(scale)
+        space = replace(space, offset=offset, scale=scale)
+        return space, (table - offset) / scale
 
 
 @dataclass(frozen=True)
@@ -244,20 +459,51 @@ class _Job:
     init: str
     seed: int
     keep: np.ndarray | None  # which pixels are clustered (None: all)
+    channel_axis: int | None  # where the features were in the input (moved last here)
+    space: FeatureSpace
 
     @classmethod
     def of(
-        cls, image, method, attempts, max_iter, epsilon, criteria, init, seed, rgb, mask
+        cls,
+        image,
+        *,
+        method,
+        attempts,
+        max_iter,
+        epsilon,
+        criteria,
+        init,
+        seed,
+        rgb,
+        mask,
+        channel_axis=None,
+        color_space="rgb",
+        standardize=False,
+        planes="stack",
     ) -> _Job:
+        if planes != "stack":
+            raise ValueError(
+                f"planes={planes!r} is for quantize(): sweeps and palettes use the whole stack"
+            )
         image = np.asarray(image)
-        rgb = _check_image(image, rgb)
+        if channel_axis is not None:
+            if rgb:
+                raise ValueError("give rgb=True or channel_axis, not both")
+            channel_axis = _check_axis(image, channel_axis)
+            image = np.moveaxis(image, channel_axis, -1)
+            _check_image(image, False)
+            rgb = True  # below, rgb means "the last axis holds the channels"
+        else:
+            rgb = _check_image(image, rgb)
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
         if init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {init!r}")
         attempts = _check_count("attempts", attempts)
         criteria_type, max_iter, epsilon = _check_criteria(criteria, max_iter, epsilon)
-        n_channels = min(image.shape[-1], 3) if rgb else 1
+        n_channels = (
+            (min(image.shape[-1], 3) if channel_axis is None else image.shape[-1]) if rgb else 1
+        )
         table = image.reshape(-1, image.shape[-1])[:, :n_channels] if rgb else image.reshape(-1, 1)
         keep = _clustered_pixels(image, table, rgb, mask)
         if keep is not None:
@@ -270,6 +516,16 @@ class _Job:
                 f"values up to {max(abs(low), abs(high)):.3g} make squared distances overflow: "
                 f"rescale the image below {MAX_FLOAT_MAGNITUDE:.0e}"
             )
+        true_rgb = rgb and channel_axis is None
+        space, table = FeatureSpace.of(table, color_space, standardize, image.dtype, true_rgb)
+        if not space.identity:
+            if method == "opencv" and epsilon is None:
+                low, high = float(table.min()), float(table.max())
+            if not np.isfinite(table).all():
+                raise ValueError(
+                    "the values overflow when standardized: rescale the image or "
+                    "use standardize=False"
+                )
         if method == "opencv" and epsilon is None:
             epsilon = _engines.default_epsilon(low, high)
         return cls(
@@ -284,6 +540,8 @@ class _Job:
             init,
             seed,
             keep,
+            channel_axis,
+            space,
         )
 
     def check_k(self, k_max: int) -> None:
@@ -331,11 +589,20 @@ class _Job:
         engine = self.fast_engine(sweep=True)
         yield from engine.sweep(ks, *self.engine_options(), np.random.default_rng(self.seed))
 
-    def result(self, fit: _engines.Fit, started: float, **params) -> Quantization:
-        """The Quantization of one Fit (``params`` override the recorded parameters)."""
+    def result(self, fit: _engines.Fit, started: float, centers=None, **params) -> Quantization:
+        """The Quantization of one Fit (``params`` override the recorded parameters).
+
+        ``centers``: the palette in image units when it was given (apply_palette);
+        otherwise the fitted centres are taken back to image units and, when that
+        changes their brightness order, relabelled darkest first.
+        """
         k = len(fit.centers)
         spatial_shape = self.image.shape[:-1] if self.rgb else self.image.shape
-        labels = fit.labels
+        labels, counts = fit.labels, fit.counts
+        if centers is None:
+            centers = fit.centers
+            if not self.space.identity:
+                centers, labels, counts = self._back(centers, labels, counts)
         if self.keep is not None:
             labels = np.zeros(self.keep.shape, dtype=fit.labels.dtype)
             labels[self.keep] = fit.labels
@@ -349,18 +616,46 @@ class _Job:
             "criteria": _criteria_name(self.criteria_type),
             "init": self.init,
             "seed": self.seed,
-            "rgb": self.rgb,
+            "rgb": self.rgb and self.channel_axis is None,
+            "channel_axis": self.channel_axis,
+            "color_space": self.space.color_space,
+            "standardize": self.space.scale is not None,
+            "planes": "stack",
             **params,
         }
+        if self.space.scale is not None:
+            params["channel_scale"] = self.space.scale.tolist()
+            params["channel_offset"] = self.space.offset.tolist()
+        image = render(self.image, labels, centers, self.rgb)
+        if self.channel_axis is not None:
+            image = np.moveaxis(image, -1, self.channel_axis)
         return Quantization(
             labels=labels,
-            centers=fit.centers,
-            image=render(self.image, labels, fit.centers, self.rgb),
+            centers=centers,
+            image=image,
             compactness=fit.compactness,
-            counts=fit.counts,
+            counts=counts,
             params=params,
             elapsed=time.perf_counter() - started,
         )
+
+    def _back(self, centers, labels, counts):
+        """Fitted centres in image units, ordered darkest first, with their labels."""
+        centers = self.space.back(centers)
+        if self.space.color_space == "lab":
+            # Lab centres of in-gamut colours can map slightly outside the data: clip.
+            raw = self.image.reshape(-1, self.image.shape[-1])[:, :3]
+            raw = raw if self.keep is None else raw[self.keep]
+            low = np.array([float(raw[:, c].min()) for c in range(3)])
+            high = np.array([float(raw[:, c].max()) for c in range(3)])
+            centers = np.clip(centers, low, high)
+        order = darkest_first(centers)
+        if (order != np.arange(len(order))).any():
+            rank = np.empty(len(order), dtype=labels.dtype)
+            rank[order] = np.arange(1, len(order) + 1)
+            labels = rank[labels - 1]
+            centers, counts = centers[order], counts[order]
+        return centers, labels, counts
 
 
 def render(image: np.ndarray, labels: np.ndarray, centers: np.ndarray, rgb: bool) -> np.ndarray:
@@ -460,6 +755,18 @@ def _clustered_pixels(image, table, rgb, mask) -> np.ndarray | None:
             "no pixel to cluster: the mask selects none, or every selected pixel is NaN or inf"
         )
     return keep
+
+
+def _check_axis(image: np.ndarray, axis) -> int:
+    """``channel_axis`` as a non-negative axis of ``image``."""
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise ValueError(f"channel_axis must be an integer axis, got {axis!r}")
+    if image.ndim < 2 or not -image.ndim <= axis < image.ndim:
+        raise ValueError(
+            f"channel_axis={axis} is not an axis of an image of shape {image.shape} "
+            "(the features need their own axis besides the pixels' axes)"
+        )
+    return int(axis) % image.ndim
 
 
 def _check_k(k) -> int:

@@ -5,16 +5,20 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
+
+COLOR_SPACES = ("rgb", "lab")
+_LAB_BLOCK = 1 << 18  # pixels per block of the Lab conversion
 
 # ITU-R BT.601 luma weights, the ones OpenCV's RGB->gray conversion uses.
 _LUMA = np.array([0.299, 0.587, 0.114])
 
 
 def brightness(centers: np.ndarray) -> np.ndarray:
-    """Brightness of each centre: luma for colour (3+ channels), the value for gray."""
+    """Brightness of each centre: luma for colour (3 channels), else the channels' mean."""
     centers = np.asarray(centers, dtype=np.float64)
-    if centers.shape[1] >= 3:
+    if centers.shape[1] == 3:
         return centers[:, :3] @ _LUMA
     return centers.mean(axis=1)
 
@@ -24,6 +28,26 @@ def darkest_first(centers: np.ndarray) -> np.ndarray:
     centers = np.asarray(centers, dtype=np.float64)
     keys = [centers[:, c] for c in range(centers.shape[1] - 1, -1, -1)]
     return np.lexsort([*keys, brightness(centers)])
+
+
+def rgb_to_lab(table: np.ndarray, white: float) -> np.ndarray:
+    """CIELAB (D65) of an (N, 3) RGB table whose full intensity is ``white``.
+
+    sRGB values are read as ``value / white`` (0..1) and converted by OpenCV in
+    float32, block by block: L in 0..100, a and b in about -128..127.
+    """
+    out = np.empty(table.shape, dtype=np.float32)
+    for start in range(0, len(table), _LAB_BLOCK):
+        block = np.asarray(table[start : start + _LAB_BLOCK], dtype=np.float32) / np.float32(white)
+        lab = cv2.cvtColor(block.reshape(-1, 1, 3), cv2.COLOR_RGB2Lab)
+        out[start : start + _LAB_BLOCK] = lab.reshape(-1, 3)
+    return out
+
+
+def lab_to_rgb(lab: np.ndarray, white: float) -> np.ndarray:
+    """RGB (0..``white``, float64) of (k, 3) CIELAB colours; out-of-gamut colours are clipped."""
+    rgb = cv2.cvtColor(np.asarray(lab, dtype=np.float32).reshape(-1, 1, 3), cv2.COLOR_Lab2RGB)
+    return np.clip(rgb.reshape(-1, 3).astype(np.float64), 0.0, 1.0) * white
 
 
 def display_colors(centers: np.ndarray, low: float, high: float) -> np.ndarray:
