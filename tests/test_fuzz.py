@@ -206,3 +206,69 @@ def test_non_finite_pixels_are_left_out(image):
     np.testing.assert_array_equal(result.labels == 0, ~finite)
     assert np.isfinite(result.centers).all()
     np.testing.assert_array_equal(np.isnan(result.image), np.isnan(image))
+
+
+@st.composite
+def feature_images(draw):
+    """Images with a feature axis anywhere (2, 3 or 5 channels), or RGB for Lab."""
+    dtype = np.dtype(draw(st.sampled_from([np.uint8, np.uint16, np.int32, np.float32])))
+    spatial = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=6))
+    n_channels = draw(st.sampled_from([2, 3, 5]))
+    if np.issubdtype(dtype, np.floating):
+        elements = st.floats(0, 1, width=32)
+    else:
+        info = np.iinfo(dtype)
+        elements = st.integers(0, int(info.max))
+    palette = draw(hnp.arrays(dtype, (draw(st.integers(1, 6)), n_channels), elements=elements))
+    index = draw(hnp.arrays(np.intp, spatial, elements=st.integers(0, len(palette) - 1)))
+    image = palette[index]
+    lab = n_channels == 3 and not np.issubdtype(dtype, np.signedinteger) and draw(st.booleans())
+    axis = None if lab else draw(st.integers(0, len(spatial)))
+    if axis is not None:
+        image = np.moveaxis(image, -1, axis)
+    return np.ascontiguousarray(image), axis, lab
+
+
+# Found by fuzzing: a channel axis moved last made render() write into a copy.
+@example((np.zeros((2, 2, 2), np.uint8), 1, False), 1, "fast", False, "stack")
+@given(
+    feature_images(),
+    st.integers(1, 6),
+    st.sampled_from(["fast", "opencv"]),
+    st.booleans(),
+    st.sampled_from(["stack", "each"]),
+)
+def test_features_lab_zscore_and_planes_give_valid_results(drawn, k, method, standardize, planes):
+    image, axis, lab = drawn
+    before = image.copy()
+    options = {"method": method, "standardize": standardize, "planes": planes, "seed": 0}
+    if lab:
+        options.update(color_space="lab", rgb=True)
+    else:
+        options["channel_axis"] = axis
+    try:
+        result = quantize(image, k, **options)
+    except ValueError as exc:
+        assert "distinct colours" in str(exc) or "number of pixels" in str(exc), str(exc)
+        return
+    finally:
+        np.testing.assert_array_equal(image, before)
+    data = image if lab else np.moveaxis(image, axis, -1)
+    spatial = data.shape[:-1]
+    n_planes = int(np.prod(spatial[:-2])) if planes == "each" and len(spatial) > 2 else 1
+    assert result.labels.shape == spatial
+    assert result.centers.shape == (k * n_planes, data.shape[-1])
+    assert result.labels.min() >= 1 and result.labels.max() <= k * n_planes
+    out = result.image if lab else np.moveaxis(result.image, axis, -1)
+    assert out.shape == data.shape and out.dtype == data.dtype
+    np.testing.assert_array_equal(out, to_dtype(result.centers, data.dtype)[result.labels - 1])
+    table = data.reshape(-1, data.shape[-1]).astype(np.float64)
+    low, high = table.min(axis=0), table.max(axis=0)
+    slack = 1e-3 * np.maximum(np.maximum(np.abs(low), np.abs(high)), 1.0)
+    assert np.all(result.centers >= low - slack) and np.all(result.centers <= high + slack)
+    if method == "fast" and not lab and n_planes == 1:
+        scale = np.asarray(result.params.get("channel_scale", np.ones(data.shape[-1])))
+        x, c = table / scale, result.centers / scale
+        d = ((x[:, None, :] - c[None]) ** 2).sum(-1)
+        chosen = d[np.arange(len(x)), result.labels.reshape(-1) - 1]
+        assert np.all(chosen <= d.min(axis=1) + 1e-9 * max(1.0, float(d.max())))

@@ -5,7 +5,7 @@ import pytest
 from napari.layers import Image, Labels
 from skimage import data
 
-from napari_kquant import quantize_layer
+from napari_kquant import quantize, quantize_layer
 from napari_kquant._layers import METADATA_KEY
 
 
@@ -93,3 +93,32 @@ def test_npe2_command_runs_in_a_viewer(make_napari_viewer, astronaut):
     )
     assert "astronaut clusters K=3" in viewer.layers
     assert viewer.layers["astronaut clusters K=3"].data.max() == 3
+
+
+def test_quantize_layer_with_features_mask_and_current_plane(make_napari_viewer):
+    from napari_kquant._layers import apply_layer_palette
+
+    viewer = make_napari_viewer()
+    rng = np.random.default_rng(0)
+    stack = rng.integers(0, 200, (2, 3, 40, 50)).astype(np.uint16)
+    a, _ = viewer.add_image(stack, channel_axis=0, name=["a", "b"])
+    region = np.zeros((40, 50), np.uint8)
+    region[10:30, 5:45] = 1
+    viewer.add_labels(region, name="region")
+    viewer.dims.set_current_step(0, 1)
+    image_layer, labels_layer = quantize_layer(
+        viewer, "a", k=3, features=["b"], mask="region", planes="current"
+    )
+    assert labels_layer.name == "a+b clusters K=3 plane 1"
+    assert image_layer.name == "a quantized K=3 plane 1"
+    assert "b quantized K=3 plane 1" in viewer.layers
+    keep = np.zeros((3, 40, 50), bool)
+    keep[1] = region > 0
+    expected = quantize(np.stack([stack[0], stack[1]], -1), 3, channel_axis=-1, mask=keep)
+    np.testing.assert_array_equal(labels_layer.data, expected.labels)
+    # the same palette applied to the whole stack
+    _, applied = apply_layer_palette(viewer, labels_layer, "a", features=["b"])
+    assert applied.name == "a+b clusters K=3 palette of a+b"
+    assert set(np.unique(applied.data)) == {1, 2, 3}
+    np.testing.assert_array_equal(applied.data[keep], expected.labels[keep])
+    np.testing.assert_array_equal(a.data, stack[0])

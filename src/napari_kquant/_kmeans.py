@@ -672,7 +672,10 @@ def render(image: np.ndarray, labels: np.ndarray, centers: np.ndarray, rgb: bool
     flat_labels = labels.reshape(-1)
     n_pixels = flat_labels.size
     width = image.shape[-1] if rgb else 1
-    out = image.copy() if width > n_channels else np.empty_like(image)
+    # C order, so that the reshape below is a view of `out` (for an input whose
+    # channel axis was moved last, np.empty_like would keep its strides and the
+    # reshape would write into a copy)
+    out = np.array(image, order="C") if width > n_channels else np.empty(image.shape, image.dtype)
     target = out.reshape(n_pixels, width)[:, :n_channels]
     source = image.reshape(n_pixels, width)[:, :n_channels]
     lut = None

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from napari.layers import Image, Labels, Layer
+from napari.layers import Image, Labels, Layer, Shapes
 from napari.utils import DirectLabelColormap
 from napari.utils.transforms import Affine
 
 from ._engines import label_dtype
-from ._kmeans import Quantization, quantize
+from ._kmeans import Quantization, apply_palette, quantize
 from ._palette import display_colors, save_palette
 from ._sweep import iter_sweep
 
@@ -35,9 +36,138 @@ def layer_array(layer: Image) -> np.ndarray:
     return np.asarray(data)
 
 
-def result_names(source_name: str, k: int) -> tuple[str, str]:
+def result_names(source_name: str, k: int, suffix: str = "") -> tuple[str, str]:
     """Names of the quantized image layer and the labels layer for ``k`` clusters."""
-    return f"{source_name} quantized K={k}", f"{source_name} clusters K={k}"
+    return f"{source_name} quantized K={k}{suffix}", f"{source_name} clusters K={k}{suffix}"
+
+
+PLANES = ("stack", "each", "current")
+
+
+@dataclass
+class Request:
+    """What to quantize, gathered from layers: the array, quantize() options, provenance.
+
+    ``layers`` are the source image layers (several when they are clustered as
+    features); ``recorded`` goes into the result layers' metadata.
+    """
+
+    layers: list[Image]
+    data: np.ndarray
+    options: dict[str, Any]
+    recorded: dict[str, Any] = field(default_factory=dict)
+    suffix: str = ""
+
+    @property
+    def name(self) -> str:
+        """The sources' names, joined."""
+        return "+".join(layer.name for layer in self.layers)
+
+
+def request_for(
+    viewer: napari.Viewer | None,
+    layers,
+    *,
+    mask: Labels | Shapes | None = None,
+    planes: str = "stack",
+) -> Request:
+    """Gather the array and options to quantize ``layers`` (one, or several as features).
+
+    ``mask``: a labels layer (its non-zero pixels) or a shapes layer (its shapes,
+    rasterised onto the image) restricting the pixels clustered. ``planes``:
+    ``"stack"`` (one palette), ``"each"`` (a palette per 2D plane) or ``"current"``
+    (only the plane the viewer shows; needs ``viewer``).
+    """
+    layers = [layers] if isinstance(layers, Layer) else list(layers)
+    if not layers:
+        raise ValueError("no image layer to quantize: choose an image layer")
+    if planes not in PLANES:
+        raise ValueError(f"planes must be one of {PLANES}, got {planes!r}")
+    arrays = [layer_array(layer) for layer in layers]
+    recorded: dict[str, Any] = {}
+    if len(layers) == 1:
+        data, options = arrays[0], {"rgb": layers[0].rgb}
+    else:
+        for layer, array in zip(layers, arrays, strict=True):
+            if layer.rgb:
+                raise ValueError(
+                    f"layer {layer.name!r} is RGB: features are single-channel layers "
+                    "(open channels with channel_axis so each is its own layer)"
+                )
+            if array.shape != arrays[0].shape:
+                raise ValueError(
+                    f"layers {layers[0].name!r} {arrays[0].shape} and {layer.name!r} "
+                    f"{array.shape} differ in shape: features need layers of the same shape"
+                )
+        data, options = np.stack(arrays, axis=-1), {"channel_axis": -1}
+        recorded["feature_layers"] = [layer.name for layer in layers]
+    spatial = data.shape[:-1] if len(layers) > 1 or layers[0].rgb else data.shape
+    keep = None
+    if mask is not None:
+        keep = mask_array(mask, layers[0], spatial)
+        recorded["mask_layer"] = mask.name
+    suffix = ""
+    if planes == "current":
+        index = current_plane(viewer, layers[0], spatial)
+        plane = np.zeros(spatial, dtype=bool)
+        plane[index] = True
+        keep = plane if keep is None else keep & plane
+        recorded["plane"] = list(index)
+        suffix = f" plane {','.join(map(str, index))}" if index else ""
+    elif planes == "each" and len(spatial) > 2:
+        suffix = " per plane"
+    options["mask"] = keep
+    options["planes"] = "each" if planes == "each" else "stack"
+    recorded["planes"] = planes
+    return Request(layers, data, options, recorded, suffix)
+
+
+def current_plane(viewer: napari.Viewer | None, layer: Image, spatial: tuple) -> tuple:
+    """Index of the 2D plane of ``layer`` that the viewer shows (its leading axes)."""
+    if len(spatial) <= 2:
+        return ()
+    if viewer is None:
+        raise ValueError("planes='current' needs the viewer whose current plane to use")
+    position = np.asarray(layer.world_to_data(viewer.dims.point))[: len(spatial) - 2]
+    return tuple(
+        int(np.clip(np.round(p), 0, n - 1)) for p, n in zip(position, spatial[:-2], strict=True)
+    )
+
+
+def mask_array(mask: Layer, image: Image, spatial: tuple) -> np.ndarray:
+    """A boolean mask over ``image``'s pixels from a labels or shapes layer.
+
+    Labels: the non-zero pixels; the layer must have the image's pixel shape (a 2D
+    labels layer over a stack applies to every plane). Shapes: the shapes rasterised
+    onto the image's pixel grid, through both layers' scale and translate (a 2D
+    shapes layer over a stack applies to every plane).
+    """
+    if isinstance(mask, Labels):
+        data = mask.data[0] if mask.multiscale else mask.data
+        values = np.asarray(data) != 0
+        if values.shape != tuple(spatial[-values.ndim :]) or values.ndim > len(spatial):
+            raise ValueError(
+                f"mask layer {mask.name!r} has shape {values.shape} but {image.name!r} has "
+                f"{tuple(spatial)} pixels: draw the mask on the image's grid"
+            )
+        return np.broadcast_to(values, spatial)
+    if isinstance(mask, Shapes):
+        if not len(mask.data):
+            raise ValueError(f"shapes layer {mask.name!r} holds no shapes to mask with")
+        ndim = min(mask.ndim, len(spatial))
+        # shape vertices -> world -> the image's pixel coordinates (last ndim axes)
+        scale = np.asarray(image.scale)[-ndim:] / np.asarray(mask.scale)[-ndim:]
+        shift = (np.asarray(mask.translate)[-ndim:] - np.asarray(image.translate)[-ndim:]) / (
+            np.asarray(image.scale)[-ndim:]
+        )
+        vertices = [np.asarray(v)[:, -ndim:] / scale + shift for v in mask.data]
+        grid_shapes = Shapes(vertices, shape_type=mask.shape_type, ndim=ndim)
+        values = grid_shapes.to_masks(mask_shape=tuple(spatial[-ndim:])).any(axis=0)
+        return np.broadcast_to(values, spatial)
+    raise ValueError(
+        f"mask layer {getattr(mask, 'name', mask)!r} is a {type(mask).__name__}: "
+        "use a labels layer (non-zero pixels) or a shapes layer"
+    )
 
 
 def transform_kwargs(layer: Layer) -> dict[str, Any]:
@@ -48,8 +178,17 @@ def transform_kwargs(layer: Layer) -> dict[str, Any]:
     return kwargs
 
 
-def label_colors(layer: Image, centers: np.ndarray) -> np.ndarray:
-    """RGBA colour of each centre as the source layer displays it."""
+def label_colors(layer: Image | list[Image], centers: np.ndarray) -> np.ndarray:
+    """RGBA colour of each centre as the source layer(s) display it.
+
+    For several layers (features) the colours add up as napari's additive blending
+    shows overlaid channels.
+    """
+    if isinstance(layer, list):
+        if len(layer) == 1:
+            return label_colors(layer[0], centers)
+        rgb = sum(label_colors(lyr, centers[:, [c]])[:, :3] for c, lyr in enumerate(layer))
+        return np.column_stack([np.clip(rgb, 0.0, 1.0), np.ones(len(centers))])
     low, high = (float(v) for v in layer.contrast_limits)
     if layer.rgb:
         return display_colors(centers, low, high)
@@ -57,12 +196,13 @@ def label_colors(layer: Image, centers: np.ndarray) -> np.ndarray:
     return np.asarray(layer.colormap.map(np.clip((centers[:, 0] - low) / span, 0.0, 1.0)))
 
 
-def features_table(result: Quantization, rgb: bool) -> pd.DataFrame:
+def features_table(result: Quantization, names: list[str]) -> pd.DataFrame:
     """One row per label: the label, its centre values, pixel count and fraction."""
-    labels = np.arange(1, result.k + 1)
-    names = ["r", "g", "b"] if rgb else ["value"]
+    labels = np.arange(1, len(result.centers) + 1)
     # napari looks rows up by the `index` column; `label` is the name people read.
     table = {"index": labels, "label": labels}
+    if result.params.get("planes") == "each":
+        table["plane"] = (labels - 1) // result.k
     for c, name in enumerate(names):
         table[f"center_{name}"] = result.centers[:, c]
     table["count"] = result.counts
@@ -70,11 +210,21 @@ def features_table(result: Quantization, rgb: bool) -> pd.DataFrame:
     return pd.DataFrame(table)
 
 
-def result_metadata(result: Quantization, source_name: str) -> dict[str, Any]:
+def channel_names(layers: list[Image]) -> list[str]:
+    """Feature column names: r, g, b for RGB, value for gray, layer names for features."""
+    if len(layers) > 1:
+        return [layer.name for layer in layers]
+    return ["r", "g", "b"] if layers[0].rgb else ["value"]
+
+
+def result_metadata(
+    result: Quantization, source_name: str, recorded: dict | None = None
+) -> dict[str, Any]:
     """Everything needed to know how a result was made (and to reapply its palette)."""
     return {
         METADATA_KEY: {
             **result.params,
+            **(recorded or {}),
             "source": source_name,
             "compactness": result.compactness,
             "elapsed_s": result.elapsed,
@@ -106,24 +256,32 @@ def quantized_image_kwargs(layer: Image, name: str, placement: dict, metadata: d
     return kwargs
 
 
-def result_layer_data(layer: Image, result: Quantization) -> list[tuple]:
-    """LayerDataTuples for the quantized image and the clusters labels layer."""
-    image_name, labels_name = result_names(layer.name, result.k)
-    placement = transform_kwargs(layer)
-    metadata = result_metadata(result, layer.name)
-    rgb = bool(result.params["rgb"])
-    image_kwargs = quantized_image_kwargs(layer, image_name, placement, metadata)
+def result_layer_data(source: Image | Request, result: Quantization) -> list[tuple]:
+    """LayerDataTuples for the quantized image(s) and the clusters labels layer.
+
+    For several source layers (features) there is one quantized image layer per
+    source, displayed as that source is, and one labels layer.
+    """
+    request = source if isinstance(source, Request) else Request([source], None, {})
+    layers = request.layers
+    metadata = result_metadata(result, request.name, request.recorded)
+    placement = transform_kwargs(layers[0])
+    out = []
+    channels = [result.image] if len(layers) == 1 else np.moveaxis(result.image, -1, 0)
+    for layer, image in zip(layers, channels, strict=True):
+        image_name = result_names(layer.name, result.k, request.suffix)[0]
+        kwargs = quantized_image_kwargs(layer, image_name, transform_kwargs(layer), metadata)
+        if len(layers) > 1:
+            kwargs["blending"] = layer.blending
+        out.append((image, kwargs, "image"))
     labels_kwargs = {
         **placement,
-        "name": labels_name,
-        "colormap": colormap_for(label_colors(layer, result.centers)),
-        "features": features_table(result, rgb),
+        "name": result_names(request.name, result.k, request.suffix)[1],
+        "colormap": colormap_for(label_colors(layers, result.centers)),
+        "features": features_table(result, channel_names(layers)),
         "metadata": metadata,
     }
-    return [
-        (result.image, image_kwargs, "image"),
-        (result.labels, labels_kwargs, "labels"),
-    ]
+    return [*out, (result.labels, labels_kwargs, "labels")]
 
 
 def show_layer_data(viewer: napari.Viewer, layer_data: list[tuple]) -> list[Layer]:
@@ -176,7 +334,14 @@ def resolve_layer(viewer: napari.Viewer, layer: Layer | str | None) -> Layer:
 
 
 def quantize_layer(
-    viewer: napari.Viewer, layer: Image | str | None = None, k: int = 8, **options
+    viewer: napari.Viewer,
+    layer: Image | str | None = None,
+    k: int = 8,
+    *,
+    features=(),
+    mask: Labels | Shapes | str | None = None,
+    planes: str = "stack",
+    **options,
 ) -> tuple[Image, Labels]:
     """Quantize an image layer of ``viewer`` and show the result as two layers.
 
@@ -188,15 +353,25 @@ def quantize_layer(
         The source layer, or its name. Default: the active layer.
     k : int
         Number of colours.
+    features : sequence of Image or str, optional
+        More single-channel layers of the same shape: the pixels are clustered on the
+        vector of all the layers' values, and each layer gets its quantized layer.
+    mask : napari.layers.Labels, Shapes or str, optional
+        Cluster only the non-zero pixels of a labels layer, or the inside of a shapes
+        layer's shapes. Pixels outside get label 0 and keep their values.
+    planes : {"stack", "each", "current"}
+        One palette for the whole stack, one per 2D plane, or only the plane the
+        viewer shows (the other planes stay unlabelled).
     **options
         Passed to :func:`napari_kquant.quantize` (method, attempts, max_iter, epsilon,
-        criteria, init, seed).
+        criteria, init, seed, color_space, standardize).
 
     Returns
     -------
     (Image, Labels)
         ``"<source> quantized K=<k>"`` and ``"<source> clusters K=<k>"``, added or,
-        when they exist already, updated in place.
+        when they exist already, updated in place (with features: the first source's
+        quantized layer; the others are added too).
 
     Examples
     --------
@@ -208,10 +383,73 @@ def quantize_layer(
     >>> clusters.name, int(clusters.data.max()), clusters.features["label"].tolist()
     ('coffee clusters K=3', 3, [1, 2, 3])
     """
-    layer = resolve_layer(viewer, layer)
-    result = quantize(layer_array(layer), k, rgb=layer.rgb, **options)
-    image_layer, labels_layer = show_layer_data(viewer, result_layer_data(layer, result))
-    return image_layer, labels_layer
+    layers = [resolve_layer(viewer, layer), *(resolve_layer(viewer, f) for f in features)]
+    if isinstance(mask, str):
+        mask = resolve_layer(viewer, mask)
+    request = request_for(viewer, layers, mask=mask, planes=planes)
+    result = quantize(request.data, k, **request.options, **options)
+    shown = show_layer_data(viewer, result_layer_data(request, result))
+    return shown[0], shown[-1]
+
+
+def palette_of(layer: Layer) -> tuple[np.ndarray, dict]:
+    """The palette a napari-kquant result layer carries, and its apply_palette() options."""
+    info = layer.metadata.get(METADATA_KEY) if isinstance(layer, Layer) else None
+    if not info or not isinstance(info.get("centers"), list):
+        raise ValueError(
+            f"layer {getattr(layer, 'name', layer)!r} holds no napari-kquant palette: choose "
+            "a clusters or quantized layer made with one K"
+        )
+    if info.get("planes") == "each":
+        raise ValueError(
+            f"layer {layer.name!r} holds one palette per plane: fit one palette to reapply it"
+        )
+    options = {"color_space": info.get("color_space", "rgb")}
+    if info.get("channel_scale") is not None:
+        options["channel_scale"] = info["channel_scale"]
+    return np.asarray(info["centers"], dtype=np.float64), options
+
+
+def apply_layer_palette(
+    viewer: napari.Viewer,
+    palette_layer: Layer | str,
+    layer: Image | str | None = None,
+    *,
+    features=(),
+    mask: Labels | Shapes | str | None = None,
+    planes: str = "stack",
+) -> tuple[Image, Labels]:
+    """Quantize ``layer`` with the palette of ``palette_layer`` (a napari-kquant result).
+
+    Every pixel takes its nearest centre of that palette, in the colour space and
+    channel scaling it was fitted in. The results are named ``"<source> quantized
+    K=<k> palette of <palette source>"`` (and ``clusters``).
+
+    Examples
+    --------
+    >>> from napari.components import ViewerModel
+    >>> from skimage import data
+    >>> viewer = ViewerModel()
+    >>> _ = viewer.add_image(data.astronaut(), name="astronaut")
+    >>> _ = viewer.add_image(data.coffee(), name="coffee")
+    >>> _, fitted = quantize_layer(viewer, "astronaut", k=4)
+    >>> _, applied = apply_layer_palette(viewer, fitted, "coffee")
+    >>> applied.name, applied.features["label"].tolist()
+    ('coffee clusters K=4 palette of astronaut', [1, 2, 3, 4])
+    """
+    palette_layer = resolve_layer(viewer, palette_layer)
+    centers, palette_options = palette_of(palette_layer)
+    layers = [resolve_layer(viewer, layer), *(resolve_layer(viewer, f) for f in features)]
+    if isinstance(mask, str):
+        mask = resolve_layer(viewer, mask)
+    request = request_for(viewer, layers, mask=mask, planes="stack" if planes == "each" else planes)
+    request.options.pop("planes")
+    source = palette_layer.metadata[METADATA_KEY].get("source", palette_layer.name)
+    request.suffix += f" palette of {source}"
+    request.recorded["palette_layer"] = palette_layer.name
+    result = apply_palette(request.data, centers, **request.options, **palette_options)
+    shown = show_layer_data(viewer, result_layer_data(request, result))
+    return shown[0], shown[-1]
 
 
 DISPLAYS = ("layers", "stack")
@@ -246,10 +484,9 @@ def stack_layer_data(layer: Image, results: list[Quantization]) -> list[tuple]:
     labels = np.stack([r.labels.astype(dtype) for r in results])
     for j, offset in enumerate(offsets):
         labels[j][labels[j] > 0] += dtype.type(offset)
-    rgb = bool(results[0].params["rgb"])
     tables = []
     for offset, result in zip(offsets, results, strict=True):
-        table = features_table(result, rgb)
+        table = features_table(result, channel_names([layer]))
         table.insert(1, "k", result.k)
         table["index"] += offset
         tables.append(table)
@@ -316,7 +553,14 @@ def show_sweep_results(
 
 
 def sweep_layer(
-    viewer: napari.Viewer, layer: Image | str | None, ks, display: str = "layers", **options
+    viewer: napari.Viewer,
+    layer: Image | str | None,
+    ks,
+    display: str = "layers",
+    *,
+    mask: Labels | Shapes | str | None = None,
+    planes: str = "stack",
+    **options,
 ) -> list[Layer]:
     """Quantize an image layer at several K and show the results in ``viewer``.
 
@@ -331,6 +575,10 @@ def sweep_layer(
     display : {"layers", "stack"}
         ``"layers"``: a quantized and a clusters layer per K. ``"stack"``: one image
         and one labels layer with a leading K axis (its slider picks the K).
+    mask : napari.layers.Labels, Shapes or str, optional
+        Sweep only over the pixels of a mask (see :func:`quantize_layer`).
+    planes : {"stack", "current"}
+        The whole stack, or only the plane the viewer shows.
     **options
         Passed to :func:`napari_kquant.sweep`.
 
@@ -342,8 +590,11 @@ def sweep_layer(
     layer = resolve_layer(viewer, layer)
     if display not in DISPLAYS:
         raise ValueError(f"display must be one of {DISPLAYS}, got {display!r}")
+    if isinstance(mask, str):
+        mask = resolve_layer(viewer, mask)
+    request = request_for(viewer, layer, mask=mask, planes=planes)
     shown, results = [], []
-    for result in iter_sweep(layer_array(layer), ks, rgb=layer.rgb, **options):
+    for result in iter_sweep(request.data, ks, **request.options, **options):
         results.append(result)
         latest = show_sweep_results(viewer, layer, results, display)
         shown = [*shown, *latest] if display == "layers" else latest

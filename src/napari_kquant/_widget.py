@@ -6,32 +6,37 @@ import contextlib
 from typing import TYPE_CHECKING, NamedTuple
 
 from magicgui.widgets import (
+    CheckBox,
     ComboBox,
     Container,
     FloatSpinBox,
     Label,
     LineEdit,
     PushButton,
+    Select,
     SpinBox,
     create_widget,
 )
-from napari.layers import Image
+from napari.layers import Image, Labels, Shapes
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QThreadPool
 
-from ._kmeans import CRITERIA, INITS, METHODS, quantize
+from ._kmeans import CRITERIA, INITS, METHODS, apply_palette, quantize
 from ._layers import (
     METADATA_KEY,
+    Request,
     grid,
     label_colors,
-    layer_array,
+    palette_of,
+    request_for,
     result_layer_data,
     result_names,
     show_layer_data,
     show_sweep_results,
     stack_names,
 )
+from ._palette import COLOR_SPACES
 from ._sweep import Sweep, iter_sweep, parse_ks, psnr_peak
 
 if TYPE_CHECKING:
@@ -52,11 +57,38 @@ class _KQuantWidget(Container):
     Work runs in a napari thread worker; the Run button reads Cancel meanwhile.
     """
 
-    def __init__(self, napari_viewer: napari.Viewer, k_widgets: list):
+    PLANE_CHOICES = (
+        ("one palette for the stack", "stack"),
+        ("a palette per plane", "each"),
+        ("current plane only", "current"),
+    )
+
+    def __init__(self, napari_viewer: napari.Viewer, k_widgets: list, input_widgets=()):
         super().__init__(labels=True)
         self._viewer = napari_viewer
         self._worker = None
         self.image = create_widget(annotation=Image, label="image")
+        self.mask = ComboBox(
+            choices=self._mask_choices,
+            nullable=True,
+            value=None,
+            label="mask",
+            tooltip="Cluster only the non-zero pixels of a labels layer or inside the "
+            "shapes of a shapes layer; the rest keeps label 0 and its values.",
+        )
+        self.planes = ComboBox(choices=self.PLANE_CHOICES, value="stack", label="nD")
+        self.color_space = ComboBox(
+            choices=COLOR_SPACES,
+            value="rgb",
+            label="colour space",
+            tooltip="lab: cluster in CIELAB, where distances follow perceived colour "
+            "differences (RGB images only).",
+        )
+        self.standardize = CheckBox(
+            value=False,
+            text="standardize channels (z-score)",
+            tooltip="Scale each channel to zero mean and unit variance before clustering.",
+        )
         self.method = ComboBox(choices=METHODS, value="fast", label="method")
         self.attempts = SpinBox(value=3, min=1, max=100, label="attempts")
         self.max_iter = SpinBox(value=100, min=1, max=100_000, label="max iterations")
@@ -77,7 +109,12 @@ class _KQuantWidget(Container):
         self.extend(
             [
                 self.image,
+                *input_widgets,
+                self.mask,
+                self.planes,
                 *k_widgets,
+                self.color_space,
+                self.standardize,
                 self.method,
                 self.attempts,
                 self.max_iter,
@@ -111,7 +148,31 @@ class _KQuantWidget(Container):
             "criteria": self.criteria.value,
             "init": self.init.value,
             "seed": self.seed.value,
+            "color_space": self.color_space.value,
+            "standardize": self.standardize.value,
         }
+
+    def _mask_choices(self, widget=None) -> list:
+        return [
+            (layer.name, layer)
+            for layer in self._viewer.layers
+            if isinstance(layer, (Labels, Shapes))
+        ]
+
+    def request(self) -> Request:
+        """The array and options the widget's inputs describe (ValueError when invalid)."""
+        layer = self.image.value
+        if layer is None:
+            raise ValueError("no image layer to quantize: open or select an image layer")
+        return request_for(
+            self._viewer,
+            [layer, *self._feature_layers()],
+            mask=self.mask.value,
+            planes=self.planes.value,
+        )
+
+    def _feature_layers(self) -> list:
+        return []
 
     def _follow_active_layer(self, event=None):
         active = self._viewer.layers.selection.active
@@ -135,12 +196,8 @@ class _KQuantWidget(Container):
         if self.running:
             show_info("napari-kquant: a run is in progress: wait for it or cancel it")
             return
-        layer = self.image.value
-        if layer is None:
-            show_error("napari-kquant: no image layer to quantize: open or select an image layer")
-            return
         try:
-            worker = self._make_worker(layer, layer_array(layer))
+            worker = self._make_worker(self.request())
         except ValueError as exc:
             show_error(f"napari-kquant: {exc}")
             return
@@ -148,7 +205,7 @@ class _KQuantWidget(Container):
         self.run_button.text = "Cancel"
         worker.start()
 
-    def _make_worker(self, layer, data):
+    def _make_worker(self, request: Request):
         raise NotImplementedError
 
     def _connections(self, **handlers) -> dict:
@@ -178,10 +235,11 @@ class _KQuantWidget(Container):
             return True
         return False
 
-    def _source_gone(self, layer) -> bool:
-        if layer in self._viewer.layers:
+    def _source_gone(self, request: Request) -> bool:
+        gone = [layer for layer in request.layers if layer not in self._viewer.layers]
+        if not gone:
             return False
-        show_info(f"napari-kquant: {layer.name!r} was removed during the run; result discarded")
+        show_info(f"napari-kquant: {gone[0].name!r} was removed during the run; result discarded")
         if self._worker is not None:
             self._worker.quit()
         return True
@@ -196,26 +254,83 @@ class QuantizeWidget(_KQuantWidget):
 
     def __init__(self, napari_viewer: napari.Viewer):
         self.k = SpinBox(value=8, min=1, max=1024, label="K")
-        super().__init__(napari_viewer, [self.k])
+        self.features = Select(
+            choices=(),
+            value=[],
+            label="with layers",
+            tooltip="Cluster on the image and these single-channel layers together "
+            "(e.g. fluorescence channels): each pixel is the vector of their values.",
+        )
+        self.features.native.setMaximumHeight(80)
+        self.palette_from = ComboBox(
+            choices=(),
+            nullable=True,
+            value=None,
+            label="palette from",
+            tooltip="Apply the palette of an earlier result instead of fitting one: "
+            "every pixel takes its nearest centre (K is the palette's).",
+        )
+        super().__init__(napari_viewer, [self.k], [self.features, self.palette_from])
+        # the choices read the viewer's layers, known from here on
+        self.features.choices = self._feature_choices
+        self.palette_from.choices = self._palette_choices
 
-    def _make_worker(self, layer, data):
+    def _feature_choices(self, widget=None) -> list:
+        return [
+            (layer.name, layer)
+            for layer in self._viewer.layers
+            if isinstance(layer, Image) and not layer.rgb and METADATA_KEY not in layer.metadata
+        ]
+
+    def _palette_choices(self, widget=None) -> list:
+        return [
+            (layer.name, layer)
+            for layer in self._viewer.layers
+            if isinstance(layer, Labels)
+            and isinstance(layer.metadata.get(METADATA_KEY, {}).get("centers"), list)
+        ]
+
+    def _feature_layers(self) -> list:
+        chosen = self.image.value
+        return [layer for layer in self.features.value if layer is not chosen]
+
+    def _make_worker(self, request: Request):
+        connect = self._connections(returned=lambda result: self._show(request, result))
+        palette_layer = self.palette_from.value
+        if palette_layer is not None:
+            centers, options = palette_of(palette_layer)
+            request.options.pop("planes")
+            source = palette_layer.metadata[METADATA_KEY].get("source", palette_layer.name)
+            request.suffix += f" palette of {source}"
+            request.recorded["palette_layer"] = palette_layer.name
+            self.status.value = f"applying the palette of {palette_layer.name}…"
+            return create_worker(
+                _refusing(apply_palette),
+                request.data,
+                centers,
+                **request.options,
+                **options,
+                _progress={"desc": f"palette of {palette_layer.name} on {request.name}"},
+                _start_thread=False,
+                _connect=connect,
+            )
         k = self.k.value
-        self.status.value = f"running K={k} on {layer.name}…"
+        self.status.value = f"running K={k} on {request.name}…"
         return create_worker(
-            _quantize_or_refuse,
-            data,
+            _refusing(quantize),
+            request.data,
             k,
-            rgb=layer.rgb,
+            **request.options,
             **self.options(),
-            _progress={"desc": f"k-means K={k} on {layer.name}"},
+            _progress={"desc": f"k-means K={k} on {request.name}"},
             _start_thread=False,
-            _connect=self._connections(returned=lambda result: self._show(layer, result)),
+            _connect=connect,
         )
 
-    def _show(self, layer, result):
-        if self._refused(result) or self._source_gone(layer):
+    def _show(self, request: Request, result):
+        if self._refused(result) or self._source_gone(request):
             return
-        show_layer_data(self._viewer, result_layer_data(layer, result))
+        show_layer_data(self._viewer, result_layer_data(request, result))
         self.status.value = (
             f"K={result.k}: compactness {result.compactness:.4g}, {result.elapsed:.2f} s"
         )
@@ -238,6 +353,8 @@ class CompareWidget(_KQuantWidget):
             label="show as",
         )
         super().__init__(napari_viewer, [self.ks, self.display])
+        # a sweep compares K on one palette per K: no per-plane palettes
+        self.planes.choices = [c for c in self.PLANE_CHOICES if c[1] != "each"]
         self.run_button.text = "Run sweep"
         self.grid_button = PushButton(text="Grid view on/off")
         self.k_choice = ComboBox(choices=[], label="show K")
@@ -256,26 +373,28 @@ class CompareWidget(_KQuantWidget):
         super()._finished()
         self.run_button.text = "Run sweep"
 
-    def _make_worker(self, layer, data):
+    def _make_worker(self, request: Request):
         ks = parse_ks(self.ks.value)
+        layer = request.layers[0]
         self.results = []
         self._layer = layer
         self._shown_display = self.display.value
-        self._peak = psnr_peak(data)
+        self._peak = psnr_peak(request.data)
         self.status.value = f"sweeping K={ks[0]}..{ks[-1]} on {layer.name}…"
         return create_worker(
             _sweep_or_refuse,
-            data,
+            request.data,
             ks,
-            rgb=layer.rgb,
+            **request.options,
             **self.options(),
             _progress={"total": len(ks), "desc": f"k-means sweep on {layer.name}"},
             _start_thread=False,
-            _connect=self._connections(yielded=lambda result: self._add(layer, result)),
+            _connect=self._connections(yielded=lambda result: self._add(request, result)),
         )
 
-    def _add(self, layer, result):
-        if self._refused(result) or self._source_gone(layer):
+    def _add(self, request: Request, result):
+        layer = request.layers[0]
+        if self._refused(result) or self._source_gone(request):
             return
         self.results.append(result)
         show_sweep_results(self._viewer, layer, self.results, self._shown_display)
@@ -383,16 +502,20 @@ class SweepPlot:
             self.on_pick(int(self.line.get_xdata()[event.ind[0]]))
 
 
-def _quantize_or_refuse(*args, **kwargs):
-    """Run quantize(); bad input comes back as a refusal rather than an exception.
+def _refusing(function):
+    """``function`` returning bad input as a refusal rather than raising it.
 
     A worker treats raised and returned exceptions alike, as errors with a traceback;
     anything other than bad input still reaches napari's error reporting that way.
     """
-    try:
-        return quantize(*args, **kwargs)
-    except ValueError as exc:
-        return _Refused(str(exc))
+
+    def run(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except ValueError as exc:
+            return _Refused(str(exc))
+
+    return run
 
 
 def _sweep_or_refuse(*args, **kwargs):
