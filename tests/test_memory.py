@@ -27,7 +27,7 @@ def test_too_large_a_job_is_refused_with_a_clear_message(monkeypatch, astronaut)
     with pytest.raises(ValueError, match=r"needs about .* GiB of working memory") as info:
         quantize(astronaut, 4)
     assert "512x512x3 uint8" in str(info.value)
-    assert "crop or downsample" in str(info.value)
+    assert "crop or downsample" in str(info.value) and "lazily" in str(info.value)
 
 
 def test_unknown_free_memory_does_not_block(monkeypatch, astronaut):

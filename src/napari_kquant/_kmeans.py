@@ -129,6 +129,8 @@ def quantize(
     color_space: str = "rgb",
     standardize: bool = False,
     planes: str = "stack",
+    sample_size: int | None = None,
+    fit_level: int = -1,
 ) -> Quantization:
     """Quantize the colours of ``image`` to ``k`` colours with k-means.
 
@@ -182,6 +184,19 @@ def quantize(
         colour means the same in every plane. ``"each"``: a palette per 2D plane (the
         last two spatial axes); plane p (in C order) gets labels ``p * k + 1`` to
         ``(p + 1) * k``, so that every label names one row of ``centers``.
+    sample_size : int, optional
+        Fit the centres on this many pixels drawn at random (from ``seed``), then
+        label every pixel with its nearest centre. Default: all pixels for numpy
+        input, 1,000,000 for lazy input.
+    fit_level : int
+        For multiscale input (a list of arrays, largest first), the level fitted on
+        (default -1, the lowest resolution; 0 with ``sample_size`` samples level 0).
+
+    Lazy input: a dask array (or zarr, or any array that is not numpy's) is never
+    loaded whole. The centres are fitted on a sample drawn chunk by chunk, and the
+    result's ``labels`` and ``image`` are dask arrays computed block by block (lists
+    of them, one per level, for multiscale input); its counts and compactness are
+    the sample's. With a ``dask.distributed.Client`` active the work runs on it.
 
     Returns
     -------
@@ -218,6 +233,15 @@ def quantize(
     """
     started = time.perf_counter()
     options = {name: value for name, value in locals().items() if name in QUANTIZE_OPTIONS}
+    options.pop("sample_size"), options.pop("fit_level")
+    from . import _lazy
+
+    if _lazy.is_lazy(image) or _lazy.is_multiscale(image):
+        return _lazy.quantize_lazy(
+            image, k, sample_size=sample_size, fit_level=fit_level, **options
+        )
+    if sample_size is not None:
+        return _lazy.quantize_sampled(np.asarray(image), k, sample_size=sample_size, **options)
     k = _check_k(k)
     if planes not in PLANES:
         raise ValueError(f"planes must be one of {PLANES}, got {planes!r}")
@@ -429,9 +453,13 @@ class FeatureSpace:
         if standardize is False or standardize is None:
             return space, table
         if standardize is True:
-            features = table.astype(np.float64)
-            offset = features.mean(axis=0)
-            scale = features.std(axis=0)
+            # column by column on contiguous copies: the same figures whatever the
+            # table's memory layout (eager and lazy paths then agree to the bit)
+            columns = [
+                np.ascontiguousarray(table[:, c], dtype=np.float64) for c in range(table.shape[1])
+            ]
+            offset = np.array([column.mean() for column in columns])
+            scale = np.array([column.std() for column in columns])
             scale[~(scale > 0)] = 1.0
         else:  # a given scale (apply_palette): the offset does not change distances
             scale = np.asarray(standardize, dtype=np.float64).reshape(-1)
@@ -461,6 +489,7 @@ class _Job:
     keep: np.ndarray | None  # which pixels are clustered (None: all)
     channel_axis: int | None  # where the features were in the input (moved last here)
     space: FeatureSpace
+    cache: dict = field(default_factory=dict, compare=False)
 
     @classmethod
     def of(
@@ -480,7 +509,11 @@ class _Job:
         color_space="rgb",
         standardize=False,
         planes="stack",
+        sample_size=None,
+        fit_level=-1,
     ) -> _Job:
+        if sample_size is not None:
+            raise ValueError("sample_size applies to quantize() only")
         if planes != "stack":
             raise ValueError(
                 f"planes={planes!r} is for quantize(): sweeps and palettes use the whole stack"
@@ -598,11 +631,11 @@ class _Job:
         """
         k = len(fit.centers)
         spatial_shape = self.image.shape[:-1] if self.rgb else self.image.shape
-        labels, counts = fit.labels, fit.counts
         if centers is None:
             centers = fit.centers
             if not self.space.identity:
-                centers, labels, counts = self._back(centers, labels, counts)
+                centers, fit = self._back(fit)
+        labels, counts = fit.labels, fit.counts
         if self.keep is not None:
             labels = np.zeros(self.keep.shape, dtype=fit.labels.dtype)
             labels[self.keep] = fit.labels
@@ -639,9 +672,14 @@ class _Job:
             elapsed=time.perf_counter() - started,
         )
 
-    def _back(self, centers, labels, counts):
-        """Fitted centres in image units, ordered darkest first, with their labels."""
-        centers = self.space.back(centers)
+    def _back(self, fit: _engines.Fit) -> tuple[np.ndarray, _engines.Fit]:
+        """Fitted centres in image units, darkest first, and every pixel's nearest of them.
+
+        The pixels are labelled again with the reported centres taken into the
+        clustering space, so that the labels are exactly what reapplying the palette
+        (apply_palette, the lazy path) gives.
+        """
+        centers = self.space.back(fit.centers)
         if self.space.color_space == "lab":
             # Lab centres of in-gamut colours can map slightly outside the data: clip.
             raw = self.image.reshape(-1, self.image.shape[-1])[:, :3]
@@ -649,13 +687,10 @@ class _Job:
             low = np.array([float(raw[:, c].min()) for c in range(3)])
             high = np.array([float(raw[:, c].max()) for c in range(3)])
             centers = np.clip(centers, low, high)
-        order = darkest_first(centers)
-        if (order != np.arange(len(order))).any():
-            rank = np.empty(len(order), dtype=labels.dtype)
-            rank[order] = np.arange(1, len(order) + 1)
-            labels = rank[labels - 1]
-            centers, counts = centers[order], counts[order]
-        return centers, labels, counts
+        centers = centers[darkest_first(centers)]
+        if "engine" not in self.cache:  # one summary serves every K of a sweep
+            self.cache["engine"] = self.fast_engine()
+        return centers, self.cache["engine"].assign(self.space.forward(centers), fit.epsilon)
 
 
 def render(image: np.ndarray, labels: np.ndarray, centers: np.ndarray, rgb: bool) -> np.ndarray:

@@ -47,5 +47,7 @@ def check_memory(image: np.ndarray, n_pixels: int, n_channels: int, method: str)
         raise ValueError(
             f"quantizing this {'x'.join(map(str, image.shape))} {image.dtype} image needs about "
             f"{needed / 2**30:.1f} GiB of working memory but only {free / 2**30:.1f} GiB is "
-            "available: crop or downsample it, quantize it plane by plane, or free memory"
+            "available: open it lazily instead (a dask or zarr array, e.g. "
+            "dask.array.from_array(image, chunks=1024)): napari-kquant then fits on a sample "
+            "and labels chunk by chunk; or crop or downsample it, or free memory"
         )

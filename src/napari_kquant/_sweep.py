@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._kmeans import QUANTIZE_DEFAULTS, Quantization, _check_k, _Job
+from ._lazy import is_lazy, is_multiscale
 
 
 def parse_ks(ks) -> tuple[int, ...]:
@@ -160,6 +161,7 @@ def iter_sweep(image, ks, **options) -> Iterator[Quantization]:
     [2, 3, 4]
     """
     ks = parse_ks(ks)
+    _refuse_lazy(image)
     job = _Job.of(image, **{**QUANTIZE_DEFAULTS, **options})
     job.check_k(ks[-1])
     started = time.perf_counter()
@@ -205,6 +207,7 @@ def sweep(image, ks, **options) -> Sweep:
     (4, 3)
     """
     started = time.perf_counter()
+    _refuse_lazy(image)
     image = np.asarray(image)
     results = tuple(iter_sweep(image, ks, **options))
     return Sweep(
@@ -213,6 +216,14 @@ def sweep(image, ks, **options) -> Sweep:
         peak=psnr_peak(image),
         elapsed=time.perf_counter() - started,
     )
+
+
+def _refuse_lazy(image) -> None:
+    if is_lazy(image) or is_multiscale(image):
+        raise ValueError(
+            "a K sweep needs the image in memory: quantize lazy or multiscale data one K at "
+            "a time (quantize(image, k)), or sweep a plane or a crop (np.asarray(data[...]))"
+        )
 
 
 def psnr_peak(image: np.ndarray) -> float:
