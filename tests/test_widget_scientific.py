@@ -203,3 +203,50 @@ def test_bad_inputs_are_notified(make_napari_viewer, qtbot, notifications, coffe
     assert any("no pixel to cluster" in m for m in notifications)
     assert not widget.running and [lyr.name for lyr in viewer.layers][:2] == ["camera", "small"]
     assert len(viewer.layers) == 4  # nothing half-built
+
+
+def test_lazy_layer_gives_lazy_layers_and_exports(make_napari_viewer, qtbot, tmp_path, coffee):
+    import dask.array as da
+    import zarr
+
+    viewer, widget = docked(make_napari_viewer)
+    lazy = da.from_array(coffee, chunks=(100, 150, 3))
+    source = viewer.add_image(lazy, name="slide", rgb=True)
+    widget.image.value = source
+    widget.k.value = 6
+    run(qtbot, widget)
+    clusters = viewer.layers["slide clusters K=6"]
+    quantized = viewer.layers["slide quantized K=6"]
+    assert isinstance(clusters.data, da.Array) and isinstance(quantized.data, da.Array)
+    info = clusters.metadata[METADATA_KEY]
+    assert info["lazy"] is True and info["sample_size"] == 1_000_000
+    assert "lazy" in widget.status.value
+    np.testing.assert_array_equal(clusters.data.compute(), quantize(coffee, 6).labels)
+    assert source.data is lazy  # the source is untouched
+    widget.export_path.value = tmp_path / "slide.zarr"
+    widget.export_button.native.click()
+    qtbot.waitUntil(lambda: not widget.running, timeout=60_000)
+    group = zarr.open_group(str(tmp_path / "slide.zarr"), mode="r")
+    np.testing.assert_array_equal(group["labels"][:], clusters.data.compute())
+    assert group.attrs["napari_kquant"]["params"]["k"] == 6
+    assert widget.status.value.startswith("exported to")
+
+
+def test_multiscale_layer_gives_multiscale_layers(make_napari_viewer, qtbot, astronaut):
+    import dask.array as da
+
+    viewer, widget = docked(make_napari_viewer)
+    big = np.tile(astronaut, (2, 2, 1))
+    levels = [da.from_array(big[:: 2**i, :: 2**i], chunks=(256, 256, 3)) for i in range(3)]
+    source = viewer.add_image(levels, name="pyramid", multiscale=True, rgb=True)
+    widget.image.value = source
+    widget.k.value = 5
+    run(qtbot, widget)
+    clusters = viewer.layers["pyramid clusters K=5"]
+    quantized = viewer.layers["pyramid quantized K=5"]
+    assert clusters.multiscale and quantized.multiscale
+    assert [lvl.shape for lvl in clusters.data] == [(1024, 1024), (512, 512), (256, 256)]
+    assert [lvl.shape for lvl in quantized.data] == [lvl.shape for lvl in levels]
+    assert clusters.metadata[METADATA_KEY]["fit_level"] == 2
+    viewer.reset_view()
+    viewer.screenshot(canvas_only=True)  # draws from the pyramid without loading level 0

@@ -13,6 +13,7 @@ from napari.utils.transforms import Affine
 
 from ._engines import label_dtype
 from ._kmeans import Quantization, apply_palette, quantize
+from ._lazy import is_lazy, is_multiscale
 from ._palette import display_colors, save_palette
 from ._sweep import iter_sweep
 
@@ -25,15 +26,21 @@ TRANSFORMS = ("scale", "translate", "rotate", "shear", "affine", "units", "axis_
 TRANSPARENT = (0.0, 0.0, 0.0, 0.0)
 
 
-def layer_array(layer: Image) -> np.ndarray:
-    """The pixels of an image layer as a numpy array (full resolution of a pyramid)."""
+def layer_array(layer: Image):
+    """The pixels of an image layer: a numpy array, a lazy array, or a list of levels.
+
+    Lazy data (dask, zarr) stays lazy and a multiscale layer gives its levels, so the
+    core quantizes them without loading them whole.
+    """
     if not isinstance(layer, Image):
         raise ValueError(
             f"layer {getattr(layer, 'name', layer)!r} is a {type(layer).__name__}, "
             "not an image layer: choose an image layer"
         )
-    data = layer.data[0] if layer.multiscale else layer.data
-    return np.asarray(data)
+    if layer.multiscale:
+        return list(layer.data)
+    data = layer.data
+    return data if is_lazy(data) else np.asarray(data)
 
 
 def result_names(source_name: str, k: int, suffix: str = "") -> tuple[str, str]:
@@ -85,6 +92,14 @@ def request_for(
         raise ValueError(f"planes must be one of {PLANES}, got {planes!r}")
     arrays = [layer_array(layer) for layer in layers]
     recorded: dict[str, Any] = {}
+    if len(layers) > 1 and any(is_multiscale(a) for a in arrays):
+        raise ValueError("multiscale layers cannot be combined as features: use one layer")
+    lazy = any(is_lazy(a) or is_multiscale(a) for a in arrays)
+    if lazy and planes == "each":
+        raise ValueError(
+            "a palette per plane needs the stack in memory: this layer is lazy; choose "
+            "'one palette for the stack' or 'current plane only'"
+        )
     if len(layers) == 1:
         data, options = arrays[0], {"rgb": layers[0].rgb}
     else:
@@ -99,17 +114,26 @@ def request_for(
                     f"layers {layers[0].name!r} {arrays[0].shape} and {layer.name!r} "
                     f"{array.shape} differ in shape: features need layers of the same shape"
                 )
-        data, options = np.stack(arrays, axis=-1), {"channel_axis": -1}
+        stack = _dask().stack if lazy else np.stack
+        data, options = stack(arrays, axis=-1), {"channel_axis": -1}
         recorded["feature_layers"] = [layer.name for layer in layers]
-    spatial = data.shape[:-1] if len(layers) > 1 or layers[0].rgb else data.shape
+    full = data[0] if is_multiscale(data) else data
+    spatial = full.shape[:-1] if len(layers) > 1 or layers[0].rgb else full.shape
     keep = None
     if mask is not None:
+        if is_multiscale(data):
+            raise ValueError("masks apply to single-resolution layers, not to a multiscale one")
         keep = mask_array(mask, layers[0], spatial)
         recorded["mask_layer"] = mask.name
     suffix = ""
     if planes == "current":
+        if is_multiscale(data):
+            raise ValueError("'current plane only' needs a single-resolution layer")
         index = current_plane(viewer, layers[0], spatial)
-        plane = np.zeros(spatial, dtype=bool)
+        if lazy:  # a lazy mask: nothing the size of the image is allocated
+            plane = _dask().zeros(spatial, dtype=bool, chunks=full.chunks[: len(spatial)])
+        else:
+            plane = np.zeros(spatial, dtype=bool)
         plane[index] = True
         keep = plane if keep is None else keep & plane
         recorded["plane"] = list(index)
@@ -120,6 +144,12 @@ def request_for(
     options["planes"] = "each" if planes == "each" else "stack"
     recorded["planes"] = planes
     return Request(layers, data, options, recorded, suffix)
+
+
+def _dask():
+    import dask.array as da
+
+    return da
 
 
 def current_plane(viewer: napari.Viewer | None, layer: Image, spatial: tuple) -> tuple:
@@ -144,13 +174,17 @@ def mask_array(mask: Layer, image: Image, spatial: tuple) -> np.ndarray:
     """
     if isinstance(mask, Labels):
         data = mask.data[0] if mask.multiscale else mask.data
-        values = np.asarray(data) != 0
+        values = (data if is_lazy(data) else np.asarray(data)) != 0
         if values.shape != tuple(spatial[-values.ndim :]) or values.ndim > len(spatial):
             raise ValueError(
                 f"mask layer {mask.name!r} has shape {values.shape} but {image.name!r} has "
                 f"{tuple(spatial)} pixels: draw the mask on the image's grid"
             )
-        return np.broadcast_to(values, spatial)
+        return (
+            _dask().broadcast_to(values, spatial)
+            if is_lazy(values)
+            else np.broadcast_to(values, spatial)
+        )
     if isinstance(mask, Shapes):
         if not len(mask.data):
             raise ValueError(f"shapes layer {mask.name!r} holds no shapes to mask with")
@@ -268,11 +302,14 @@ def result_layer_data(source: Image | Request, result: Quantization) -> list[tup
     placement = transform_kwargs(layers[0])
     out = []
     channels = [result.image] if len(layers) == 1 else np.moveaxis(result.image, -1, 0)
+    multiscale = isinstance(result.labels, list)
     for layer, image in zip(layers, channels, strict=True):
         image_name = result_names(layer.name, result.k, request.suffix)[0]
         kwargs = quantized_image_kwargs(layer, image_name, transform_kwargs(layer), metadata)
         if len(layers) > 1:
             kwargs["blending"] = layer.blending
+        if multiscale:
+            kwargs["multiscale"] = True
         out.append((image, kwargs, "image"))
     labels_kwargs = {
         **placement,
@@ -281,6 +318,8 @@ def result_layer_data(source: Image | Request, result: Quantization) -> list[tup
         "features": features_table(result, channel_names(layers)),
         "metadata": metadata,
     }
+    if multiscale:
+        labels_kwargs["multiscale"] = True
     return [*out, (result.labels, labels_kwargs, "labels")]
 
 
@@ -302,7 +341,7 @@ def show_layer_data(viewer: napari.Viewer, layer_data: list[tuple]) -> list[Laye
             continue
         existing.data = data
         for key, value in kwargs.items():
-            if key not in ("name", "rgb"):
+            if key not in ("name", "rgb", "multiscale"):
                 setattr(existing, key, value)
         shown.append(existing)
     return shown

@@ -374,10 +374,18 @@ def export_zarr(result: Quantization, path, *, image: bool = True, progress=None
     Path
         The group written.
     """
+    bands = iter_export_zarr(result, path, image=image)
+    for done, total in bands:
+        if progress is not None:
+            progress(done, total)
+    return Path(path)
+
+
+def iter_export_zarr(result: Quantization, path, *, image: bool = True):
+    """:func:`export_zarr` as a generator of ``(done, total)`` bands (stop it to cancel)."""
     import dask.array as da
     import zarr
 
-    path = Path(path)
     group = zarr.open_group(str(path), mode="w")
     group.attrs["napari_kquant"] = json.loads(
         json.dumps(
@@ -407,9 +415,7 @@ def export_zarr(result: Quantization, path, *, image: bool = True, progress=None
     bands = [(array, target, start) for array, target in jobs for start in _band_starts(array)]
     for done, (array, target, (begin, end)) in enumerate(bands, 1):
         da.store(array[begin:end], target, regions=(slice(begin, end),), lock=False)
-        if progress is not None:
-            progress(done, len(bands))
-    return path
+        yield done, len(bands)
 
 
 def _band_starts(array):

@@ -9,6 +9,7 @@ from magicgui.widgets import (
     CheckBox,
     ComboBox,
     Container,
+    FileEdit,
     FloatSpinBox,
     Label,
     LineEdit,
@@ -36,6 +37,7 @@ from ._layers import (
     show_sweep_results,
     stack_names,
 )
+from ._lazy import iter_export_zarr
 from ._palette import COLOR_SPACES
 from ._sweep import Sweep, iter_sweep, parse_ks, psnr_peak
 
@@ -271,6 +273,11 @@ class QuantizeWidget(_KQuantWidget):
             "every pixel takes its nearest centre (K is the palette's).",
         )
         super().__init__(napari_viewer, [self.k], [self.features, self.palette_from])
+        self.last = None  # (request, result) of the latest run, for export
+        self.export_path = FileEdit(mode="w", filter="*.zarr", label="export to")
+        self.export_button = PushButton(text="Export result to zarr")
+        self.extend([self.export_path, self.export_button])
+        self.export_button.changed.connect(self.export)
         # the choices read the viewer's layers, known from here on
         self.features.choices = self._feature_choices
         self.palette_from.choices = self._palette_choices
@@ -331,9 +338,41 @@ class QuantizeWidget(_KQuantWidget):
         if self._refused(result) or self._source_gone(request):
             return
         show_layer_data(self._viewer, result_layer_data(request, result))
+        self.last = (request, result)
+        lazy = " (lazy: chunks are computed as you view them)" if result.params.get("lazy") else ""
         self.status.value = (
-            f"K={result.k}: compactness {result.compactness:.4g}, {result.elapsed:.2f} s"
+            f"K={result.k}: compactness {result.compactness:.4g}, {result.elapsed:.2f} s{lazy}"
         )
+
+    def export(self):
+        """Compute the latest result's labels and quantized image into a zarr group."""
+        if self.running:
+            show_info("napari-kquant: a run is in progress: wait for it or cancel it")
+            return
+        if self.last is None:
+            show_error("napari-kquant: nothing to export yet: run a quantization first")
+            return
+        path = str(self.export_path.value)
+        if not path or path == ".":
+            show_error("napari-kquant: choose where to export (a folder name ending in .zarr)")
+            return
+        result = self.last[1]
+        self.status.value = f"exporting to {path}…"
+        worker = create_worker(
+            iter_export_zarr,
+            result,
+            path,
+            _progress={"desc": f"export to {path}"},
+            _start_thread=False,
+            _connect=self._connections(
+                yielded=lambda done: setattr(self.status, "value", f"exported {done[0]}/{done[1]}"),
+                returned=lambda _: setattr(self.status, "value", f"exported to {path}"),
+                errored=lambda exc: show_error(f"napari-kquant: export failed: {exc}"),
+            ),
+        )
+        self._worker = worker
+        self.run_button.text = "Cancel"
+        worker.start()
 
 
 class CompareWidget(_KQuantWidget):
