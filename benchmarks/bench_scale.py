@@ -107,7 +107,8 @@ def main():
     eager = working_bytes(np.empty((0,), np.uint8), pixels, 3, "fast") + pixels * 3
     print(f"| {args.side:,} x {args.side:,} RGB uint8, K={args.k} | value |")
     print("|---|---|")
-    print(f"| fit (sample of {result.params['sampled']:,} px, drawn chunk by chunk) | {fit:.1f} s |")
+    sampled = result.params["sampled"]
+    print(f"| fit (sample of {sampled:,} px, drawn chunk by chunk) | {fit:.1f} s |")
     print(f"| compute one {CHUNK}x{CHUNK} view (labels + quantized) | {one_view:.3f} s |")
     print(f"| compute and write all labels to zarr | {written:.1f} s |")
     print(f"| peak RSS, whole run | {rss:.2f} GB (target < 2 GB: {rss < 2}) |")
