@@ -1,28 +1,13 @@
 """The dock widget in a real napari viewer, driven as a person would."""
 
 import numpy as np
-import pytest
 from napari.layers import Image, Labels
-from napari.utils.notifications import notification_manager
 from skimage import data
 
 from napari_kquant._cli import open_demo
 from napari_kquant._layers import METADATA_KEY
 
 WIDGET = ("napari-kquant", "K-means quantization")
-
-
-@pytest.fixture
-def notifications():
-    """Messages napari shows to the user during the test."""
-    seen = []
-
-    def collect(event):
-        seen.append(str(event.message))
-
-    notification_manager.notification_ready.connect(collect)
-    yield seen
-    notification_manager.notification_ready.disconnect(collect)
 
 
 def dock(viewer):

@@ -18,20 +18,6 @@ def frames():
     return np.stack([np.clip(crop * g, 0, 255).astype(np.uint8) for g in (0.6, 1.0, 1.4)])
 
 
-@pytest.fixture
-def notifications():
-    from napari.utils.notifications import notification_manager
-
-    seen = []
-
-    def collect(event):
-        seen.append(str(event.message))
-
-    notification_manager.notification_ready.connect(collect)
-    yield seen
-    notification_manager.notification_ready.disconnect(collect)
-
-
 def docked(make_napari_viewer):
     viewer = make_napari_viewer()
     _, widget = viewer.window.add_plugin_dock_widget(*WIDGET)

@@ -264,11 +264,8 @@ def _quantize_planes(image, k: int, options: dict, started: float) -> Quantizati
         result = quantize(image, k, **{**options, "channel_axis": axis})
         return replace(result, params={**result.params, "planes": "each", "n_planes": 1})
     mask = None if options["mask"] is None else np.asarray(options["mask"])
-    if mask is not None and mask.shape != spatial:
-        raise ValueError(
-            f"mask has shape {mask.shape} but the image's pixels are {spatial}: "
-            "give one mask value per pixel"
-        )
+    if mask is not None:
+        check_mask_shape(mask, spatial)
     planes = list(np.ndindex(spatial[:-2]))
     dtype = _engines.label_dtype(k * len(planes))
     labels = np.zeros(spatial, dtype=dtype)
@@ -768,17 +765,22 @@ def _check_image(image: np.ndarray, rgb: bool | None) -> bool:
     return bool(rgb)
 
 
+def check_mask_shape(mask, spatial: tuple) -> None:
+    """Refuse a mask that does not give one value per pixel."""
+    if tuple(mask.shape) != tuple(spatial):
+        raise ValueError(
+            f"mask has shape {mask.shape} but the image's pixels are {spatial}: "
+            "give one mask value per pixel"
+        )
+
+
 def _clustered_pixels(image, table, rgb, mask) -> np.ndarray | None:
     """Flat boolean of the pixels to cluster (mask, finite values), None for all."""
     spatial = image.shape[:-1] if rgb else image.shape
     keep = None
     if mask is not None:
         mask = np.asarray(mask)
-        if mask.shape != spatial:
-            raise ValueError(
-                f"mask has shape {mask.shape} but the image's pixels are {spatial}: "
-                "give one mask value per pixel"
-            )
+        check_mask_shape(mask, spatial)
         if not (mask.dtype == bool or np.issubdtype(mask.dtype, np.integer)):
             raise ValueError(f"mask must be boolean (or integer, non-zero = in), not {mask.dtype}")
         keep = mask.reshape(-1).astype(bool)

@@ -22,7 +22,15 @@ from pathlib import Path
 import numpy as np
 
 from . import _engines
-from ._kmeans import QUANTIZE_DEFAULTS, Quantization, _check_axis, _check_k, _Job, render
+from ._kmeans import (
+    QUANTIZE_DEFAULTS,
+    Quantization,
+    _check_axis,
+    _check_k,
+    _Job,
+    check_mask_shape,
+    render,
+)
 
 DEFAULT_SAMPLE = 1_000_000  # pixels the centres are fitted on, by default
 
@@ -253,11 +261,7 @@ def sample_pixels(data, layout: _Layout, sample_size: int, seed: int, mask=None)
     blocks = data.to_delayed()
     if mask is not None:
         mask = da.asarray(mask)
-        if mask.shape != spatial:
-            raise ValueError(
-                f"mask has shape {mask.shape} but the image's pixels are {spatial}: "
-                "give one mask value per pixel"
-            )
+        check_mask_shape(mask, spatial)
         mask_blocks = mask.rechunk(spatial_chunks).to_delayed()
     tasks, owners = [], []
     unique_ids, first = np.unique(block_ids[order], return_index=True)
