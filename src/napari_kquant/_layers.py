@@ -449,6 +449,20 @@ def palette_of(layer: Layer) -> tuple[np.ndarray, dict]:
     return np.asarray(info["centers"], dtype=np.float64), options
 
 
+def use_palette(request: Request, palette_layer: Layer) -> tuple[np.ndarray, dict]:
+    """Turn ``request`` into one for apply_palette() with ``palette_layer``'s palette.
+
+    Returns the centres and the palette's options; the request's names and metadata
+    now say whose palette it is.
+    """
+    centers, options = palette_of(palette_layer)
+    request.options.pop("planes", None)
+    source = palette_layer.metadata[METADATA_KEY].get("source", palette_layer.name)
+    request.suffix += f" palette of {source}"
+    request.recorded["palette_layer"] = palette_layer.name
+    return centers, options
+
+
 def apply_layer_palette(
     viewer: napari.Viewer,
     palette_layer: Layer | str,
@@ -477,15 +491,11 @@ def apply_layer_palette(
     ('coffee clusters K=4 palette of astronaut', [1, 2, 3, 4])
     """
     palette_layer = resolve_layer(viewer, palette_layer)
-    centers, palette_options = palette_of(palette_layer)
     layers = [resolve_layer(viewer, layer), *(resolve_layer(viewer, f) for f in features)]
     if isinstance(mask, str):
         mask = resolve_layer(viewer, mask)
     request = request_for(viewer, layers, mask=mask, planes="stack" if planes == "each" else planes)
-    request.options.pop("planes")
-    source = palette_layer.metadata[METADATA_KEY].get("source", palette_layer.name)
-    request.suffix += f" palette of {source}"
-    request.recorded["palette_layer"] = palette_layer.name
+    centers, palette_options = use_palette(request, palette_layer)
     result = apply_palette(request.data, centers, **request.options, **palette_options)
     shown = show_layer_data(viewer, result_layer_data(request, result))
     return shown[0], shown[-1]

@@ -87,7 +87,7 @@ def quantize_lazy(
         _lazy_outputs(layout.arrange(level), layout, job, centers, feature_centers, mask)
         for level in levels
     ]
-    labels = [layout.restore_labels(out[0]) for out in outputs]
+    labels = [out[0] for out in outputs]
     images = [layout.restore(out[1]) for out in outputs]
     params = {
         **fitted.params,
@@ -193,22 +193,14 @@ class _Layout:
 
     @classmethod
     def of(cls, data, rgb, axis) -> _Layout:
-        from ._kmeans import _check_image, guess_rgb
+        from ._kmeans import _check_image
 
         if axis is not None:
             if rgb:
                 raise ValueError("give rgb=True or channel_axis, not both")
             axis = _check_axis(data, axis)
             return cls(data.ndim, True, True, axis)
-        if rgb is None:
-            rgb = guess_rgb(data.shape)
-        _check_image(np.empty((1,) * data.ndim, dtype=data.dtype), False)  # dtype only
-        if data.size == 0:
-            raise ValueError(f"image is empty (shape {data.shape}): nothing to quantize")
-        if rgb and (data.ndim < 2 or data.shape[-1] not in (3, 4)):
-            raise ValueError(
-                f"rgb=True needs a last axis of length 3 or 4, got image of shape {data.shape}"
-            )
+        rgb = _check_image(data, rgb)  # reads only shape, dtype and size: stays lazy
         return cls(data.ndim, bool(rgb), False, data.ndim - 1 if rgb else None)
 
     def arrange(self, data):
@@ -227,9 +219,6 @@ class _Layout:
 
             return da.moveaxis(data, -1, self.axis)
         return data
-
-    def restore_labels(self, labels):
-        return labels
 
 
 def sample_pixels(data, layout: _Layout, sample_size: int, seed: int, mask=None):

@@ -29,13 +29,13 @@ from ._layers import (
     Request,
     grid,
     label_colors,
-    palette_of,
     request_for,
     result_layer_data,
     result_names,
     show_layer_data,
     show_sweep_results,
     stack_names,
+    use_palette,
 )
 from ._lazy import iter_export_zarr
 from ._palette import COLOR_SPACES
@@ -305,11 +305,7 @@ class QuantizeWidget(_KQuantWidget):
         connect = self._connections(returned=lambda result: self._show(request, result))
         palette_layer = self.palette_from.value
         if palette_layer is not None:
-            centers, options = palette_of(palette_layer)
-            request.options.pop("planes")
-            source = palette_layer.metadata[METADATA_KEY].get("source", palette_layer.name)
-            request.suffix += f" palette of {source}"
-            request.recorded["palette_layer"] = palette_layer.name
+            centers, options = use_palette(request, palette_layer)
             self.status.value = f"applying the palette of {palette_layer.name}…"
             return create_worker(
                 _refusing(apply_palette),
