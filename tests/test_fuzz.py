@@ -165,6 +165,7 @@ def test_any_image_gives_valid_result_or_value_error(drawn, options):
             "distinct colours",
             "number of pixels",
             "OpenCV's k-means failed",
+            "beyond what OpenCV",
             "no pixel to cluster",
             "overflow",
         )

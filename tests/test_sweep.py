@@ -87,7 +87,18 @@ def test_parse_ks(ks, expected):
 
 @pytest.mark.parametrize(
     ("ks", "message"),
-    [("5..2", "empty"), ("two", "cannot read"), ([], "empty"), ([0, 2], "at least 1")],
+    [
+        ("5..2", "empty"),
+        ("two", "cannot read"),
+        ([], "empty"),
+        ("", "empty"),
+        ([0, 2], "at least 1"),
+        # bounded before anything is built: no freeze, no MemoryError
+        ("2..30000000", "limit of 1024"),
+        ("2..1000000000", "limit of 1024"),
+        (range(2, 10**12), "limit of 1024"),
+        ("1..400", "more than one sweep compares"),
+    ],
 )
 def test_bad_ks_are_refused(ks, message):
     with pytest.raises(ValueError, match=message):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import struct
 import sys
 from pathlib import Path
 
@@ -15,6 +16,18 @@ import numpy as np
 SAMPLES = ("astronaut", "coffee")
 TIFF = (".tif", ".tiff")
 READABLE = (".png", ".jpg", ".jpeg", *TIFF)
+# PNG colour types: channels per pixel (0 gray, 2 RGB, 3 palette, 4 gray+alpha, 6 RGBA)
+PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}
+EXIT_FAILED, EXIT_USAGE = 1, 2
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("napari-kquant")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "unknown"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,22 +35,33 @@ def build_parser() -> argparse.ArgumentParser:
         prog="napari-kquant",
         description="Colour quantization of images with k-means (OpenCV's, or a faster engine).",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     q = commands.add_parser(
         "quantize",
         help="quantize image files (PNG, JPEG, TIFF)",
         description=(
-            "For each IMAGE write <stem>_quantized_k<K><ext> (same format and dtype; JPEG is "
-            "re-compressed), <stem>_labels_k<K>.tif (labels 1..K, uint8 or uint16 as K needs) "
-            "and the palette <stem>_palette_k<K>.csv/.json (and .gpl for RGB). Inputs are never "
-            "overwritten. A file that cannot be read or quantized is reported on one line and "
-            "the others go on; the exit code is then 1."
+            "For each IMAGE write <stem>_quantized_k<K><ext> (same format, dtype and bit "
+            "depth; JPEG is re-compressed; an alpha channel is kept, not clustered), "
+            "<stem>_labels_k<K>.tif (labels 1..K, uint8 or uint16 as K needs) and the palette "
+            "<stem>_palette_k<K>.csv/.json (and .gpl for RGB). Before anything is written "
+            "the whole batch is checked: outputs that exist (unless --overwrite), that two "
+            "inputs would both write, or that are an input or the palette file (also through "
+            "links) are refused and nothing is written. Files are written under a temporary "
+            "name and renamed into place. A file that cannot be read or quantized is "
+            "reported on one line and the others go on; the exit code is then 1 (2 when the "
+            "batch is refused)."
         ),
     )
     q.add_argument("images", nargs="+", type=Path, help="image files (.png .jpg .jpeg .tif .tiff)")
     q.add_argument("-k", type=int, default=8, help="number of colours (default 8)")
     q.add_argument(
         "-o", "--output", type=Path, help="output folder (default: beside each input; created)"
+    )
+    q.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace output files that exist already (never an input or the palette file)",
     )
     q.add_argument(
         "--method",
@@ -74,30 +98,93 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def read_image(path: Path) -> np.ndarray:
-    """Pixels of a PNG, JPEG or TIFF file."""
+def image_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype of an image file, read from its header only."""
     suffix = path.suffix.lower()
     if suffix not in READABLE:
         raise ValueError(f"unsupported file type {suffix!r} (use {', '.join(READABLE)})")
     if suffix in TIFF:
         import tifffile
 
-        return tifffile.imread(path)
-    import imageio.v3 as iio
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            return tuple(series.shape), np.dtype(series.dtype)
+    if suffix == ".png":
+        with path.open("rb") as f:
+            head = f.read(26)
+        if len(head) < 26 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+            raise ValueError("not a PNG file (no PNG header)")
+        width, height, depth, colour = struct.unpack(">IIBB", head[16:26])
+        channels = PNG_CHANNELS.get(colour)
+        if channels is None:
+            raise ValueError(f"PNG colour type {colour} is not valid")
+        shape = (height, width) if channels == 1 else (height, width, channels)
+        return shape, np.dtype(np.uint16 if depth == 16 else np.uint8)
+    from PIL import Image
 
-    return iio.imread(path)
+    with Image.open(path) as im:  # reads the JPEG header, not the pixels
+        width, height = im.size
+        channels = len(im.getbands())
+    shape = (height, width) if channels == 1 else (height, width, channels)
+    return shape, np.dtype(np.uint8)
+
+
+def read_image(path: Path, method: str = "fast") -> np.ndarray:
+    """Pixels of a PNG, JPEG or TIFF file at their full bit depth.
+
+    The size is read from the header first: an image whose pixels and working memory
+    would not fit in the memory available is refused before it is decoded.
+    """
+    from ._memory import available_bytes, working_bytes
+
+    shape, dtype = image_header(path)
+    n_channels = 3 if len(shape) == 3 and shape[-1] >= 3 else 1
+    needed = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    needed += working_bytes(shape, dtype, n_channels, method)
+    free = available_bytes()
+    if free is not None and needed > free:
+        raise ValueError(
+            f"its header says {'x'.join(map(str, shape))} {dtype}: reading and quantizing it "
+            f"needs about {needed / 2**30:.1f} GiB but {free / 2**30:.1f} GiB is available"
+        )
+    if path.suffix.lower() in TIFF:
+        import tifffile
+
+        return tifffile.imread(path)
+    import cv2
+
+    pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)  # keeps 16-bit PNG
+    if pixels is None:
+        raise ValueError("the file could not be decoded")
+    if pixels.ndim == 3:
+        if len(shape) == 3 and shape[-1] == 2:  # gray + alpha, decoded as BGRA
+            return np.ascontiguousarray(pixels[..., [0, 3]])
+        code = cv2.COLOR_BGR2RGB if pixels.shape[-1] == 3 else cv2.COLOR_BGRA2RGBA
+        pixels = cv2.cvtColor(pixels, code)
+    return pixels
 
 
 def write_image(path: Path, image: np.ndarray) -> None:
-    """Write in the format the suffix names (TIFF with tifffile, others with imageio)."""
+    """Write in the format the suffix names, at the image's own bit depth."""
     if path.suffix.lower() in TIFF:
         import tifffile
 
         tifffile.imwrite(path, image)
-    else:
-        import imageio.v3 as iio
+        return
+    import cv2
 
-        iio.imwrite(path, image)
+    if image.ndim == 3 and image.shape[-1] == 2:  # gray + alpha
+        if image.dtype == np.uint8:
+            from PIL import Image
+
+            Image.fromarray(image, mode="LA").save(path)
+            return
+        image = np.dstack([image[..., :1]] * 3 + [image[..., 1:]])
+    if image.ndim == 3:
+        code = cv2.COLOR_RGB2BGR if image.shape[-1] == 3 else cv2.COLOR_RGBA2BGRA
+        image = cv2.cvtColor(image, code)
+    if not cv2.imwrite(str(path), image):
+        raise ValueError(f"OpenCV could not write {path.suffix} with {image.dtype} pixels")
 
 
 def outputs_for(image_path: Path, folder: Path | None, k) -> dict[str, Path]:
@@ -114,13 +201,84 @@ def outputs_for(image_path: Path, folder: Path | None, k) -> dict[str, Path]:
     }
 
 
-def process(path: Path, args, inputs: set[Path]) -> list[Path]:
+def planned(path: Path, args, k: int | None, rgb: bool | None) -> dict[str, Path]:
+    """The files one input will write (``rgb`` None: not known before reading)."""
+    out = outputs_for(path, args.output, "" if args.sweep is not None else k)
+    if args.sweep is not None:
+        return {"sweep": out["sweep"]}
+    keys = ["image", "labels", "csv", "json"]
+    if rgb is not False:
+        keys.append("gpl")  # planned whenever the input may be RGB
+    return {key: out[key] for key in keys}
+
+
+def _channels(path: Path) -> bool | None:
+    try:
+        shape, _ = image_header(path)
+    except (OSError, ValueError):
+        return None  # reported when the file is processed
+    return len(shape) == 3 and shape[-1] >= 3
+
+
+def process(path: Path, args, options: dict, palette, protected: list[Path]) -> list[Path]:
     """Quantize (or sweep) one file; returns the files written."""
     from ._kmeans import apply_palette, quantize
-    from ._palette import load_palette, save_palette
+    from ._palette import save_palette
+    from ._safeio import replacing
     from ._sweep import sweep
 
-    image = read_image(path)
+    image = read_image(path, options["method"])
+    alpha = None
+    if image.ndim == 3 and image.shape[-1] == 2:  # gray + alpha: the alpha is not clustered
+        image, alpha = image[..., 0], image[..., 1]
+    write = {"overwrite": args.overwrite, "protected": protected}
+    if args.sweep is not None:
+        out = planned(path, args, None, None)["sweep"]
+        table = sweep(image, args.sweep, **options).table()
+        with replacing(out, **write) as tmp, tmp.open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(table)
+            writer.writerows(zip(*table.values(), strict=True))
+        return [out]
+    if palette is not None:
+        result = apply_palette(image, palette)
+    else:
+        result = quantize(image, args.k, **options)
+    rgb = result.centers.shape[1] == 3
+    out = planned(path, args, result.k, rgb)
+    quantized = result.image if alpha is None else np.dstack([result.image, alpha])
+    with replacing(out["image"], **write) as tmp:
+        write_image(tmp, quantized)
+    with replacing(out["labels"], **write) as tmp:
+        write_image(tmp, result.labels)
+    params = {**result.params, "source": str(path), "compactness": result.compactness}
+    for key in ("csv", "json", "gpl"):
+        if key in out:
+            with replacing(out[key], **write) as tmp:
+                save_palette(tmp, result.centers, counts=result.counts, params=params)
+    return list(out.values())
+
+
+def _refuse(message: str) -> int:
+    print(f"napari-kquant: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def quantize_files(args) -> int:
+    """Check the whole batch, then process every file; one line per failure.
+
+    Exit status 0 when every file was done, 1 when some failed, 2 when the batch was
+    refused before anything was written.
+    """
+    from tqdm import tqdm
+
+    from ._palette import load_palette
+    from ._safeio import OutputError, plan_outputs
+    from ._sweep import parse_ks
+    from ._validate import check_k
+
+    if args.output is not None and args.output.exists() and not args.output.is_dir():
+        return _refuse(f"-o {args.output} is a file: give a folder for the outputs")
     options = {
         "method": args.method,
         "attempts": args.attempts,
@@ -129,53 +287,41 @@ def process(path: Path, args, inputs: set[Path]) -> list[Path]:
         "init": args.init,
         "seed": args.seed,
     }
-    if args.sweep:
-        out = outputs_for(path, args.output, "")["sweep"]
-        _refuse_input(out, inputs)
-        table = sweep(image, args.sweep, **options).table()
-        with out.open("w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(table)
-            writer.writerows(zip(*table.values(), strict=True))
-        return [out]
-    if args.palette_from:
-        result = apply_palette(image, load_palette(args.palette_from))
-    else:
-        result = quantize(image, args.k, **options)
-    out = outputs_for(path, args.output, result.k)
-    rgb = result.centers.shape[1] == 3
-    wanted = ["image", "labels", "csv", "json", *(["gpl"] if rgb else [])]
-    for key in wanted:
-        _refuse_input(out[key], inputs)
-    write_image(out["image"], result.image)
-    write_image(out["labels"], result.labels)
-    params = {**result.params, "source": str(path), "compactness": result.compactness}
-    for key in wanted[2:]:
-        save_palette(out[key], result.centers, counts=result.counts, params=params)
-    return [out[key] for key in wanted]
-
-
-def _refuse_input(target: Path, inputs: set[Path]) -> None:
-    if target.resolve() in inputs:
-        raise ValueError(f"refusing to overwrite the input {target}")
-
-
-def quantize_files(args) -> int:
-    """Process every file; one line per failure; exit status 1 if any failed."""
-    from tqdm import tqdm
-
+    palette = None
+    try:
+        if args.sweep is not None:
+            args.sweep = ",".join(map(str, parse_ks(args.sweep)))
+        else:
+            check_k(args.k)
+    except ValueError as exc:
+        return _refuse(f"--sweep {args.sweep!r}: {exc}" if args.sweep is not None else str(exc))
+    if args.palette_from is not None:
+        try:
+            palette = load_palette(args.palette_from)
+        except (OSError, ValueError) as exc:
+            return _refuse(f"palette file {args.palette_from}: {exc}")
+    protected = [*args.images, *([args.palette_from] if args.palette_from else [])]
+    k = len(palette) if palette is not None else args.k
+    targets = [
+        (target, str(path))
+        for path in args.images
+        for target in planned(path, args, k, _channels(path)).values()
+    ]
+    try:
+        plan_outputs(targets, protected=protected, overwrite=args.overwrite)
+    except OutputError as exc:
+        return _refuse(str(exc))
     if args.output:
         args.output.mkdir(parents=True, exist_ok=True)
-    inputs = {p.resolve() for p in args.images}
     failed = 0
     for path in tqdm(args.images, desc="quantizing", unit="file", disable=args.quiet):
         try:
-            process(path, args, inputs)
-        except (OSError, ValueError, RuntimeError, SyntaxError) as exc:
+            process(path, args, options, palette, protected)
+        except Exception as exc:  # a batch reports each file's failure and goes on
             failed += 1
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             tqdm.write(f"napari-kquant: {path}: {message}", file=sys.stderr)
-    return 1 if failed else 0
+    return EXIT_FAILED if failed else 0
 
 
 def open_demo(viewer, sample: str = "astronaut", k: int = 8):

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from ._cancel import checkpoint
 from ._palette import darkest_first
 
 BLOCK = 1 << 18  # pixels per block in full-data passes: bounds the working memory
@@ -46,6 +47,8 @@ MAX_LEVELS = 1 << 10  # finest regrid per channel
 FINISH_ITERATIONS = 2  # Lloyd updates on the full summary, after the middle stage converged
 CV_DEPTHS = tuple(np.dtype(t) for t in ("u1", "i1", "u2", "i2", "i4", "f4", "f8"))
 SMALL_IMAGE = 1 << 20  # up to here distinct colours come from a sort, not 2**24 tables
+FLOAT32_SAFE = 1e18  # magnitudes whose squared distances float32 holds with room to spare
+CELLS_PER_CLUSTER = 4  # fewer occupied cells than this per cluster: summarise exactly
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,16 @@ def opencv_kmeans(table, k, *, criteria, attempts, init, seed) -> Fit:
     # in napari's worker threads reproducible too.
     cv2.setRNGSeed(int(seed))
     try:
-        compactness, labels, centers = cv2.kmeans(samples, k, None, criteria, attempts, flags)
+        # One attempt per call, keeping the first most compact, is what cv2.kmeans does
+        # with `attempts` (the RNG runs on between calls): the same result, bit for bit,
+        # with a chance to stop between attempts.
+        best = None
+        for _ in range(attempts):
+            checkpoint()
+            run = cv2.kmeans(samples, k, None, criteria, 1, flags)
+            if best is None or run[0] < best[0]:
+                best = run
+        compactness, labels, centers = best
     except cv2.error as exc:
         # e.g. values so large that squared distances overflow OpenCV's float32
         reason = str(exc).strip().splitlines()[-1]
@@ -115,12 +127,26 @@ class FastEngine:
 
     def __init__(self, table: np.ndarray, keep_codes: bool = False, mid_points: int = MID_POINTS):
         self.table = table
-        self.summary = CodedSummary.of(table, keep_codes)
-        points, weights = self.summary.points, self.summary.weights
+        self.mid_points = mid_points
+        self._use(CodedSummary.of(table, keep_codes))
+
+    def _use(self, summary: CodedSummary) -> None:
+        self.summary = summary
+        points, weights = summary.points, summary.weights
         self.low, self.high = points.min(axis=0), points.max(axis=0)
-        self.work = np.float32 if self.summary.small_values else np.float64
-        self.mid = regrid(points, weights, self.low, self.high, mid_points)
+        self.work = np.float32 if summary.small_values else np.float64
+        self.mid = regrid(points, weights, self.low, self.high, self.mid_points)
         self._coarse = {}
+
+    def resolve(self, k: int) -> None:
+        """Summarise the distinct colours exactly when the grid is too coarse for ``k``.
+
+        A grid cell can merge distinct colours (floats closer than 1/65535 of the
+        range): with too few occupied cells, K clusters could not all be filled.
+        """
+        summary = self.summary
+        if not summary.exact and len(summary.points) < CELLS_PER_CLUSTER * k:
+            self._use(CodedSummary.distinct(self.table))
 
     def coarse(self, k: int):
         """The coarse regrid for ``k`` clusters (at least 32 points per cluster)."""
@@ -135,11 +161,13 @@ class FastEngine:
         ``epsilon`` None means the default; with ``use_epsilon`` False it never stops
         a run.
         """
+        self.resolve(k)
         tol, epsilon = self._tolerance(epsilon, use_epsilon)
         work = self.work
         (mid, mid_w), (coarse, coarse_w) = self.mid, self.coarse(k)
         candidates = []
         for _ in range(CANDIDATES_PER_ATTEMPT * attempts):
+            checkpoint()
             start = init_centers(coarse, coarse_w, k, init, rng)
             candidates.append(weighted_lloyd(coarse, coarse_w, start, max_iter, tol, work))
         candidates.sort(key=lambda fit: fit[1])
@@ -161,6 +189,7 @@ class FastEngine:
         (a k-means++ sequence cut after K picks is a k-means++ start for K). The most
         compact is refined on the middle regrid and finished as a single run is.
         """
+        self.resolve(ks[-1])
         tol, epsilon = self._tolerance(epsilon, use_epsilon)
         work = self.work
         mid, mid_w = self.mid
@@ -195,10 +224,12 @@ class FastEngine:
             tol,
             self.work,
         )
-        if not summary.exact:
-            # Cell points may sit up to half a cell outside the data: keep the centres
-            # inside its range (which only brings them nearer to every pixel).
-            centers = np.clip(centers, *summary.value_range)
+        # Cell points may sit up to half a cell outside the data, and weighted means of
+        # huge values round: keep the centres inside the data's range (which only
+        # brings them nearer to every pixel).
+        clipped = np.clip(centers, *summary.value_range)
+        if not summary.exact or (clipped != centers).any():
+            centers = clipped
             code_labels = None  # the clipped centres need their own labelling
         centers, rank = darkest_first_ranks(centers)
         return self.assign(centers, epsilon, None if code_labels is None else rank[code_labels])
@@ -266,6 +297,7 @@ class CodedSummary:
     exact: bool
     small_values: bool
     value_range: tuple[np.ndarray, np.ndarray]  # per-channel min and max of the pixels
+    indexed: bool = False  # ``coded`` holds each pixel's index into ``codes``
     luts: dict = field(default_factory=dict)  # lookup-table buffers, reused across K
 
     @classmethod
@@ -356,7 +388,35 @@ class CodedSummary:
         small = table.dtype.itemsize == 1
         weights = counts.astype(np.float64)
         return cls(
-            table, inverse.reshape(-1), steps, codes, points, weights, exact, small, (lows, highs)
+            table,
+            inverse.reshape(-1),
+            steps,
+            codes,
+            points,
+            weights,
+            exact,
+            small,
+            (lows, highs),
+            indexed=True,
+        )
+
+    @classmethod
+    def distinct(cls, table: np.ndarray) -> CodedSummary:
+        """The exact summary: every distinct colour is a point (a sort of the pixels)."""
+        rows, inverse, counts = np.unique(table, axis=0, return_inverse=True, return_counts=True)
+        points = rows.astype(np.float64)
+        value_range = (points.min(axis=0), points.max(axis=0))
+        return cls(
+            table,
+            inverse.reshape(-1),
+            0.0,
+            np.arange(len(points)),
+            points,
+            counts.astype(np.float64),
+            True,
+            table.dtype.itemsize == 1,
+            value_range,
+            indexed=True,
         )
 
     def label_pixels(self, code_labels: np.ndarray, centers: np.ndarray | None = None):
@@ -371,13 +431,14 @@ class CodedSummary:
             code_labels[self._straddling(centers)] = 0
         # Pixels only ever carry occupied codes, so the table needs no zeroing.
         n_channels = self.table.shape[1]
-        size = 1 << 24 if n_channels == 3 else 1 << 16 if n_channels == 1 else len(self.codes)
+        size = len(self.codes) if self.indexed else 1 << 24 if n_channels == 3 else 1 << 16
         if code_labels.dtype not in self.luts:
             self.luts[code_labels.dtype] = np.empty(size, code_labels.dtype)
         lut = self.luts[code_labels.dtype]
         lut[self.codes] = code_labels
         out = np.empty(len(self.table), dtype=code_labels.dtype)
         for start in range(0, len(self.table), BLOCK):
+            checkpoint()
             block = slice(start, start + BLOCK)
             labels = lut[self._pixel_codes(self.coded[block])]
             if centers is not None:
@@ -419,7 +480,8 @@ def _code_rgb(table, low, high, step):
     float32: it is used where that stays exact to well under a cell, numpy elsewhere
     (huge magnitudes, or dtypes OpenCV cannot read such as int64 or float16).
     """
-    direct = table.dtype in CV_DEPTHS and max(abs(low), abs(high)) / step <= 2**16
+    magnitude = max(abs(low), abs(high))
+    direct = table.dtype in CV_DEPTHS and magnitude / step <= 2**16 and magnitude < FLOAT32_SAFE
     coded = np.empty(table.shape, dtype=np.uint8)
     for start in range(0, len(table), BLOCK):
         block = table[start : start + BLOCK]
@@ -439,6 +501,7 @@ def pixel_figures(table, labels, centers):
     sums = np.zeros((k + 1, n_channels))
     square_sum = 0.0
     for start in range(0, len(table), BLOCK):
+        checkpoint()
         x = table[start : start + BLOCK].astype(np.float64)
         lab = labels[start : start + BLOCK]
         counts += np.bincount(lab, minlength=k + 1)
@@ -547,6 +610,8 @@ def nearest(points, centers, work=np.float64, norms=None, distances=True):
     with ``distances=False`` only the labels are computed (the distances are None).
     Points are taken in blocks so the (points, centres) score matrix stays small.
     """
+    if work == np.float32 and len(centers) and np.abs(centers).max() > FLOAT32_SAFE:
+        work = np.float64  # such centres' squares overflow float32
     c = centers.astype(work)
     scale = -2.0 * c.T
     c_norms = (c * c).sum(axis=1)
@@ -606,6 +671,7 @@ def weighted_lloyd(points, weights, centers, max_iter, epsilon, work=np.float64)
     weighted = points * weights[:, None]
     points = points.astype(work)  # cast once, not in every iteration
     for _ in range(max_iter):
+        checkpoint()
         labels, _ = nearest(points, centers, work, distances=False)
         mass = np.bincount(labels, weights=weights, minlength=k)
         new = np.column_stack(

@@ -11,18 +11,34 @@ import cv2
 import numpy as np
 
 from . import _engines
+from ._cancel import checkpoint
 from ._memory import check_memory
 from ._palette import COLOR_SPACES, darkest_first, lab_to_rgb, rgb_to_lab
+from ._validate import (
+    CRITERIA,
+    MAX_FLOAT_MAGNITUDE,
+    OPENCV_MAX_MAGNITUDE,
+    check_axis,
+    check_choice,
+    check_count,
+    check_criteria,
+    check_epsilon,
+    check_flag,
+    check_image,
+    check_k,
+    check_mask_dtype,
+    check_mask_shape,
+    check_seed,
+    criteria_name,
+    guess_rgb,
+    working_table,
+)
 
 METHODS = ("fast", "opencv")
-MAX_FLOAT_MAGNITUDE = 1e150  # beyond this, squared distances overflow float64
 INITS = ("kmeans++", "random")
 PLANES = ("stack", "each")
-CRITERIA = {
-    "eps+max_iter": cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER,
-    "eps": cv2.TERM_CRITERIA_EPS,
-    "max_iter": cv2.TERM_CRITERIA_MAX_ITER,
-}
+# re-exported for the modules that import them from here
+__all__ = ["CRITERIA", "check_mask_shape", "guess_rgb"]
 
 
 @dataclass(frozen=True)
@@ -158,8 +174,10 @@ def quantize(
     init : {"kmeans++", "random"}
         Centre initialisation. For ``"opencv"`` these are ``KMEANS_PP_CENTERS`` and
         ``KMEANS_RANDOM_CENTERS``; for ``"fast"``, weighted k-means++ and random pixels.
-    seed : int
-        Seed of the random generator (``cv2.setRNGSeed`` for ``"opencv"``).
+    seed : int or None
+        Seed of the random generator (``cv2.setRNGSeed`` for ``"opencv"``), 0 to
+        2**31 - 1. ``None`` draws one; ``params["seed"]`` records it, so the run can
+        be repeated.
     rgb : bool, optional
         Whether the last axis holds colour channels. ``None`` guesses as napari
         does: a last axis of length 3 or 4 on an image of 3+ dimensions.
@@ -232,6 +250,7 @@ def quantize(
     [1, 2, 3, 4]
     """
     started = time.perf_counter()
+    seed = check_seed(seed)  # once: a drawn seed then serves every plane and sample
     options = {name: value for name, value in locals().items() if name in QUANTIZE_OPTIONS}
     options.pop("sample_size"), options.pop("fit_level")
     from . import _lazy
@@ -242,10 +261,8 @@ def quantize(
         )
     if sample_size is not None:
         return _lazy.quantize_sampled(np.asarray(image), k, sample_size=sample_size, **options)
-    k = _check_k(k)
-    if planes not in PLANES:
-        raise ValueError(f"planes must be one of {PLANES}, got {planes!r}")
-    if planes == "each":
+    k = check_k(k)
+    if check_choice("planes", planes, PLANES) == "each":
         return _quantize_planes(image, k, options, started)
     job = _Job.of(image, **options)
     job.check_k(k)
@@ -256,8 +273,8 @@ def _quantize_planes(image, k: int, options: dict, started: float) -> Quantizati
     """``planes="each"``: quantize every 2D plane of a stack on its own."""
     image = np.asarray(image)
     axis = options["channel_axis"]
-    data = image if axis is None else np.moveaxis(image, _check_axis(image, axis), -1)
-    channels = axis is not None or _check_image(data, options["rgb"])
+    data = image if axis is None else np.moveaxis(image, check_axis(image, axis), -1)
+    channels = axis is not None or check_image(data, options["rgb"])
     spatial = data.shape[:-1] if channels else data.shape
     options = {**options, "planes": "stack", "channel_axis": -1 if axis is not None else None}
     if len(spatial) <= 2:  # a single plane
@@ -379,7 +396,11 @@ def apply_palette(
         )
     if not np.isfinite(centers).all():
         raise ValueError("centers contain NaN or inf")
-    check_memory(job.image, len(job.table), n_channels, "fast")
+    if np.abs(centers).max() > MAX_FLOAT_MAGNITUDE:
+        raise ValueError(
+            f"centers up to {np.abs(centers).max():.3g} make squared distances overflow: "
+            f"palette values must stay below {MAX_FLOAT_MAGNITUDE:.0e}"
+        )
     fit = job.fast_engine().assign(job.space.forward(centers))
     return job.result(fit, started, centers=centers, method="palette")
 
@@ -517,27 +538,40 @@ class _Job:
             )
         image = np.asarray(image)
         if channel_axis is not None:
-            if rgb:
+            if rgb is not None and check_flag("rgb", rgb):
                 raise ValueError("give rgb=True or channel_axis, not both")
-            channel_axis = _check_axis(image, channel_axis)
+            channel_axis = check_axis(image, channel_axis)
             image = np.moveaxis(image, channel_axis, -1)
-            _check_image(image, False)
+            check_image(image, False)
             rgb = True  # below, rgb means "the last axis holds the channels"
         else:
-            rgb = _check_image(image, rgb)
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-        if init not in INITS:
-            raise ValueError(f"init must be one of {INITS}, got {init!r}")
-        attempts = _check_count("attempts", attempts)
-        criteria_type, max_iter, epsilon = _check_criteria(criteria, max_iter, epsilon)
+            rgb = check_image(image, rgb)
+        method = check_choice("method", method, METHODS)
+        init = check_choice("init", init, INITS)
+        attempts = check_count("attempts", attempts)
+        criteria_type, max_iter, epsilon = check_criteria(criteria, max_iter, epsilon)
+        if method == "opencv":
+            epsilon = check_epsilon(epsilon, OPENCV_MAX_MAGNITUDE)
+        seed = check_seed(seed)
+        color_space = check_choice("color_space", color_space, COLOR_SPACES)
+        if not isinstance(standardize, np.ndarray):
+            standardize = check_flag("standardize", standardize)
         n_channels = (
             (min(image.shape[-1], 3) if channel_axis is None else image.shape[-1]) if rgb else 1
+        )
+        # before any copy of the pixels: the estimate needs only the shape and dtype
+        check_memory(
+            image,
+            n_channels,
+            method,
+            contiguous=image.flags.c_contiguous and mask is None,
+            transformed=color_space != "rgb" or standardize is not False,
         )
         table = image.reshape(-1, image.shape[-1])[:, :n_channels] if rgb else image.reshape(-1, 1)
         keep = _clustered_pixels(image, table, rgb, mask)
         if keep is not None:
             table = table[keep]
+        table = working_table(table)
         floating = np.issubdtype(table.dtype, np.floating)
         if floating or (method == "opencv" and epsilon is None):
             low, high = float(table.min()), float(table.max())  # one pass serves both uses
@@ -547,6 +581,11 @@ class _Job:
                 f"rescale the image below {MAX_FLOAT_MAGNITUDE:.0e}"
             )
         true_rgb = rgb and channel_axis is None
+        if color_space == "lab" and floating and (low < 0 or high > 1):
+            raise ValueError(
+                f"color_space='lab' reads float RGB as 0..1, but this image spans "
+                f"{low:.4g}..{high:.4g}: scale it to 0..1 (e.g. image / 255) or use 'rgb'"
+            )
         space, table = FeatureSpace.of(table, color_space, standardize, image.dtype, true_rgb)
         if not space.identity:
             if method == "opencv" and epsilon is None:
@@ -556,8 +595,17 @@ class _Job:
                     "the values overflow when standardized: rescale the image or "
                     "use standardize=False"
                 )
-        if method == "opencv" and epsilon is None:
-            epsilon = _engines.default_epsilon(low, high)
+        if method == "opencv":
+            if not space.identity or not floating:
+                low, high = float(table.min()), float(table.max())
+            if max(abs(low), abs(high)) > OPENCV_MAX_MAGNITUDE:
+                raise ValueError(
+                    f"values up to {max(abs(low), abs(high)):.3g} are beyond what OpenCV's "
+                    f"float32 k-means can measure (about {OPENCV_MAX_MAGNITUDE:.0e}): "
+                    "use method='fast', or rescale the image"
+                )
+            if epsilon is None:
+                epsilon = _engines.default_epsilon(low, high)
         return cls(
             image,
             table,
@@ -575,9 +623,8 @@ class _Job:
         )
 
     def check_k(self, k_max: int) -> None:
-        """Refuse a K the data cannot give, or a job too large for the free memory."""
+        """Refuse a K the data cannot give."""
         _check_k_against_data(self.table, k_max)
-        check_memory(self.image, len(self.table), self.table.shape[1], self.method)
 
     def fast_engine(self, sweep: bool = False) -> _engines.FastEngine:
         """The fast engine's summary of this image (shared by the K of a sweep)."""
@@ -643,7 +690,7 @@ class _Job:
             "attempts": self.attempts,
             "max_iter": self.max_iter,
             "epsilon": fit.epsilon,
-            "criteria": _criteria_name(self.criteria_type),
+            "criteria": criteria_name(self.criteria_type),
             "init": self.init,
             "seed": self.seed,
             "rgb": self.rgb and self.channel_axis is None,
@@ -716,6 +763,7 @@ def render(image: np.ndarray, labels: np.ndarray, centers: np.ndarray, rgb: bool
         lut = np.zeros((256, 1, 3), np.uint8)
         lut[: len(palette), 0] = palette
     for start in range(0, n_pixels, _engines.BLOCK):
+        checkpoint()
         block = slice(start, start + _engines.BLOCK)
         lab = flat_labels[block]
         if lut is None:
@@ -741,39 +789,6 @@ def to_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return np.asarray(values).astype(dtype)
 
 
-def guess_rgb(shape: tuple[int, ...]) -> bool:
-    """Napari's rule: 3+ dimensions and a last axis of length 3 or 4."""
-    return len(shape) >= 3 and shape[-1] in (3, 4)
-
-
-def _check_image(image: np.ndarray, rgb: bool | None) -> bool:
-    if image.dtype == bool or not (
-        np.issubdtype(image.dtype, np.integer) or np.issubdtype(image.dtype, np.floating)
-    ):
-        raise ValueError(
-            f"image dtype {image.dtype} is not supported: use an integer or float image "
-            "(convert booleans with image.astype(np.uint8))"
-        )
-    if image.size == 0:
-        raise ValueError(f"image is empty (shape {image.shape}): nothing to quantize")
-    if rgb is None:
-        rgb = guess_rgb(image.shape)
-    elif rgb and (image.ndim < 2 or image.shape[-1] not in (3, 4)):
-        raise ValueError(
-            f"rgb=True needs a last axis of length 3 or 4, got image of shape {image.shape}"
-        )
-    return bool(rgb)
-
-
-def check_mask_shape(mask, spatial: tuple) -> None:
-    """Refuse a mask that does not give one value per pixel."""
-    if tuple(mask.shape) != tuple(spatial):
-        raise ValueError(
-            f"mask has shape {mask.shape} but the image's pixels are {spatial}: "
-            "give one mask value per pixel"
-        )
-
-
 def _clustered_pixels(image, table, rgb, mask) -> np.ndarray | None:
     """Flat boolean of the pixels to cluster (mask, finite values), None for all."""
     spatial = image.shape[:-1] if rgb else image.shape
@@ -781,8 +796,7 @@ def _clustered_pixels(image, table, rgb, mask) -> np.ndarray | None:
     if mask is not None:
         mask = np.asarray(mask)
         check_mask_shape(mask, spatial)
-        if not (mask.dtype == bool or np.issubdtype(mask.dtype, np.integer)):
-            raise ValueError(f"mask must be boolean (or integer, non-zero = in), not {mask.dtype}")
+        check_mask_dtype(mask)
         keep = mask.reshape(-1).astype(bool)
     if np.issubdtype(image.dtype, np.floating):
         finite = np.isfinite(table).all(axis=1)
@@ -795,55 +809,6 @@ def _clustered_pixels(image, table, rgb, mask) -> np.ndarray | None:
             "no pixel to cluster: the mask selects none, or every selected pixel is NaN or inf"
         )
     return keep
-
-
-def _check_axis(image: np.ndarray, axis) -> int:
-    """``channel_axis`` as a non-negative axis of ``image``."""
-    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
-        raise ValueError(f"channel_axis must be an integer axis, got {axis!r}")
-    if image.ndim < 2 or not -image.ndim <= axis < image.ndim:
-        raise ValueError(
-            f"channel_axis={axis} is not an axis of an image of shape {image.shape} "
-            "(the features need their own axis besides the pixels' axes)"
-        )
-    return int(axis) % image.ndim
-
-
-def _check_k(k) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-        raise ValueError(f"k must be an integer number of colours, got {k!r}")
-    if k < 1:
-        raise ValueError(f"k must be at least 1, got {k}")
-    return int(k)
-
-
-def _check_count(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _check_criteria(criteria, max_iter, epsilon):
-    if isinstance(criteria, tuple):
-        if len(criteria) != 3:
-            raise ValueError(f"criteria tuple must be (type, max_iter, epsilon), got {criteria!r}")
-        criteria_type, max_iter, epsilon = criteria
-        if criteria_type not in CRITERIA.values():
-            raise ValueError(f"criteria type must combine cv2.TERM_CRITERIA_*, got {criteria_type}")
-    elif criteria in CRITERIA:
-        criteria_type = CRITERIA[criteria]
-    else:
-        raise ValueError(f"criteria must be one of {tuple(CRITERIA)} or an OpenCV tuple")
-    max_iter = _check_count("max_iter", max_iter)
-    if epsilon is not None:
-        if not np.isfinite(epsilon) or epsilon < 0:
-            raise ValueError(f"epsilon must be a finite number >= 0, got {epsilon!r}")
-        epsilon = float(epsilon)
-    return int(criteria_type), max_iter, epsilon
-
-
-def _criteria_name(criteria_type: int) -> str:
-    return next(name for name, value in CRITERIA.items() if value == criteria_type)
 
 
 def _check_k_against_data(table: np.ndarray, k: int) -> None:

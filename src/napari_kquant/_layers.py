@@ -324,7 +324,13 @@ def result_layer_data(source: Image | Request, result: Quantization) -> list[tup
 
 
 def show_layer_data(viewer: napari.Viewer, layer_data: list[tuple]) -> list[Layer]:
-    """Add each LayerDataTuple, or update in place the layer of the same name and type."""
+    """Add each LayerDataTuple, or update in place napari-kquant's layer of that name and type.
+
+    Only a layer that napari-kquant made (it carries ``metadata["napari_kquant"]``) is
+    ever updated; any other layer of the same name (a hand-painted labels layer, say)
+    is left as it is, and the result is added beside it under a name napari makes
+    unique (``"... [1]"``).
+    """
     shown = []
     for data, kwargs, layer_type in layer_data:
         name = kwargs["name"]
@@ -332,7 +338,9 @@ def show_layer_data(viewer: napari.Viewer, layer_data: list[tuple]) -> list[Laye
             (
                 lyr
                 for lyr in viewer.layers
-                if lyr.name == name and type(lyr).__name__.lower() == layer_type
+                if lyr.name == name
+                and type(lyr).__name__.lower() == layer_type
+                and METADATA_KEY in lyr.metadata
             ),
             None,
         )
@@ -594,9 +602,9 @@ def show_sweep_results(
     """Show the newest of a sweep's results: its own pair of layers, or the stacked pair."""
     if display == "layers":
         return show_layer_data(viewer, result_layer_data(layer, results[-1]))
-    is_new = stack_names(layer.name)[0] not in viewer.layers
+    before = {id(existing) for existing in viewer.layers}
     shown = show_layer_data(viewer, stack_layer_data(layer, results))
-    if is_new:
+    if id(shown[0]) not in before:
         announce_k(viewer, shown[0])
     return shown
 

@@ -15,6 +15,7 @@ very same pixels, in the same (C) order.
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -22,15 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from . import _engines
-from ._kmeans import (
-    QUANTIZE_DEFAULTS,
-    Quantization,
-    _check_axis,
-    _check_k,
-    _Job,
-    check_mask_shape,
-    render,
-)
+from ._cancel import checkpoint
+from ._kmeans import QUANTIZE_DEFAULTS, Quantization, _Job, render
+from ._validate import check_axis, check_count, check_image, check_k, check_mask_shape
 
 DEFAULT_SAMPLE = 1_000_000  # pixels the centres are fitted on, by default
 
@@ -61,7 +56,7 @@ def quantize_lazy(
     and ``fractions`` are those of the sample.
     """
     started = time.perf_counter()
-    k = _check_k(k)
+    k = check_k(k)
     options = {**QUANTIZE_DEFAULTS, **options}
     if options.pop("planes") != "stack":
         raise ValueError(
@@ -124,11 +119,7 @@ def as_dask(array):
 def _check_sample_size(sample_size) -> int:
     if sample_size is None:
         return DEFAULT_SAMPLE
-    if isinstance(sample_size, bool) or not isinstance(sample_size, (int, np.integer)):
-        raise ValueError(f"sample_size must be a positive integer, got {sample_size!r}")
-    if sample_size < 1:
-        raise ValueError(f"sample_size must be a positive integer, got {sample_size}")
-    return int(sample_size)
+    return check_count("sample_size", sample_size)
 
 
 def fit_sample(data, layout, k, sample_size, mask, options) -> tuple[_Job, Quantization]:
@@ -162,7 +153,7 @@ def quantize_sampled(image: np.ndarray, k: int, *, sample_size: int, **options) 
     from ._kmeans import apply_palette
 
     started = time.perf_counter()
-    k = _check_k(k)
+    k = check_k(k)
     options = {**QUANTIZE_DEFAULTS, **options}
     if options.pop("planes") != "stack":
         raise ValueError("planes='each' fits every plane on all its pixels: drop sample_size")
@@ -193,14 +184,13 @@ class _Layout:
 
     @classmethod
     def of(cls, data, rgb, axis) -> _Layout:
-        from ._kmeans import _check_image
-
         if axis is not None:
             if rgb:
                 raise ValueError("give rgb=True or channel_axis, not both")
-            axis = _check_axis(data, axis)
+            check_image(data, False)
+            axis = check_axis(data, axis)
             return cls(data.ndim, True, True, axis)
-        rgb = _check_image(data, rgb)  # reads only shape, dtype and size: stays lazy
+        rgb = check_image(data, rgb)  # reads only shape, dtype and size: stays lazy
         return cls(data.ndim, bool(rgb), False, data.ndim - 1 if rgb else None)
 
     def arrange(self, data):
@@ -353,7 +343,9 @@ def _render_block(block, labels, *, centers, channels, **_):
     return render(np.asarray(block), labels, centers, channels)
 
 
-def export_zarr(result: Quantization, path, *, image: bool = True, progress=None) -> Path:
+def export_zarr(
+    result: Quantization, path, *, image: bool = True, overwrite: bool = False, progress=None
+) -> Path:
     """Write a lazy (or eager) result's labels (and quantized image) to a zarr group.
 
     The group holds ``labels`` (and ``image``) with the result's chunks, one array per
@@ -362,53 +354,125 @@ def export_zarr(result: Quantization, path, *, image: bool = True, progress=None
     written band by band (on a distributed cluster when a client is active);
     ``progress(done, total)`` is called after each band.
 
+    The group is written under a temporary name beside ``path`` and moved into place
+    when complete: a failed or cancelled export leaves nothing behind and whatever
+    was at ``path`` untouched. An existing ``path`` is refused unless ``overwrite``,
+    and even then only an earlier napari-kquant export is replaced (never another
+    folder); a path in, around or equal to the source's own zarr store is refused.
+
     Returns
     -------
     Path
         The group written.
+
+    Raises
+    ------
+    ValueError
+        If ``path`` exists (without ``overwrite``), is not an earlier export, or
+        touches the source's store.
     """
-    bands = iter_export_zarr(result, path, image=image)
+    bands = iter_export_zarr(result, path, image=image, overwrite=overwrite)
     for done, total in bands:
         if progress is not None:
             progress(done, total)
     return Path(path)
 
 
-def iter_export_zarr(result: Quantization, path, *, image: bool = True):
-    """:func:`export_zarr` as a generator of ``(done, total)`` bands (stop it to cancel)."""
-    import dask.array as da
-    import zarr
+def iter_export_zarr(result: Quantization, path, *, image: bool = True, overwrite: bool = False):
+    """:func:`export_zarr` as an iterator of ``(done, total)`` bands (close it to cancel).
 
-    group = zarr.open_group(str(path), mode="w")
-    group.attrs["napari_kquant"] = json.loads(
-        json.dumps(
-            {
-                "centers": result.centers.tolist(),
-                "counts": result.counts.tolist(),
-                "params": result.params,
-            },
-            default=str,
-        )
-    )
-    multiscale = isinstance(result.labels, list)
+    The path is checked at once (ValueError as for :func:`export_zarr`); the writing
+    happens as the iterator is advanced.
+    """
+    import dask.array as da
+
+    from ._safeio import check_target
+
     outputs = [("labels", result.labels)]
     if image:
         outputs.append(("image", result.image))
-    jobs = []
-    for name, arrays in outputs:
-        for level, array in enumerate(arrays if multiscale else [arrays]):
-            array = da.asarray(array)
-            target = group.create_array(
-                f"{name}/{level}" if multiscale else name,
-                shape=array.shape,
-                chunks=tuple(c[0] for c in array.chunks),
-                dtype=array.dtype,
+    multiscale = isinstance(result.labels, list)
+    arrays = [da.asarray(a) for _, levels in outputs for a in (levels if multiscale else [levels])]
+    checks = {"overwrite": overwrite, "protected": source_stores(arrays), "is_ours": is_export}
+    check_target(path, what="export", **checks)
+    return _write_export(result, path, outputs, multiscale, checks)
+
+
+def _write_export(result, path, outputs, multiscale, checks):
+    import dask.array as da
+    import zarr
+
+    from ._safeio import replacing
+
+    with replacing(path, what="export", **checks) as partial:
+        group = zarr.open_group(str(partial), mode="w-")
+        group.attrs[EXPORT_KEY] = json.loads(
+            json.dumps(
+                {
+                    "centers": result.centers.tolist(),
+                    "counts": result.counts.tolist(),
+                    "params": result.params,
+                },
+                default=str,
             )
-            jobs.append((array, target))
-    bands = [(array, target, start) for array, target in jobs for start in _band_starts(array)]
-    for done, (array, target, (begin, end)) in enumerate(bands, 1):
-        da.store(array[begin:end], target, regions=(slice(begin, end),), lock=False)
-        yield done, len(bands)
+        )
+        jobs = []
+        for name, levels in outputs:
+            for level, array in enumerate(levels if multiscale else [levels]):
+                array = da.asarray(array)
+                target = group.create_array(
+                    f"{name}/{level}" if multiscale else name,
+                    shape=array.shape,
+                    chunks=tuple(c[0] for c in array.chunks),
+                    dtype=array.dtype,
+                )
+                jobs.append((array, target))
+        bands = [(a, target, start) for a, target in jobs for start in _band_starts(a)]
+        for done, (array, target, (begin, end)) in enumerate(bands, 1):
+            checkpoint()
+            da.store(array[begin:end], target, regions=(slice(begin, end),), lock=False)
+            yield done, len(bands)
+
+
+EXPORT_KEY = "napari_kquant"
+
+
+def is_export(path) -> bool:
+    """Whether ``path`` is a zarr group that napari-kquant exported."""
+    import zarr
+
+    try:
+        return EXPORT_KEY in zarr.open_group(str(path), mode="r").attrs
+    except Exception:  # not a zarr group at all
+        return False
+
+
+def source_stores(arrays) -> list[Path]:
+    """Local folders of the zarr stores that dask ``arrays`` read from."""
+    found: list[Path] = []
+
+    def walk(node, depth):
+        root = getattr(getattr(node, "store", None), "root", None)
+        if root is not None and hasattr(node, "path"):
+            found.append(Path(root) / node.path if node.path else Path(root))
+            return
+        if depth > 8:
+            return
+        if isinstance(node, (list, tuple)):
+            children = node
+        elif isinstance(node, dict):
+            children = node.values()
+        else:  # dask tasks keep their arguments in attributes
+            children = [getattr(node, a) for a in ("value", "args", "kwargs") if hasattr(node, a)]
+            children = [c for c in children if not callable(c)]
+        for child in children:
+            walk(child, depth + 1)
+
+    for array in arrays:
+        for task in dict(array.__dask_graph__()).values():
+            walk(task, 0)
+    unique = {os.path.abspath(p): p for p in found}
+    return list(unique.values())
 
 
 def _band_starts(array):

@@ -148,10 +148,18 @@ def load_palette(path) -> np.ndarray:
     """
     path = Path(path)
     suffix = path.suffix.lower()
-    text = path.read_text()
+    if suffix not in PALETTE_FORMATS:
+        raise ValueError(f"palette format {suffix!r} is not one of {PALETTE_FORMATS}")
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path} is not a text palette file") from exc
     try:
         if suffix == ".json":
-            centers = np.asarray(json.loads(text)["centers"], dtype=np.float64)
+            document = json.loads(text)
+            if not isinstance(document, dict) or "centers" not in document:
+                raise ValueError("a JSON palette is an object with a 'centers' list")
+            centers = np.asarray(document["centers"], dtype=np.float64)
         elif suffix == ".csv":
             lines = [line for line in text.splitlines() if line.strip()]
             header = lines[0].split(",")
@@ -169,10 +177,9 @@ def load_palette(path) -> np.ndarray:
                 if line.strip() and not line.startswith(("#", "Name:", "Columns:"))
             ]
             centers = np.array(rows, dtype=np.float64)
-        else:
-            raise ValueError(f"palette format {suffix!r} is not one of {PALETTE_FORMATS}")
-    except (KeyError, IndexError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path} is not a readable palette: {exc}") from exc
+    except (KeyError, IndexError, TypeError, ValueError, RecursionError) as exc:
+        # JSONDecodeError is a ValueError; RecursionError: JSON nested too deeply
+        raise ValueError(f"{path} is not a readable palette: {exc}") from None
     if centers.ndim != 2 or len(centers) == 0 or not np.isfinite(centers).all():
         raise ValueError(f"{path} holds no palette (expected one row of numbers per colour)")
     return centers

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._kmeans import QUANTIZE_DEFAULTS, Quantization, _check_k, _Job
+from ._kmeans import QUANTIZE_DEFAULTS, Quantization, _Job
 from ._lazy import is_lazy, is_multiscale
+from ._validate import MAX_SWEEP_VALUES, check_k
 
 
 def parse_ks(ks) -> tuple[int, ...]:
@@ -26,6 +27,8 @@ def parse_ks(ks) -> tuple[int, ...]:
                 low, high = int(match[1]), int(match[2])
                 if low > high:
                     raise ValueError(f"range {part!r} is empty: write low..high")
+                # checked before the range is made: '2..1000000000' must not allocate
+                check_k(low), check_k(high)
                 values.extend(range(low, high + 1))
             elif part.isdigit():
                 values.append(int(part))
@@ -34,9 +37,14 @@ def parse_ks(ks) -> tuple[int, ...]:
         ks = values
     if not isinstance(ks, Iterable):
         raise ValueError(f"ks must be K values (a list, a range or '2..16'), got {ks!r}")
-    values = sorted({_check_k(k) for k in ks})
+    values = sorted({check_k(k) for k in ks})  # every K <= MAX_K: a finite set
     if not values:
-        raise ValueError("ks is empty: give at least one K")
+        raise ValueError("the K values are empty: write e.g. '2..16' or '2,4,8'")
+    if len(values) > MAX_SWEEP_VALUES:
+        raise ValueError(
+            f"{len(values)} K values are more than one sweep compares ({MAX_SWEEP_VALUES}): "
+            "sweep fewer, e.g. '2..32' or '2,4,8,16,32,64'"
+        )
     return tuple(values)
 
 

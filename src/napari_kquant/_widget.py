@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from typing import TYPE_CHECKING, NamedTuple
 
 from magicgui.widgets import (
@@ -23,6 +24,7 @@ from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QThreadPool
 
+from ._cancel import Cancelled, cancellable
 from ._kmeans import CRITERIA, INITS, METHODS, apply_palette, quantize
 from ._layers import (
     METADATA_KEY,
@@ -44,7 +46,9 @@ from ._sweep import Sweep, iter_sweep, parse_ks, psnr_peak
 if TYPE_CHECKING:
     import napari
 
-SHUTDOWN_WAIT_MS = 120_000
+# Cancelled runs stop at the engines' next checkpoint, within about a second; an
+# OpenCV attempt in progress cannot be interrupted and is left to end on its own.
+SHUTDOWN_WAIT_MS = 5_000
 
 
 class _Refused(NamedTuple):
@@ -69,6 +73,7 @@ class _KQuantWidget(Container):
         super().__init__(labels=True)
         self._viewer = napari_viewer
         self._worker = None
+        self._stop = threading.Event()  # set to cancel the run in flight
         self.image = create_widget(annotation=Image, label="image")
         self.mask = ComboBox(
             choices=self._mask_choices,
@@ -198,11 +203,16 @@ class _KQuantWidget(Container):
         if self.running:
             show_info("napari-kquant: a run is in progress: wait for it or cancel it")
             return
+        self._stop = threading.Event()
         try:
             worker = self._make_worker(self.request())
         except ValueError as exc:
             show_error(f"napari-kquant: {exc}")
+            self.status.value = "refused: see the notification"
             return
+        self._start(worker)
+
+    def _start(self, worker):
         self._worker = worker
         self.run_button.text = "Cancel"
         worker.start()
@@ -214,23 +224,30 @@ class _KQuantWidget(Container):
         return {**handlers, "finished": self._finished}
 
     def cancel(self):
-        """Stop the run in flight (between K values for a sweep)."""
+        """Stop the run in flight at the engines' next checkpoint; nothing more is shown."""
         if self._worker is not None:
-            self._worker.quit()
+            self._stop.set()
             self.status.value = "cancelled"
 
+    @property
+    def cancelled(self) -> bool:
+        """Whether the latest run was cancelled (its late results are dropped)."""
+        return self._stop.is_set()
+
     def _shutdown(self, *_):
-        """Stop the run in flight and wait for its thread (the widget is going away)."""
+        """Stop the run in flight and wait briefly for its thread (the widget is going away)."""
         worker, self._worker = self._worker, None
         if worker is None:
             return
-        with contextlib.suppress(TypeError, RuntimeError):
-            worker.finished.disconnect(self._finished)
-        worker.quit()
-        # quantize() cannot be interrupted: wait for its thread to end.
+        for signal in ("finished", "returned", "yielded", "errored"):
+            with contextlib.suppress(TypeError, RuntimeError, AttributeError):
+                getattr(worker, signal).disconnect()
+        self._stop.set()
         QThreadPool.globalInstance().waitForDone(SHUTDOWN_WAIT_MS)
 
     def _refused(self, result) -> bool:
+        if self.cancelled or result is _CANCELLED:
+            return True
         if isinstance(result, _Refused):
             show_error(f"napari-kquant: {result.message}")
             self.status.value = "refused: see the notification"
@@ -242,13 +259,14 @@ class _KQuantWidget(Container):
         if not gone:
             return False
         show_info(f"napari-kquant: {gone[0].name!r} was removed during the run; result discarded")
-        if self._worker is not None:
-            self._worker.quit()
+        self._stop.set()
         return True
 
     def _finished(self):
         self._worker = None
         self.run_button.text = "Run"
+        if self.cancelled:
+            self.status.value = "cancelled"
 
 
 class QuantizeWidget(_KQuantWidget):
@@ -275,8 +293,14 @@ class QuantizeWidget(_KQuantWidget):
         super().__init__(napari_viewer, [self.k], [self.features, self.palette_from])
         self.last = None  # (request, result) of the latest run, for export
         self.export_path = FileEdit(mode="w", filter="*.zarr", label="export to")
+        self.export_replace = CheckBox(
+            value=False,
+            text="replace an earlier export there",
+            tooltip="Replace a zarr folder that napari-kquant exported before. Other "
+            "files and folders are never replaced.",
+        )
         self.export_button = PushButton(text="Export result to zarr")
-        self.extend([self.export_path, self.export_button])
+        self.extend([self.export_path, self.export_replace, self.export_button])
         self.export_button.changed.connect(self.export)
         # the choices read the viewer's layers, known from here on
         self.features.choices = self._feature_choices
@@ -308,7 +332,7 @@ class QuantizeWidget(_KQuantWidget):
             centers, options = use_palette(request, palette_layer)
             self.status.value = f"applying the palette of {palette_layer.name}…"
             return create_worker(
-                _refusing(apply_palette),
+                _refusing(apply_palette, self._stop),
                 request.data,
                 centers,
                 **request.options,
@@ -320,7 +344,7 @@ class QuantizeWidget(_KQuantWidget):
         k = self.k.value
         self.status.value = f"running K={k} on {request.name}…"
         return create_worker(
-            _refusing(quantize),
+            _refusing(quantize, self._stop),
             request.data,
             k,
             **request.options,
@@ -352,23 +376,32 @@ class QuantizeWidget(_KQuantWidget):
         if not path or path == ".":
             show_error("napari-kquant: choose where to export (a folder name ending in .zarr)")
             return
-        result = self.last[1]
+        try:
+            bands = iter_export_zarr(self.last[1], path, overwrite=self.export_replace.value)
+        except ValueError as exc:
+            show_error(f"napari-kquant: {exc}")
+            self.status.value = "export refused: see the notification"
+            return
+        self._stop = threading.Event()
         self.status.value = f"exporting to {path}…"
+
+        def exported(_):
+            if not self.cancelled:
+                self.status.value = f"exported to {path}"
+
         worker = create_worker(
-            iter_export_zarr,
-            result,
-            path,
+            _export_steps,
+            self._stop,
+            bands,
             _progress={"desc": f"export to {path}"},
             _start_thread=False,
             _connect=self._connections(
                 yielded=lambda done: setattr(self.status, "value", f"exported {done[0]}/{done[1]}"),
-                returned=lambda _: setattr(self.status, "value", f"exported to {path}"),
+                returned=exported,
                 errored=lambda exc: show_error(f"napari-kquant: export failed: {exc}"),
             ),
         )
-        self._worker = worker
-        self.run_button.text = "Cancel"
-        worker.start()
+        self._start(worker)
 
 
 class CompareWidget(_KQuantWidget):
@@ -418,6 +451,7 @@ class CompareWidget(_KQuantWidget):
         self.status.value = f"sweeping K={ks[0]}..{ks[-1]} on {layer.name}…"
         return create_worker(
             _sweep_or_refuse,
+            self._stop,
             request.data,
             ks,
             **request.options,
@@ -537,8 +571,11 @@ class SweepPlot:
             self.on_pick(int(self.line.get_xdata()[event.ind[0]]))
 
 
-def _refusing(function):
-    """``function`` returning bad input as a refusal rather than raising it.
+_CANCELLED = object()  # what a cancelled run returns
+
+
+def _refusing(function, stop: threading.Event):
+    """``function`` run cancellably, returning bad input as a refusal rather than raising it.
 
     A worker treats raised and returned exceptions alike, as errors with a traceback;
     anything other than bad input still reaches napari's error reporting that way.
@@ -546,16 +583,34 @@ def _refusing(function):
 
     def run(*args, **kwargs):
         try:
-            return function(*args, **kwargs)
+            with cancellable(stop):
+                return function(*args, **kwargs)
+        except Cancelled:
+            return _CANCELLED
         except ValueError as exc:
             return _Refused(str(exc))
 
     return run
 
 
-def _sweep_or_refuse(*args, **kwargs):
+def _sweep_or_refuse(stop: threading.Event, *args, **kwargs):
     """Yield iter_sweep()'s results; bad input is yielded as a refusal and ends it."""
     try:
-        yield from iter_sweep(*args, **kwargs)
+        with cancellable(stop):
+            for result in iter_sweep(*args, **kwargs):
+                yield result
+                if stop.is_set():
+                    return
+    except Cancelled:
+        return
     except ValueError as exc:
         yield _Refused(str(exc))
+
+
+def _export_steps(stop: threading.Event, bands):
+    """Yield an export's progress; a cancel stops it and removes the partial export."""
+    try:
+        with cancellable(stop):
+            yield from bands
+    except Cancelled:
+        return
