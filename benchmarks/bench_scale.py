@@ -104,7 +104,7 @@ def main():
     np.testing.assert_array_equal(check[view], labels_view)
 
     rss = peak_rss_gb()
-    eager = working_bytes(np.empty((0,), np.uint8), pixels, 3, "fast") + pixels * 3
+    eager = working_bytes((pixels, 3), np.uint8, 3, "fast") + pixels * 3
     print(f"| {args.side:,} x {args.side:,} RGB uint8, K={args.k} | value |")
     print("|---|---|")
     sampled = result.params["sampled"]

@@ -6,6 +6,7 @@ and batch jobs. :func:`quantize_layer` imports napari when it is first used.
 
 from ._estimator import KMeansQuantizer, NotFittedError
 from ._kmeans import Quantization, apply_palette, quantize
+from ._lazy import export_zarr
 from ._palette import load_palette, save_palette
 from ._sweep import Sweep, iter_sweep, sweep
 
@@ -15,6 +16,7 @@ __all__ = [
     "Quantization",
     "Sweep",
     "apply_palette",
+    "export_zarr",
     "iter_sweep",
     "load_palette",
     "quantize",

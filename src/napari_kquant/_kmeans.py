@@ -57,7 +57,8 @@ class Quantization:
         The quantized image: same shape and dtype as the input, every pixel replaced
         by its centre (rounded and clipped for integer dtypes).
     compactness : float
-        Sum of squared distances from each pixel to its centre (OpenCV's figure).
+        Sum of squared distances from each pixel to its centre (OpenCV's figure), in
+        the space clustered (Lab or z-scored units when those were asked for).
     counts : (k,) ndarray of int64
         Pixels per label.
     params : dict
@@ -66,6 +67,10 @@ class Quantization:
         and ``channel_scale`` when standardized).
     elapsed : float
         Seconds spent in :func:`quantize`.
+    sse : float
+        Sum of squared differences between each clustered pixel and its centre in the
+        image's own units (equal to ``compactness`` when clustering in RGB values):
+        what MSE and PSNR are measured from.
 
     Examples
     --------
@@ -85,6 +90,11 @@ class Quantization:
     counts: np.ndarray
     params: dict[str, Any] = field(default_factory=dict)
     elapsed: float = 0.0
+    sse: float | None = None
+
+    def __post_init__(self):
+        if self.sse is None:  # clustered in the image's own values
+            object.__setattr__(self, "sse", float(self.compactness))
 
     @property
     def k(self) -> int:
@@ -313,6 +323,7 @@ def _quantize_planes(image, k: int, options: dict, started: float) -> Quantizati
         centers=np.concatenate([r.centers for r in results]),
         image=out if axis is None else np.moveaxis(out, -1, axis),
         compactness=float(sum(r.compactness for r in results)),
+        sse=float(sum(r.sse for r in results)),
         counts=np.concatenate([r.counts for r in results]),
         params=params,
         elapsed=time.perf_counter() - started,
@@ -507,6 +518,7 @@ class _Job:
     keep: np.ndarray | None  # which pixels are clustered (None: all)
     channel_axis: int | None  # where the features were in the input (moved last here)
     space: FeatureSpace
+    raw: np.ndarray  # the clustered pixels in image units (``table`` before the space)
     cache: dict = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -581,6 +593,7 @@ class _Job:
                 f"rescale the image below {MAX_FLOAT_MAGNITUDE:.0e}"
             )
         true_rgb = rgb and channel_axis is None
+        raw = table
         if color_space == "lab" and floating and (low < 0 or high > 1):
             raise ValueError(
                 f"color_space='lab' reads float RGB as 0..1, but this image spans "
@@ -620,6 +633,7 @@ class _Job:
             keep,
             channel_axis,
             space,
+            raw,
         )
 
     def check_k(self, k_max: int) -> None:
@@ -680,6 +694,7 @@ class _Job:
             if not self.space.identity:
                 centers, fit = self._back(fit)
         labels, counts = fit.labels, fit.counts
+        sse = None if self.space.identity else _engines.pixel_figures(self.raw, labels, centers)[1]
         if self.keep is not None:
             labels = np.zeros(self.keep.shape, dtype=fit.labels.dtype)
             labels[self.keep] = fit.labels
@@ -711,6 +726,7 @@ class _Job:
             centers=centers,
             image=image,
             compactness=fit.compactness,
+            sse=sse,
             counts=counts,
             params=params,
             elapsed=time.perf_counter() - started,

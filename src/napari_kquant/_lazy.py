@@ -98,6 +98,7 @@ def quantize_lazy(
         centers=centers,
         image=images if multiscale else images[0],
         compactness=fitted.compactness,
+        sse=fitted.sse,
         counts=fitted.counts,
         params=params,
         elapsed=time.perf_counter() - started,

@@ -12,10 +12,14 @@ import os
 import numpy as np
 
 MIB = 1 << 20
-# Tables of fixed size the fast engine may allocate: the float32 colour histogram
-# (2**24 bins) while counting, then the 2**24-entry code -> label lookup table.
-FAST_RGB_TABLES = (1 << 24) * 4 + (1 << 24) * 2
-BLOCK_BYTES = 48 * MIB  # blockwise passes (render, figures, Lab): one block's temporaries
+SCORE_BYTES = 16 * MIB  # one block of the (points, centres) score matrix
+LUT_ENTRIES = {3: 1 << 24, 1: 1 << 16}  # code -> label lookup table, by channels coded
+HIST_BYTES = (1 << 24) * 4  # calcHist's float32 colour histogram (large RGB images)
+SMALL_IMAGE = 1 << 20  # up to here distinct colours come from a sort, not a histogram
+# Weighted Lloyd on the colour summary keeps, per distinct colour: its point and
+# weight, its code, the point cast for the distance products, the weighted point,
+# its norm and its label (float64 mostly): about this many bytes.
+BYTES_PER_SUMMARY_POINT = 96
 
 
 def available_bytes() -> int | None:
@@ -56,30 +60,51 @@ def working_bytes(
         Whether the pixels can be read as a table without a copy.
     transformed : bool
         Whether the pixels are moved to another space first (Lab, z-score).
+
+    Notes
+    -----
+    The fast engine's largest cost is per distinct colour of its summary, which is
+    not known before the pixels are read; the estimate assumes every pixel may be a
+    distinct colour (up to the summary's 2**24 codes for RGB, 2**16 for gray), so it
+    is tight for noisy, many-colour images and generous for photos.
     """
     dtype = np.dtype(dtype)
     n_values = int(np.prod(shape, dtype=np.float64))
     width = shape[-1] if len(shape) > 1 and n_channels > 1 else 1
     n_pixels = n_values // max(width, 1)
-    itemsize = max(dtype.itemsize, 4 if dtype == np.float16 else 1)
-    # both engines: the quantized image, labels (up to 2 bytes) and a label per pixel
-    total = n_values * dtype.itemsize + 4 * n_pixels
+    # both engines: the quantized image and the labels (up to 2 bytes a pixel)
+    total = n_values * dtype.itemsize + 2 * n_pixels
     if not contiguous:
         total += n_values * dtype.itemsize  # the pixel table is a copy
+    table_itemsize = dtype.itemsize
+    if dtype == np.float16:
+        total += n_pixels * n_channels * 4  # computed in float32
+        table_itemsize = 4
     if transformed:
         total += 3 * n_pixels * n_channels * 8  # the table in the new space, temporaries
-        total += 4 * n_pixels  # the relabelling with the reported centres
+        total += 2 * n_pixels  # the relabelling with the reported centres
+        table_itemsize = 8
     if method == "opencv":
-        # float32 samples, OpenCV's int32 labels and float distances, our relabelling
-        return total + n_pixels * (4 * n_channels + 16)
+        # float32 samples; OpenCV's int32 labels, float distances and best labels; our
+        # relabelling; a block of the quantized image
+        return total + n_pixels * (4 * n_channels + 32) + SCORE_BYTES
     if n_channels == 3:
-        # channel codes, combined codes, the 2**24 tables
-        return total + n_pixels * 8 + FAST_RGB_TABLES + BLOCK_BYTES
-    if n_channels == 1:
-        # float64 scaling temporaries, uint16 codes, 2**16 tables
-        return total + n_pixels * (8 * 2 + 2) + BLOCK_BYTES
-    # several features: int64 keys, their sort and inverse
-    return total + n_pixels * (8 * 4 + 8 * n_channels) + BLOCK_BYTES
+        if table_itemsize != 1:
+            total += 3 * n_pixels  # uint8 channel codes
+        # codes counted by a sort (small images) or a 2**24 histogram
+        total += 16 * n_pixels if n_pixels <= SMALL_IMAGE else HIST_BYTES
+        distinct = min(n_pixels, LUT_ENTRIES[3])
+        lut = LUT_ENTRIES[3] * 2
+    elif n_channels == 1:
+        total += 2 * 8 * n_pixels + 2 * n_pixels  # float64 scaling temporaries, codes
+        distinct = min(n_pixels, LUT_ENTRIES[1])
+        lut = LUT_ENTRIES[1] * 8 * 2  # the bincount of codes and the lookup table
+    else:
+        # int64 keys per channel step, their sort, order and inverse
+        total += n_pixels * (8 * 4 + 8 * n_channels)
+        distinct = n_pixels
+        lut = 2 * n_pixels
+    return total + lut + distinct * BYTES_PER_SUMMARY_POINT + SCORE_BYTES
 
 
 def check_memory(image: np.ndarray, n_channels: int, method: str, **layout) -> None:

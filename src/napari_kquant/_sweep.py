@@ -137,9 +137,13 @@ class Sweep:
 
 
 def mean_squared_error(result: Quantization) -> float:
-    """Compactness per pixel and per clustered channel."""
+    """Squared error per clustered pixel and channel, in the image's units.
+
+    Measured from ``result.sse``, not the compactness: under Lab or z-scoring the
+    compactness is in the clustering space's units.
+    """
     n_values = result.counts.sum() * result.centers.shape[1]
-    return result.compactness / n_values if n_values else 0.0
+    return result.sse / n_values if n_values else 0.0
 
 
 def kneedle(xs, ys) -> int | None:
