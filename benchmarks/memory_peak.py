@@ -28,8 +28,7 @@ def _images():
         "retina_f64": lambda: data.retina()[::2, ::2].astype(np.float64) / 255,
         "features_2": lambda: rng.integers(0, 4096, (1024, 1024, 2)).astype(np.uint16),
         "noise_4k": lambda: np.clip(
-            np.linspace(0, 255, 3840)[None, :, None]
-            + rng.normal(0, 20, (2160, 3840, 3)),
+            np.linspace(0, 255, 3840)[None, :, None] + rng.normal(0, 20, (2160, 3840, 3)),
             0,
             255,
         ).astype(np.uint8),
@@ -77,8 +76,15 @@ if __name__ == "__main__":
     options = {}
     for item in rest:
         key, value = item.split("=")
-        options[key] = int(value) if value.isdigit() else value == "True" if value in (
-            "True",
-            "False",
-        ) else value
+        options[key] = (
+            int(value)
+            if value.isdigit()
+            else value == "True"
+            if value
+            in (
+                "True",
+                "False",
+            )
+            else value
+        )
     print(json.dumps(measure(name, method, **options)))

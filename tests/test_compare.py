@@ -113,13 +113,16 @@ def test_cancel_after_the_first_k_keeps_finished_layers(make_napari_viewer, qtbo
 
     def cancel_after_first(result):
         first.append(result)
-        widget.cancel()
+        if len(first) == 1:
+            widget.run_button.native.click()  # the button reads "Cancel"
 
     widget.run_button.native.click()
     widget._worker.yielded.connect(cancel_after_first)
     qtbot.waitUntil(lambda: not widget.running, timeout=120_000)
+    qtbot.wait(500)  # results already queued must not arrive after the cancel
     done = [r.k for r in widget.results]
-    assert done and done[0] == 2 and len(done) < 11
+    assert done == [2]
+    assert widget.status.value == "cancelled" and widget.run_button.text == "Run sweep"
     names = [layer.name for layer in viewer.layers]
     for k in done:
         assert f"astronaut clusters K={k}" in names

@@ -183,6 +183,76 @@ def test_closing_the_viewer_mid_run_leaves_no_thread(make_napari_viewer, qtbot, 
     threads_done(qtbot)
 
 
+def test_closing_the_viewer_mid_run_returns_at_once(make_napari_viewer, qtbot):
+    import time
+
+    # many colours and a large K: several seconds of work for the fast engine
+    noisy = np.random.default_rng(0).integers(0, 256, (2048, 2048, 3), dtype=np.uint8)
+    viewer, widget = docked_on(make_napari_viewer, noisy, "noise")
+    widget.k.value = 64
+    widget.run_button.native.click()
+    qtbot.wait(300)
+    assert widget.running
+    started = time.perf_counter()
+    viewer.close()
+    threads_done(qtbot)
+    assert time.perf_counter() - started < 3
+
+
+def test_a_result_never_replaces_a_layer_napari_kquant_did_not_make(
+    make_napari_viewer, qtbot, coffee
+):
+    viewer, widget = docked_on(make_napari_viewer, coffee, "coffee")
+    painted = np.zeros(coffee.shape[:2], np.uint8)
+    painted[10:20, 10:20] = 1
+    mine = viewer.add_labels(painted, name="coffee clusters K=3")
+    widget.image.value = viewer.layers["coffee"]
+    widget.k.value = 3
+    click_run_and_wait(qtbot, widget)
+    assert viewer.layers["coffee clusters K=3"] is mine
+    np.testing.assert_array_equal(mine.data, painted)
+    ours = [layer for layer in viewer.layers if METADATA_KEY in layer.metadata]
+    assert {layer.name for layer in ours} == {"coffee quantized K=3", "coffee clusters K=3 [1]"}
+    # a second run updates napari-kquant's layers only
+    click_run_and_wait(qtbot, widget)
+    assert len(viewer.layers) == 4
+    np.testing.assert_array_equal(mine.data, painted)
+
+
+def test_export_from_the_widget_refuses_a_users_folder(
+    make_napari_viewer, qtbot, tmp_path, coffee, notifications
+):
+    import zarr
+
+    viewer, widget = docked_on(make_napari_viewer, coffee, "coffee")
+    widget.k.value = 3
+    click_run_and_wait(qtbot, widget)
+    folder = tmp_path / "results.zarr"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep me")
+    widget.export_path.value = folder
+    widget.export_replace.value = True  # even when asked: it is not an export
+    widget.export_button.native.click()
+    assert not widget.running
+    assert any("did not make" in message for message in notifications)
+    assert [p.name for p in folder.iterdir()] == ["notes.txt"]
+    # a new path exports; the same path again needs 'replace'
+    widget.export_path.value = tmp_path / "k3.zarr"
+    widget.export_replace.value = False
+    widget.export_button.native.click()
+    qtbot.waitUntil(lambda: not widget.running, timeout=60_000)
+    assert widget.status.value.startswith("exported to")
+    widget.export_button.native.click()
+    assert not widget.running and any("exists" in message for message in notifications)
+    widget.k.value = 4
+    click_run_and_wait(qtbot, widget)
+    widget.export_replace.value = True
+    widget.export_button.native.click()
+    qtbot.waitUntil(lambda: not widget.running, timeout=60_000)
+    group = zarr.open_group(str(tmp_path / "k3.zarr"), mode="r")
+    assert group.attrs["napari_kquant"]["params"]["k"] == 4
+
+
 def test_worker_thread_gives_the_same_bytes_as_the_api(make_napari_viewer, qtbot, coffee):
     from napari_kquant import quantize
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -334,11 +335,13 @@ def show_layer_data(viewer: napari.Viewer, layer_data: list[tuple]) -> list[Laye
     shown = []
     for data, kwargs, layer_type in layer_data:
         name = kwargs["name"]
+        # napari renames a clash "name [1]": that layer is still ours to update
+        named = re.compile(re.escape(name) + r"( \[\d+\])?")
         existing = next(
             (
                 lyr
                 for lyr in viewer.layers
-                if lyr.name == name
+                if named.fullmatch(lyr.name)
                 and type(lyr).__name__.lower() == layer_type
                 and METADATA_KEY in lyr.metadata
             ),
