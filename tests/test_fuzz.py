@@ -273,3 +273,100 @@ def test_features_lab_zscore_and_planes_give_valid_results(drawn, k, method, sta
         d = ((x[:, None, :] - c[None]) ** 2).sum(-1)
         chosen = d[np.arange(len(x)), result.labels.reshape(-1) - 1]
         assert np.all(chosen <= d.min(axis=1) + 1e-9 * max(1.0, float(d.max())))
+
+
+# --- memory layouts, byte orders, magnitudes and option types (the adversarial pass) ---
+
+LAYOUTS = ["c", "fortran", "reversed", "strided", "readonly", "big-endian", "memmap"]
+
+
+def laid_out(image: np.ndarray, layout: str, tmp_dir) -> np.ndarray:
+    """``image``'s values in another memory layout (the values are the same)."""
+    if layout == "fortran":
+        return np.asfortranarray(image)
+    if layout == "reversed":  # negative strides
+        return np.ascontiguousarray(image[::-1, ...])[::-1, ...]
+    if layout == "strided":
+        wide = np.repeat(image, 2, axis=0)
+        return wide[::2]
+    if layout == "readonly":
+        out = image.copy()
+        out.flags.writeable = False
+        return out
+    if layout == "big-endian":
+        return image.astype(image.dtype.newbyteorder(">"))
+    if layout == "memmap":
+        path = os.path.join(tmp_dir, f"fuzz-{os.getpid()}.raw")
+        out = np.memmap(path, dtype=image.dtype, mode="w+", shape=image.shape)
+        out[...] = image
+        out.flush()
+        return np.memmap(path, dtype=image.dtype, mode="r", shape=image.shape)
+    return image
+
+
+@given(images(), st.sampled_from(LAYOUTS), st.integers(1, 5), st.sampled_from(["fast", "opencv"]))
+def test_every_memory_layout_gives_the_same_result(tmp_path_factory, drawn, layout, k, method):
+    image, rgb = drawn
+    try:
+        expected = quantize(image, k, rgb=rgb, method=method, seed=1)
+    except ValueError:
+        return  # refused the same way below
+    other = laid_out(image, layout, tmp_path_factory.getbasetemp())
+    before = np.array(other)
+    result = quantize(other, k, rgb=rgb, method=method, seed=1)
+    np.testing.assert_array_equal(np.asarray(other), before)  # never written to
+    np.testing.assert_array_equal(result.labels, expected.labels)
+    np.testing.assert_array_equal(result.centers, expected.centers)
+    np.testing.assert_array_equal(result.image, expected.image.astype(other.dtype))
+
+
+@given(
+    st.sampled_from([np.float16, np.float32, np.float64]),
+    st.floats(-300, 300),
+    st.integers(1, 4),
+    st.sampled_from(["fast", "opencv"]),
+)
+def test_extreme_magnitudes_give_a_result_or_a_clear_refusal(dtype, exponent, k, method):
+    base = np.linspace(-1, 1, 48).reshape(4, 4, 3)
+    with np.errstate(over="ignore"):
+        image = (base * 10.0**exponent).astype(dtype)
+    try:
+        result = quantize(image, k, method=method, rgb=True)
+    except ValueError as exc:
+        message = str(exc)
+        reasons = ("overflow", "beyond what OpenCV", "distinct colours", "no pixel to cluster")
+        assert any(reason in message for reason in reasons), message
+        return
+    assert np.isfinite(result.centers).all() and np.isfinite(result.compactness)
+    assert result.labels.min() >= 0 and result.labels.max() <= k
+    clustered = result.labels > 0
+    assert (result.counts > 0).sum() >= 1 and result.counts.sum() == clustered.sum()
+
+
+WEIRD = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.floats(allow_nan=True),
+    st.integers(-(2**80), 2**80),
+    st.text(max_size=4),
+    st.lists(st.integers(0, 3), max_size=2),
+    st.just(np.True_),
+    st.just(np.float32(2)),
+)
+
+
+@given(
+    st.sampled_from(
+        ["k", "method", "attempts", "max_iter", "epsilon", "criteria", "init", "seed"]
+        + ["rgb", "color_space", "standardize", "planes", "sample_size"]
+    ),
+    WEIRD,
+)
+def test_weird_option_values_give_a_result_or_a_value_error(small_rgb, name, value):
+    options = {"k": 3, name: value}
+    try:
+        result = quantize(small_rgb, **options)
+    except ValueError as exc:
+        assert str(exc), "a refusal says why"
+        return
+    assert result.labels.max() <= result.k

@@ -224,7 +224,7 @@ def test_export_from_the_widget_refuses_a_users_folder(
 ):
     import zarr
 
-    viewer, widget = docked_on(make_napari_viewer, coffee, "coffee")
+    _, widget = docked_on(make_napari_viewer, coffee, "coffee")
     widget.k.value = 3
     click_run_and_wait(qtbot, widget)
     folder = tmp_path / "results.zarr"

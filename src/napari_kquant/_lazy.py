@@ -371,6 +371,21 @@ def export_zarr(
     ValueError
         If ``path`` exists (without ``overwrite``), is not an earlier export, or
         touches the source's store.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, zarr
+    >>> from skimage import data
+    >>> from napari_kquant import quantize
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> path = export_zarr(quantize(data.coffee(), 3), folder / "coffee-k3.zarr")
+    >>> zarr.open_group(str(path), mode="r")["labels"].shape
+    (400, 600)
+    >>> export_zarr(quantize(data.coffee(), 3), path)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    napari_kquant._safeio.OutputError: ... exists: napari-kquant does not overwrite it unless asked ...
+    >>> _ = export_zarr(quantize(data.coffee(), 4), path, overwrite=True)
     """
     bands = iter_export_zarr(result, path, image=image, overwrite=overwrite)
     for done, total in bands:
