@@ -357,8 +357,10 @@ WEIRD = st.one_of(
 
 @given(
     st.sampled_from(
-        ["k", "method", "attempts", "max_iter", "epsilon", "criteria", "init", "seed"]
-        + ["rgb", "color_space", "standardize", "planes", "sample_size"]
+        [
+            *("k", "method", "attempts", "max_iter", "epsilon", "criteria", "init", "seed"),
+            *("rgb", "color_space", "standardize", "planes", "sample_size"),
+        ]
     ),
     WEIRD,
 )
