@@ -143,6 +143,17 @@ def test_bad_k_values_are_a_notification(make_napari_viewer, qtbot, coffee):
     widget.run_button.native.click()
     assert not widget.running
     assert any("empty" in message for message in seen)
+    assert widget.status.value.startswith("refused")
+    # huge ranges are refused at once, on the GUI thread, without freezing it
+    import time
+
+    for ks in ("2..30000000", "2..1000000000"):
+        widget.ks.value = ks
+        started = time.perf_counter()
+        widget.run_button.native.click()
+        assert time.perf_counter() - started < 1
+        assert not widget.running
+    assert sum("limit of 1024" in message for message in seen) == 2
 
 
 @pytest.mark.parametrize("display", ["layers", "stack"])

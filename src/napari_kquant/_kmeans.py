@@ -16,6 +16,7 @@ from ._memory import check_memory
 from ._palette import COLOR_SPACES, darkest_first, lab_to_rgb, rgb_to_lab
 from ._validate import (
     CRITERIA,
+    MAX_ATTEMPTS,
     MAX_FLOAT_MAGNITUDE,
     OPENCV_MAX_MAGNITUDE,
     check_axis,
@@ -560,7 +561,7 @@ class _Job:
             rgb = check_image(image, rgb)
         method = check_choice("method", method, METHODS)
         init = check_choice("init", init, INITS)
-        attempts = check_count("attempts", attempts)
+        attempts = check_count("attempts", attempts, MAX_ATTEMPTS)
         criteria_type, max_iter, epsilon = check_criteria(criteria, max_iter, epsilon)
         if method == "opencv":
             epsilon = check_epsilon(epsilon, OPENCV_MAX_MAGNITUDE)

@@ -16,6 +16,8 @@ import numpy as np
 MAX_K = 1024  # clusters: palettes people use stop at 256; 1024 still runs in seconds
 MAX_SWEEP_VALUES = 256  # K values in one sweep
 MAX_SEED = 2**31 - 1  # cv2.setRNGSeed takes a C int
+MAX_ATTEMPTS = 100  # initialisations: beyond this a run only gets slower
+MAX_ITER = 100_000  # Lloyd iterations (a criterion that is off uses 10,000)
 MAX_FLOAT_MAGNITUDE = 1e150  # beyond this, squared distances overflow float64
 # OpenCV's k-means measures squared distances in float32: values (and epsilon) up to
 # 1e18 keep (2 * 1e18)**2 * channels far below float32's maximum (3.4e38).
@@ -103,7 +105,8 @@ def check_criteria(criteria, max_iter, epsilon) -> tuple[int, int, float | None]
             f"criteria must be one of {tuple(CRITERIA)} or an OpenCV tuple "
             f"(type, max_iter, epsilon), got {criteria!r}"
         )
-    return int(criteria_type), check_count("max_iter", max_iter), check_epsilon(epsilon)
+    max_iter = check_count("max_iter", max_iter, MAX_ITER)
+    return int(criteria_type), max_iter, check_epsilon(epsilon)
 
 
 def criteria_name(criteria_type: int) -> str:

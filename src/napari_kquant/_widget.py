@@ -42,6 +42,7 @@ from ._layers import (
 from ._lazy import iter_export_zarr
 from ._palette import COLOR_SPACES
 from ._sweep import Sweep, iter_sweep, parse_ks, psnr_peak
+from ._validate import MAX_ATTEMPTS, MAX_ITER, MAX_K, MAX_SEED
 
 if TYPE_CHECKING:
     import napari
@@ -97,8 +98,8 @@ class _KQuantWidget(Container):
             tooltip="Scale each channel to zero mean and unit variance before clustering.",
         )
         self.method = ComboBox(choices=METHODS, value="fast", label="method")
-        self.attempts = SpinBox(value=3, min=1, max=100, label="attempts")
-        self.max_iter = SpinBox(value=100, min=1, max=100_000, label="max iterations")
+        self.attempts = SpinBox(value=3, min=1, max=MAX_ATTEMPTS, label="attempts")
+        self.max_iter = SpinBox(value=100, min=1, max=MAX_ITER, label="max iterations")
         self.epsilon = FloatSpinBox(
             value=0.0,
             min=0.0,
@@ -110,7 +111,7 @@ class _KQuantWidget(Container):
         )
         self.criteria = ComboBox(choices=tuple(CRITERIA), value="eps+max_iter", label="criteria")
         self.init = ComboBox(choices=INITS, value="kmeans++", label="init")
-        self.seed = SpinBox(value=0, min=0, max=2**31 - 1, label="seed")
+        self.seed = SpinBox(value=0, min=0, max=MAX_SEED, label="seed")
         self.run_button = PushButton(text="Run")
         self.status = Label(value="")
         self.extend(
@@ -273,7 +274,7 @@ class QuantizeWidget(_KQuantWidget):
     """Dock widget that quantizes the chosen image layer at one K, off the GUI thread."""
 
     def __init__(self, napari_viewer: napari.Viewer):
-        self.k = SpinBox(value=8, min=1, max=1024, label="K")
+        self.k = SpinBox(value=8, min=1, max=MAX_K, label="K")
         self.features = Select(
             choices=(),
             value=[],
