@@ -334,7 +334,13 @@ def test_extreme_magnitudes_give_a_result_or_a_clear_refusal(dtype, exponent, k,
         result = quantize(image, k, method=method, rgb=True)
     except ValueError as exc:
         message = str(exc)
-        reasons = ("overflow", "beyond what OpenCV", "distinct colours", "no pixel to cluster")
+        reasons = (
+            "overflow",
+            "beyond what OpenCV",
+            "distinct colours",
+            "number of pixels",  # float32 overflows to inf: those pixels are left out
+            "no pixel to cluster",
+        )
         assert any(reason in message for reason in reasons), message
         return
     assert np.isfinite(result.centers).all() and np.isfinite(result.compactness)
