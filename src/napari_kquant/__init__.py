@@ -10,26 +10,35 @@ from ._lazy import export_zarr
 from ._palette import load_palette, save_palette
 from ._sweep import Sweep, iter_sweep, sweep
 
+# The napari adapter is imported on first use so that `import napari_kquant` stays headless.
+_ADAPTER = ("apply_layer_palette", "palette_of", "quantize_layer", "sweep_layer")
+
 __all__ = [
     "KMeansQuantizer",
     "NotFittedError",
     "Quantization",
     "Sweep",
+    "apply_layer_palette",
     "apply_palette",
     "export_zarr",
     "iter_sweep",
     "load_palette",
+    "palette_of",
     "quantize",
     "quantize_layer",
     "save_palette",
     "sweep",
+    "sweep_layer",
 ]
 
 
 def __getattr__(name: str):
-    # The napari adapter is imported on first use so that `import napari_kquant` stays headless.
-    if name == "quantize_layer":
-        from ._layers import quantize_layer
+    if name in _ADAPTER:
+        from . import _layers
 
-        return quantize_layer
+        return getattr(_layers, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

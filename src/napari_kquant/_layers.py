@@ -443,7 +443,19 @@ def quantize_layer(
 
 
 def palette_of(layer: Layer) -> tuple[np.ndarray, dict]:
-    """The palette a napari-kquant result layer carries, and its apply_palette() options."""
+    """The palette a napari-kquant result layer carries, and its apply_palette() options.
+
+    Examples
+    --------
+    >>> from napari.components import ViewerModel
+    >>> from skimage import data
+    >>> viewer = ViewerModel()
+    >>> _ = viewer.add_image(data.astronaut(), name="astronaut")
+    >>> _, clusters = quantize_layer(viewer, "astronaut", k=4, color_space="lab")
+    >>> centers, options = palette_of(clusters)
+    >>> centers.shape, options
+    ((4, 3), {'color_space': 'lab'})
+    """
     info = layer.metadata.get(METADATA_KEY) if isinstance(layer, Layer) else None
     if not info or not isinstance(info.get("centers"), list):
         raise ValueError(
@@ -646,6 +658,16 @@ def sweep_layer(
     -------
     list of Layer
         The layers added or updated.
+
+    Examples
+    --------
+    >>> from napari.components import ViewerModel
+    >>> from skimage import data
+    >>> viewer = ViewerModel()
+    >>> _ = viewer.add_image(data.coffee(), name="coffee")
+    >>> stacked = sweep_layer(viewer, "coffee", "2..4", display="stack")
+    >>> [layer.name for layer in stacked], stacked[-1].data.shape
+    (['coffee quantized K sweep', 'coffee clusters K sweep'], (3, 400, 600))
     """
     layer = resolve_layer(viewer, layer)
     if display not in DISPLAYS:
