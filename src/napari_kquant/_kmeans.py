@@ -586,13 +586,13 @@ class _Job:
             table = table[keep]
         table = working_table(table)
         floating = np.issubdtype(table.dtype, np.floating)
-        if floating or (method == "opencv" and epsilon is None):
-            low, high = float(table.min()), float(table.max())  # one pass serves both uses
-        if floating and max(abs(low), abs(high)) > MAX_FLOAT_MAGNITUDE:
-            raise ValueError(
-                f"values up to {max(abs(low), abs(high)):.3g} make squared distances overflow: "
-                f"rescale the image below {MAX_FLOAT_MAGNITUDE:.0e}"
-            )
+        if floating:
+            low, high = float(table.min()), float(table.max())
+            if max(abs(low), abs(high)) > MAX_FLOAT_MAGNITUDE:
+                raise ValueError(
+                    f"values up to {max(abs(low), abs(high)):.3g} make squared distances "
+                    f"overflow: rescale the image below {MAX_FLOAT_MAGNITUDE:.0e}"
+                )
         true_rgb = rgb and channel_axis is None
         raw = table
         if color_space == "lab" and floating and (low < 0 or high > 1):
@@ -601,16 +601,12 @@ class _Job:
                 f"{low:.4g}..{high:.4g}: scale it to 0..1 (e.g. image / 255) or use 'rgb'"
             )
         space, table = FeatureSpace.of(table, color_space, standardize, image.dtype, true_rgb)
-        if not space.identity:
-            if method == "opencv" and epsilon is None:
-                low, high = float(table.min()), float(table.max())
-            if not np.isfinite(table).all():
-                raise ValueError(
-                    "the values overflow when standardized: rescale the image or "
-                    "use standardize=False"
-                )
+        if not space.identity and not np.isfinite(table).all():
+            raise ValueError(
+                "the values overflow when standardized: rescale the image or use standardize=False"
+            )
         if method == "opencv":
-            if not space.identity or not floating:
+            if not (floating and space.identity):  # the range of the values clustered
                 low, high = float(table.min()), float(table.max())
             if max(abs(low), abs(high)) > OPENCV_MAX_MAGNITUDE:
                 raise ValueError(
