@@ -135,18 +135,11 @@ def read_image(path: Path, method: str = "fast") -> np.ndarray:
     The size is read from the header first: an image whose pixels and working memory
     would not fit in the memory available is refused before it is decoded.
     """
-    from ._memory import available_bytes, working_bytes
+    from ._memory import check_memory
 
     shape, dtype = image_header(path)
     n_channels = 3 if len(shape) == 3 and shape[-1] >= 3 else 1
-    needed = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
-    needed += working_bytes(shape, dtype, n_channels, method)
-    free = available_bytes()
-    if free is not None and needed > free:
-        raise ValueError(
-            f"its header says {'x'.join(map(str, shape))} {dtype}: reading and quantizing it "
-            f"needs about {needed / 2**30:.1f} GiB but {free / 2**30:.1f} GiB is available"
-        )
+    check_memory(shape, dtype, n_channels, method, decoded=True)
     if path.suffix.lower() in TIFF:
         import tifffile
 

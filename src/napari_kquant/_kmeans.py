@@ -574,7 +574,8 @@ class _Job:
         )
         # before any copy of the pixels: the estimate needs only the shape and dtype
         check_memory(
-            image,
+            image.shape,
+            image.dtype,
             n_channels,
             method,
             contiguous=image.flags.c_contiguous and mask is None,

@@ -28,6 +28,7 @@ from ._kmeans import QUANTIZE_DEFAULTS, Quantization, _Job, render
 from ._validate import check_axis, check_count, check_image, check_k, check_mask_shape
 
 DEFAULT_SAMPLE = 1_000_000  # pixels the centres are fitted on, by default
+EXPORT_KEY = "napari_kquant"  # the group attribute that marks (and describes) an export
 
 
 def is_lazy(image) -> bool:
@@ -408,13 +409,22 @@ def iter_export_zarr(result: Quantization, path, *, image: bool = True, overwrit
     if image:
         outputs.append(("image", result.image))
     multiscale = isinstance(result.labels, list)
-    arrays = [da.asarray(a) for _, levels in outputs for a in (levels if multiscale else [levels])]
-    checks = {"overwrite": overwrite, "protected": source_stores(arrays), "is_ours": is_export}
+    arrays = {
+        f"{name}/{level}" if multiscale else name: da.asarray(array)
+        for name, levels in outputs
+        for level, array in enumerate(levels if multiscale else [levels])
+    }
+    checks = {
+        "overwrite": overwrite,
+        "protected": source_stores(arrays.values()),
+        "is_ours": is_export,
+    }
     check_target(path, what="export", **checks)
-    return _write_export(result, path, outputs, multiscale, checks)
+    return _write_export(result, path, arrays, checks)
 
 
-def _write_export(result, path, outputs, multiscale, checks):
+def _write_export(result, path, arrays: dict, checks: dict):
+    """Write ``arrays`` (zarr path -> dask array) band by band into a new group at ``path``."""
     import dask.array as da
     import zarr
 
@@ -422,35 +432,25 @@ def _write_export(result, path, outputs, multiscale, checks):
 
     with replacing(path, what="export", **checks) as partial:
         group = zarr.open_group(str(partial), mode="w-")
-        group.attrs[EXPORT_KEY] = json.loads(
-            json.dumps(
-                {
-                    "centers": result.centers.tolist(),
-                    "counts": result.counts.tolist(),
-                    "params": result.params,
-                },
-                default=str,
+        palette = {
+            "centers": result.centers.tolist(),
+            "counts": result.counts.tolist(),
+            "params": result.params,
+        }
+        group.attrs[EXPORT_KEY] = json.loads(json.dumps(palette, default=str))
+        bands = []
+        for name, array in arrays.items():
+            target = group.create_array(
+                name,
+                shape=array.shape,
+                chunks=tuple(c[0] for c in array.chunks),
+                dtype=array.dtype,
             )
-        )
-        jobs = []
-        for name, levels in outputs:
-            for level, array in enumerate(levels if multiscale else [levels]):
-                array = da.asarray(array)
-                target = group.create_array(
-                    f"{name}/{level}" if multiscale else name,
-                    shape=array.shape,
-                    chunks=tuple(c[0] for c in array.chunks),
-                    dtype=array.dtype,
-                )
-                jobs.append((array, target))
-        bands = [(a, target, start) for a, target in jobs for start in _band_starts(a)]
+            bands += [(array, target, start) for start in _band_starts(array)]
         for done, (array, target, (begin, end)) in enumerate(bands, 1):
             checkpoint()
             da.store(array[begin:end], target, regions=(slice(begin, end),), lock=False)
             yield done, len(bands)
-
-
-EXPORT_KEY = "napari_kquant"
 
 
 def is_export(path) -> bool:

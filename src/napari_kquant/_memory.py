@@ -107,13 +107,28 @@ def working_bytes(
     return total + lut + distinct * BYTES_PER_SUMMARY_POINT + SCORE_BYTES
 
 
-def check_memory(image: np.ndarray, n_channels: int, method: str, **layout) -> None:
-    """Refuse a run whose working memory would exceed what the machine has free."""
-    needed = working_bytes(image.shape, image.dtype, n_channels, method, **layout)
+def check_memory(
+    shape: tuple[int, ...],
+    dtype,
+    n_channels: int,
+    method: str,
+    *,
+    decoded: bool = False,
+    **layout,
+) -> None:
+    """Refuse a run whose working memory would exceed what the machine has free.
+
+    Needs only the image's shape and dtype (an array's, or a file's header).
+    ``decoded``: the pixels are still to be read into memory (a file), so they count
+    too. ``layout``: as for :func:`working_bytes`.
+    """
+    needed = working_bytes(shape, dtype, n_channels, method, **layout)
+    if decoded:
+        needed += int(np.prod(shape, dtype=np.float64)) * np.dtype(dtype).itemsize
     free = available_bytes()
     if free is not None and needed > free:
         raise ValueError(
-            f"quantizing this {'x'.join(map(str, image.shape))} {image.dtype} image needs about "
+            f"quantizing this {'x'.join(map(str, shape))} {np.dtype(dtype)} image needs about "
             f"{needed / 2**30:.1f} GiB of working memory but only {free / 2**30:.1f} GiB is "
             "available: open it lazily instead (a dask or zarr array, e.g. "
             "dask.array.from_array(image, chunks=1024)): napari-kquant then fits on a sample "

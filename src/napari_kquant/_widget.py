@@ -597,11 +597,8 @@ def _refusing(function, stop: threading.Event):
 def _sweep_or_refuse(stop: threading.Event, *args, **kwargs):
     """Yield iter_sweep()'s results; bad input is yielded as a refusal and ends it."""
     try:
-        with cancellable(stop):
-            for result in iter_sweep(*args, **kwargs):
-                yield result
-                if stop.is_set():
-                    return
+        with cancellable(stop):  # the next K stops at its first checkpoint
+            yield from iter_sweep(*args, **kwargs)
     except Cancelled:
         return
     except ValueError as exc:
