@@ -35,6 +35,7 @@ import numpy as np
 
 from ._cancel import checkpoint
 from ._palette import darkest_first
+from ._validate import FLOAT32_SAFE
 
 BLOCK = 1 << 18  # pixels per block in full-data passes: bounds the working memory
 SCORE_BLOCK = 1 << 21  # entries of one block of the (points, centres) score matrix
@@ -47,7 +48,6 @@ MAX_LEVELS = 1 << 10  # finest regrid per channel
 FINISH_ITERATIONS = 2  # Lloyd updates on the full summary, after the middle stage converged
 CV_DEPTHS = tuple(np.dtype(t) for t in ("u1", "i1", "u2", "i2", "i4", "f4", "f8"))
 SMALL_IMAGE = 1 << 20  # up to here distinct colours come from a sort, not 2**24 tables
-FLOAT32_SAFE = 1e18  # magnitudes whose squared distances float32 holds with room to spare
 CELLS_PER_CLUSTER = 4  # fewer occupied cells than this per cluster: summarise exactly
 
 

@@ -19,9 +19,12 @@ MAX_SEED = 2**31 - 1  # cv2.setRNGSeed takes a C int
 MAX_ATTEMPTS = 100  # initialisations: beyond this a run only gets slower
 MAX_ITER = 100_000  # Lloyd iterations (a criterion that is off uses 10,000)
 MAX_FLOAT_MAGNITUDE = 1e150  # beyond this, squared distances overflow float64
-# OpenCV's k-means measures squared distances in float32: values (and epsilon) up to
-# 1e18 keep (2 * 1e18)**2 * channels far below float32's maximum (3.4e38).
-OPENCV_MAX_MAGNITUDE = 1e18
+# Magnitudes whose squared distances float32 holds with room to spare: (2 * 1e18)**2
+# * channels stays far below float32's maximum (3.4e38). OpenCV's k-means measures in
+# float32, so it takes values (and epsilon) up to this; the fast engine switches to
+# float64 above it.
+FLOAT32_SAFE = 1e18
+OPENCV_MAX_MAGNITUDE = FLOAT32_SAFE
 CRITERIA = {
     "eps+max_iter": cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER,
     "eps": cv2.TERM_CRITERIA_EPS,
