@@ -54,10 +54,10 @@ def test_quantize_files_reports_the_bad_one_and_does_the_rest(files):
     labels = tifffile.imread(out / "coffee_labels_k5.tif")
     assert labels.dtype == np.uint8 and labels.shape == (400, 600) and labels.max() == 5
     for suffix in ("csv", "json", "gpl"):
-        assert load_palette(out / f"coffee_palette_k5.{suffix}").shape == (5, 3)
+        assert load_palette(out / f"coffee_palette_k5.{suffix}").centers.shape == (5, 3)
     gray = tifffile.imread(out / "camera16_quantized_k5.tif")
     assert gray.dtype == np.uint16 and len(np.unique(gray)) == 5
-    assert load_palette(out / "camera16_palette_k5.json").shape == (5, 1)
+    assert load_palette(out / "camera16_palette_k5.json").centers.shape == (5, 1)
     assert not (out / "camera16_palette_k5.gpl").exists()  # GIMP palettes are RGB only
 
 

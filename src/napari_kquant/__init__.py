@@ -5,9 +5,10 @@ and batch jobs. :func:`quantize_layer` imports napari when it is first used.
 """
 
 from ._estimator import KMeansQuantizer, NotFittedError
-from ._kmeans import Quantization, apply_palette, quantize
+from ._kmeans import Quantization
 from ._lazy import export_zarr
-from ._palette import load_palette, save_palette
+from ._palette import Palette, load_palette, save_palette
+from ._quantize import apply_palette, quantize
 from ._sweep import Sweep, iter_sweep, sweep
 
 # The napari adapter is imported on first use so that `import napari_kquant` stays headless.
@@ -16,6 +17,7 @@ _ADAPTER = ("apply_layer_palette", "palette_of", "quantize_layer", "sweep_layer"
 __all__ = [
     "KMeansQuantizer",
     "NotFittedError",
+    "Palette",
     "Quantization",
     "Sweep",
     "apply_layer_palette",

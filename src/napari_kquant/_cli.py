@@ -9,6 +9,7 @@ import argparse
 import csv
 import struct
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -215,8 +216,8 @@ def _channels(path: Path) -> bool | None:
 
 def process(path: Path, args, options: dict, palette, protected: list[Path]) -> list[Path]:
     """Quantize (or sweep) one file; returns the files written."""
-    from ._kmeans import apply_palette, quantize
     from ._palette import save_palette
+    from ._quantize import apply_palette, quantize
     from ._safeio import replacing
     from ._sweep import sweep
 
@@ -244,11 +245,13 @@ def process(path: Path, args, options: dict, palette, protected: list[Path]) -> 
         write_image(tmp, quantized)
     with replacing(out["labels"], **write) as tmp:
         write_image(tmp, result.labels)
-    params = {**result.params, "source": str(path), "compactness": result.compactness}
+    fitted = result.palette
+    provenance = {"source": str(path), "compactness": result.compactness}
+    fitted = replace(fitted, params={**fitted.params, **provenance})
     for key in ("csv", "json", "gpl"):
         if key in out:
             with replacing(out[key], **write) as tmp:
-                save_palette(tmp, result.centers, counts=result.counts, params=params)
+                save_palette(tmp, fitted)
     return list(out.values())
 
 

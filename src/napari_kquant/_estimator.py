@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._kmeans import QUANTIZE_DEFAULTS, Quantization, apply_palette, guess_rgb, quantize
+from ._kmeans import Quantization
+from ._options import QUANTIZE_DEFAULTS
+from ._quantize import apply_palette, quantize
+from ._validate import guess_rgb
 
 
 class NotFittedError(ValueError, AttributeError):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -13,7 +12,15 @@ import numpy as np
 from . import _engines
 from ._cancel import checkpoint
 from ._memory import check_memory
-from ._palette import COLOR_SPACES, darkest_first, lab_to_rgb, rgb_to_lab
+from ._options import QUANTIZE_DEFAULTS, choices
+from ._palette import (
+    COLOR_SPACES,
+    Palette,
+    darkest_first,
+    lab_to_rgb,
+    register_applier,
+    rgb_to_lab,
+)
 from ._validate import (
     CRITERIA,
     MAX_ATTEMPTS,
@@ -26,7 +33,6 @@ from ._validate import (
     check_epsilon,
     check_flag,
     check_image,
-    check_k,
     check_mask_dtype,
     check_mask_shape,
     check_seed,
@@ -35,9 +41,9 @@ from ._validate import (
     working_table,
 )
 
-METHODS = ("fast", "opencv")
-INITS = ("kmeans++", "random")
-PLANES = ("stack", "each")
+METHODS = choices("method")
+INITS = choices("init")
+PLANES = choices("planes")
 # re-exported for the modules that import them from here
 __all__ = ["CRITERIA", "check_mask_shape", "guess_rgb"]
 
@@ -76,6 +82,7 @@ class Quantization:
     Examples
     --------
     >>> from skimage import data
+    >>> from napari_kquant import quantize
     >>> result = quantize(data.coffee(), 3, seed=0)
     >>> result.k, result.centers.shape, int(result.counts.sum())
     (3, (3, 3), 240000)
@@ -102,35 +109,47 @@ class Quantization:
         """Number of clusters (per plane, for ``planes="each"``)."""
         return int(self.params.get("k", len(self.centers)))
 
+    @property
+    def palette(self) -> Palette:
+        """The fitted palette: centres, the space they were fitted in, provenance.
+
+        Save it with :func:`napari_kquant.save_palette`, apply it with
+        :meth:`Palette.apply`. A result with one palette per plane has none.
+        """
+        if self.params.get("planes") == "each":
+            raise ValueError(
+                "this result holds one palette per plane: fit one palette "
+                "(planes='stack') to save or reapply it"
+            )
+        params = self.params
+        layout = ("rgb", "channel_axis", "color_space", "channel_scale", "channel_offset")
+        return Palette(
+            self.centers,
+            color_space=params.get("color_space", "rgb"),
+            channel_scale=params.get("channel_scale"),
+            channel_offset=params.get("channel_offset"),
+            rgb=params.get("rgb"),
+            channel_axis=params.get("channel_axis"),
+            counts=self.counts,
+            params={key: v for key, v in params.items() if key not in layout},
+        )
+
     def apply(self, image, *, mask=None) -> Quantization:
         """Label another image (or frame, or region) with this result's palette.
 
         The same channels, colour space and channel scaling are used as in the fit;
-        see :func:`apply_palette`.
+        see :meth:`Palette.apply`.
 
         Examples
         --------
         >>> from skimage import data
+        >>> from napari_kquant import quantize
         >>> fitted = quantize(data.astronaut(), 5, seed=0)
         >>> other = fitted.apply(data.coffee())
         >>> other.k, bool((other.centers == fitted.centers).all())
         (5, True)
         """
-        if self.params.get("planes") == "each":
-            raise ValueError(
-                "this result holds one palette per plane: apply one plane's palette with "
-                "apply_palette(image, result.centers[p * k:(p + 1) * k])"
-            )
-        scale = self.params.get("channel_scale")
-        return apply_palette(
-            image,
-            self.centers,
-            rgb=self.params.get("rgb"),
-            channel_axis=self.params.get("channel_axis"),
-            color_space=self.params.get("color_space", "rgb"),
-            channel_scale=scale,
-            mask=mask,
-        )
+        return self.palette.apply(image, mask=mask)
 
     @property
     def fractions(self) -> np.ndarray:
@@ -139,254 +158,9 @@ class Quantization:
         return self.counts / total if total else self.counts.astype(float)
 
 
-def quantize(
-    image,
-    k: int = 8,
-    *,
-    method: str = "fast",
-    attempts: int = 3,
-    max_iter: int = 100,
-    epsilon: float | None = None,
-    criteria: str | tuple = "eps+max_iter",
-    init: str = "kmeans++",
-    seed: int = 0,
-    rgb: bool | None = None,
-    mask=None,
-    channel_axis: int | None = None,
-    color_space: str = "rgb",
-    standardize: bool = False,
-    planes: str = "stack",
-    sample_size: int | None = None,
-    fit_level: int = -1,
-) -> Quantization:
-    """Quantize the colours of ``image`` to ``k`` colours with k-means.
-
-    Parameters
-    ----------
-    image : (..., C) or (...) ndarray
-        RGB (C=3) or RGBA (C=4) image, or a gray image, of any number of spatial
-        dimensions; unsigned/signed integer or float dtype. The input is never modified.
-    k : int
-        Number of colours (clusters), 1 <= k <= number of distinct colours.
-    method : {"fast", "opencv"}
-        ``"fast"`` (default) runs k-means on a weighted colour summary and finishes
-        with exact passes over all pixels. ``"opencv"`` runs ``cv2.kmeans`` on every
-        pixel as float32: the OpenCV tutorial recipe, bit for bit.
-    attempts : int
-        Number of initialisations tried; the most compact result is kept.
-    max_iter : int
-        Maximum number of Lloyd iterations (when ``criteria`` includes ``max_iter``).
-    epsilon : float, optional
-        Stop when no centre moves by more than this, in the image's value units
-        (when ``criteria`` includes ``eps``). Default: 0.001 of the value range.
-    criteria : {"eps+max_iter", "eps", "max_iter"} or tuple
-        Which termination criteria apply. An OpenCV tuple ``(type, max_iter,
-        epsilon)`` is accepted too and overrides ``max_iter`` and ``epsilon``.
-    init : {"kmeans++", "random"}
-        Centre initialisation. For ``"opencv"`` these are ``KMEANS_PP_CENTERS`` and
-        ``KMEANS_RANDOM_CENTERS``; for ``"fast"``, weighted k-means++ and random pixels.
-    seed : int or None
-        Seed of the random generator (``cv2.setRNGSeed`` for ``"opencv"``), 0 to
-        2**31 - 1. ``None`` draws one; ``params["seed"]`` records it, so the run can
-        be repeated.
-    rgb : bool, optional
-        Whether the last axis holds colour channels. ``None`` guesses as napari
-        does: a last axis of length 3 or 4 on an image of 3+ dimensions.
-    mask : (...) array_like of bool, optional
-        Cluster only the pixels where ``mask`` is true (non-zero); it has the image's
-        spatial shape. Pixels outside get label 0 and keep their value in the
-        quantized image. NaN and inf pixels of float images are always outside.
-    channel_axis : int, optional
-        The axis holding features to cluster together, all of them (e.g. fluorescence
-        channels stacked from several layers): pixels are clustered on the vector of
-        their values. ``None``: RGB(A) or gray, as ``rgb`` says.
-    color_space : {"rgb", "lab"}
-        Cluster in the image's RGB values (default, the OpenCV recipe) or in CIELAB,
-        where distances follow how different colours look. Lab applies to RGB(A)
-        images of unsigned integers (full intensity = the dtype's maximum) or floats
-        in 0..1. Centres and the quantized image are in the image's own RGB either way.
-    standardize : bool
-        Scale each channel to zero mean and unit variance (z-score, over the clustered
-        pixels) before clustering, so that a bright channel does not dominate.
-    planes : {"stack", "each"}
-        ``"stack"`` (default): one palette for all the pixels of an nD stack, so a
-        colour means the same in every plane. ``"each"``: a palette per 2D plane (the
-        last two spatial axes); plane p (in C order) gets labels ``p * k + 1`` to
-        ``(p + 1) * k``, so that every label names one row of ``centers``.
-    sample_size : int, optional
-        Fit the centres on this many pixels drawn at random (from ``seed``), then
-        label every pixel with its nearest centre. Default: all pixels for numpy
-        input, 1,000,000 for lazy input.
-    fit_level : int
-        For multiscale input (a list of arrays, largest first), the level fitted on
-        (default -1, the lowest resolution; 0 with ``sample_size`` samples level 0).
-
-    Lazy input: a dask array (or zarr, or any array that is not numpy's) is never
-    loaded whole. The centres are fitted on a sample drawn chunk by chunk, and the
-    result's ``labels`` and ``image`` are dask arrays computed block by block (lists
-    of them, one per level, for multiscale input); its counts and compactness are
-    the sample's. With a ``dask.distributed.Client`` active the work runs on it.
-
-    Returns
-    -------
-    Quantization
-        ``labels`` (1..k, darkest first), ``centers`` (k, C), ``image`` (same shape and
-        dtype as the input), ``compactness``, ``counts``, ``params``, ``elapsed``.
-        With ``color_space="lab"`` or ``standardize`` the compactness is measured in
-        the space clustered; with ``planes="each"``, ``centers`` has k rows per plane.
-
-    Raises
-    ------
-    ValueError
-        If ``image`` is empty or not numeric; if no pixel is left to cluster (empty
-        mask, all NaN); if ``k`` < 1 or exceeds the number of pixels or of distinct
-        colours; if an option is out of range; if the run would need more working
-        memory than the machine has available.
-
-    Notes
-    -----
-    To reproduce the OpenCV tutorial recipe (``cv2.kmeans(Z, K, None, (EPS +
-    MAX_ITER, 10, 1.0), 10, KMEANS_RANDOM_CENTERS)`` after ``cv2.setRNGSeed(seed)``)
-    use ``method="opencv", init="random", attempts=10, max_iter=10, epsilon=1.0``:
-    the partition, centres and compactness are the same, with labels renumbered
-    darkest first and the quantized image rounded rather than truncated.
-
-    Examples
-    --------
-    >>> from skimage import data
-    >>> result = quantize(data.astronaut(), k=4, seed=0)
-    >>> result.image.shape, result.image.dtype, result.k
-    ((512, 512, 3), dtype('uint8'), 4)
-    >>> sorted(set(result.labels.ravel().tolist()))
-    [1, 2, 3, 4]
-    """
+def apply_eager(image, palette: Palette, *, mask=None, rgb=None, channel_axis=None):
+    """Label an in-memory image with ``palette`` (the eager apply strategy)."""
     started = time.perf_counter()
-    seed = check_seed(seed)  # once: a drawn seed then serves every plane and sample
-    options = {name: value for name, value in locals().items() if name in QUANTIZE_OPTIONS}
-    options.pop("sample_size"), options.pop("fit_level")
-    from . import _lazy
-
-    if _lazy.is_lazy(image) or _lazy.is_multiscale(image):
-        return _lazy.quantize_lazy(
-            image, k, sample_size=sample_size, fit_level=fit_level, **options
-        )
-    if sample_size is not None:
-        return _lazy.quantize_sampled(np.asarray(image), k, sample_size=sample_size, **options)
-    k = check_k(k)
-    if check_choice("planes", planes, PLANES) == "each":
-        return _quantize_planes(image, k, options, started)
-    job = _Job.of(image, **options)
-    job.check_k(k)
-    return job.result(job.fit(k), started)
-
-
-def _quantize_planes(image, k: int, options: dict, started: float) -> Quantization:
-    """``planes="each"``: quantize every 2D plane of a stack on its own."""
-    image = np.asarray(image)
-    axis = options["channel_axis"]
-    data = image if axis is None else np.moveaxis(image, check_axis(image, axis), -1)
-    channels = axis is not None or check_image(data, options["rgb"])
-    spatial = data.shape[:-1] if channels else data.shape
-    options = {**options, "planes": "stack", "channel_axis": -1 if axis is not None else None}
-    if len(spatial) <= 2:  # a single plane
-        result = quantize(image, k, **{**options, "channel_axis": axis})
-        return replace(result, params={**result.params, "planes": "each", "n_planes": 1})
-    mask = None if options["mask"] is None else np.asarray(options["mask"])
-    if mask is not None:
-        check_mask_shape(mask, spatial)
-    planes = list(np.ndindex(spatial[:-2]))
-    dtype = _engines.label_dtype(k * len(planes))
-    labels = np.zeros(spatial, dtype=dtype)
-    out = np.empty_like(data)
-    results = []
-    for p, index in enumerate(planes):
-        plane_mask = None if mask is None else mask[index]
-        try:
-            result = quantize(data[index], k, **{**options, "mask": plane_mask})
-        except ValueError as exc:
-            raise ValueError(f"plane {index}: {exc}") from None
-        plane_labels = labels[index]
-        plane_labels[...] = result.labels
-        plane_labels[plane_labels > 0] += dtype.type(p * k)
-        out[index] = result.image
-        results.append(result)
-    params = {
-        **results[0].params,
-        "planes": "each",
-        "n_planes": len(planes),
-        "plane_compactness": [r.compactness for r in results],
-        "channel_axis": axis,
-    }
-    if params.get("channel_scale") is not None:
-        params["channel_scale"] = [r.params["channel_scale"] for r in results]
-    return Quantization(
-        labels=labels,
-        centers=np.concatenate([r.centers for r in results]),
-        image=out if axis is None else np.moveaxis(out, -1, axis),
-        compactness=float(sum(r.compactness for r in results)),
-        sse=float(sum(r.sse for r in results)),
-        counts=np.concatenate([r.counts for r in results]),
-        params=params,
-        elapsed=time.perf_counter() - started,
-    )
-
-
-def apply_palette(
-    image,
-    centers,
-    *,
-    rgb: bool | None = None,
-    mask=None,
-    channel_axis: int | None = None,
-    color_space: str = "rgb",
-    channel_scale=None,
-) -> Quantization:
-    """Quantize ``image`` with given centres: every pixel takes its nearest centre.
-
-    This is how a palette fitted on one image (a plane, a region, another file) is
-    reapplied to others. Labels follow the rows of ``centers`` (label i is row i - 1);
-    they are not reordered.
-
-    Parameters
-    ----------
-    image : (..., C) or (...) ndarray
-        As for :func:`quantize`.
-    centers : (k, C) array_like
-        The palette in the image's value units: C = 3 for RGB(A) images, 1 for gray,
-        the number of features along ``channel_axis``.
-    rgb, mask, channel_axis, color_space : optional
-        As for :func:`quantize`; ``color_space="lab"`` picks the nearest centre in Lab.
-    channel_scale : (C,) array_like, optional
-        Divide each channel by this before measuring distances (a standardized fit's
-        ``params["channel_scale"]``).
-
-    Returns
-    -------
-    Quantization
-        Labels (nearest centre, exactly, for every pixel), the given centres, the
-        quantized image, compactness and counts; ``params["method"]`` is ``"palette"``.
-
-    Raises
-    ------
-    ValueError
-        If ``centers`` is not a finite (k, C) array matching the image's channels, or
-        for any reason :func:`quantize` refuses the image.
-
-    Examples
-    --------
-    >>> from skimage import data
-    >>> fitted = quantize(data.astronaut(), 6, seed=0)
-    >>> again = apply_palette(data.astronaut(), fitted.centers)
-    >>> bool((again.labels == fitted.labels).all())
-    True
-    >>> apply_palette(data.coffee(), fitted.centers).image.shape
-    (400, 600, 3)
-    """
-    started = time.perf_counter()
-    if channel_scale is not None:
-        channel_scale = np.asarray(channel_scale, dtype=np.float64).reshape(-1)
-        if not (np.isfinite(channel_scale).all() and (channel_scale > 0).all()):
-            raise ValueError(f"channel_scale must be finite and positive, got {channel_scale}")
     job = _Job.of(
         image,
         **{
@@ -394,20 +168,16 @@ def apply_palette(
             "rgb": rgb,
             "mask": mask,
             "channel_axis": channel_axis,
-            "color_space": color_space,
-            "standardize": False if channel_scale is None else channel_scale,
+            "color_space": palette.color_space,
+            "standardize": scaling(palette),
         },
     )
-    centers = np.asarray(centers, dtype=np.float64)
+    centers = palette.centers
     n_channels = job.table.shape[1]
-    if centers.ndim == 1 and n_channels == 1:
-        centers = centers[:, None]
-    if centers.ndim != 2 or centers.shape[1] != n_channels or len(centers) == 0:
+    if centers.shape[1] != n_channels:
         raise ValueError(
             f"centers must be a (k, {n_channels}) array for this image, got shape {centers.shape}"
         )
-    if not np.isfinite(centers).all():
-        raise ValueError("centers contain NaN or inf")
     if np.abs(centers).max() > MAX_FLOAT_MAGNITUDE:
         raise ValueError(
             f"centers up to {np.abs(centers).max():.3g} make squared distances overflow: "
@@ -417,13 +187,17 @@ def apply_palette(
     return job.result(fit, started, centers=centers, method="palette")
 
 
-# The keyword options of quantize() and their defaults (sweeps take the same).
-QUANTIZE_DEFAULTS = {
-    name: p.default
-    for name, p in inspect.signature(quantize).parameters.items()
-    if p.kind is inspect.Parameter.KEYWORD_ONLY
-}
-QUANTIZE_OPTIONS = tuple(QUANTIZE_DEFAULTS)
+def scaling(palette: Palette):
+    """A palette's z-scoring as FeatureSpace.of takes it: (scale, offset), or False."""
+    if palette.channel_scale is None:
+        return False
+    offset = palette.channel_offset
+    if offset is None:
+        offset = np.zeros(palette.centers.shape[1])
+    return palette.channel_scale, offset
+
+
+register_applier(lambda image: True, apply_eager)  # numpy, and anything numpy can read
 
 
 @dataclass(frozen=True)
@@ -461,6 +235,18 @@ class FeatureSpace:
         return centers
 
     @classmethod
+    def for_palette(cls, palette: Palette, dtype, rgb: bool) -> FeatureSpace:
+        """The space ``palette`` measures distances in, for pixels of ``dtype``."""
+        space, _ = cls.of(
+            np.empty((0, palette.centers.shape[1]), dtype),
+            palette.color_space,
+            scaling(palette),
+            dtype,
+            rgb,
+        )
+        return space
+
+    @classmethod
     def of(cls, table, color_space, standardize, dtype, rgb) -> tuple[FeatureSpace, np.ndarray]:
         """The space for these options and the table moved into it."""
         if color_space not in COLOR_SPACES:
@@ -491,13 +277,12 @@ class FeatureSpace:
             offset = np.array([column.mean() for column in columns])
             scale = np.array([column.std() for column in columns])
             scale[~(scale > 0)] = 1.0
-        else:  # a given scale (apply_palette): the offset does not change distances
-            scale = np.asarray(standardize, dtype=np.float64).reshape(-1)
+        else:  # a palette's (scale, offset): distances measured exactly as in its fit
+            scale, offset = (np.asarray(v, dtype=np.float64).reshape(-1) for v in standardize)
             if len(scale) != table.shape[1]:
                 raise ValueError(
                     f"channel_scale has {len(scale)} values for {table.shape[1]} channels"
                 )
-            offset = np.zeros_like(scale)
         space = replace(space, offset=offset, scale=scale)
         return space, (table - offset) / scale
 
@@ -567,7 +352,7 @@ class _Job:
             epsilon = check_epsilon(epsilon, OPENCV_MAX_MAGNITUDE)
         seed = check_seed(seed)
         color_space = check_choice("color_space", color_space, COLOR_SPACES)
-        if not isinstance(standardize, np.ndarray):
+        if not isinstance(standardize, tuple):  # (scale, offset): a palette's scaling
             standardize = check_flag("standardize", standardize)
         n_channels = (
             (min(image.shape[-1], 3) if channel_axis is None else image.shape[-1]) if rgb else 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -13,9 +13,10 @@ from napari.utils import DirectLabelColormap
 from napari.utils.transforms import Affine
 
 from ._engines import label_dtype
-from ._kmeans import Quantization, apply_palette, quantize
+from ._kmeans import Quantization
 from ._lazy import is_lazy, is_multiscale
-from ._palette import display_colors, save_palette
+from ._palette import Palette, display_colors, save_palette
+from ._quantize import apply_palette, quantize
 from ._sweep import iter_sweep
 
 if TYPE_CHECKING:
@@ -255,18 +256,25 @@ def channel_names(layers: list[Image]) -> list[str]:
 def result_metadata(
     result: Quantization, source_name: str, recorded: dict | None = None
 ) -> dict[str, Any]:
-    """Everything needed to know how a result was made (and to reapply its palette)."""
-    return {
-        METADATA_KEY: {
-            **result.params,
-            **(recorded or {}),
-            "source": source_name,
-            "compactness": result.compactness,
-            "elapsed_s": result.elapsed,
-            "centers": result.centers.tolist(),
-            "counts": result.counts.tolist(),
-        }
+    """Everything needed to know how a result was made, and its palette.
+
+    ``palette`` is the :meth:`Palette.to_dict` serialisation (what a JSON palette file
+    holds); results with a palette per plane have only ``centers`` and ``counts``.
+    """
+    info = {
+        **result.params,
+        **(recorded or {}),
+        "source": source_name,
+        "compactness": result.compactness,
+        "elapsed_s": result.elapsed,
+        "centers": result.centers.tolist(),
+        "counts": result.counts.tolist(),
     }
+    if result.params.get("planes") != "each":
+        palette = result.palette
+        provenance = {"source": source_name, **(recorded or {})}
+        info["palette"] = replace(palette, params={**palette.params, **provenance}).to_dict()
+    return {METADATA_KEY: info}
 
 
 def colormap_for(colors, values=None) -> DirectLabelColormap:
@@ -442,8 +450,8 @@ def quantize_layer(
     return shown[0], shown[-1]
 
 
-def palette_of(layer: Layer) -> tuple[np.ndarray, dict]:
-    """The palette a napari-kquant result layer carries, and its apply_palette() options.
+def palette_of(layer: Layer) -> Palette:
+    """The palette a napari-kquant result layer carries (centres, space, provenance).
 
     Examples
     --------
@@ -452,9 +460,9 @@ def palette_of(layer: Layer) -> tuple[np.ndarray, dict]:
     >>> viewer = ViewerModel()
     >>> _ = viewer.add_image(data.astronaut(), name="astronaut")
     >>> _, clusters = quantize_layer(viewer, "astronaut", k=4, color_space="lab")
-    >>> centers, options = palette_of(clusters)
-    >>> centers.shape, options
-    ((4, 3), {'color_space': 'lab'})
+    >>> palette = palette_of(clusters)
+    >>> palette.centers.shape, palette.color_space, palette.params["source"]
+    ((4, 3), 'lab', 'astronaut')
     """
     info = layer.metadata.get(METADATA_KEY) if isinstance(layer, Layer) else None
     if not info or not isinstance(info.get("centers"), list):
@@ -466,24 +474,21 @@ def palette_of(layer: Layer) -> tuple[np.ndarray, dict]:
         raise ValueError(
             f"layer {layer.name!r} holds one palette per plane: fit one palette to reapply it"
         )
-    options = {"color_space": info.get("color_space", "rgb")}
-    if info.get("channel_scale") is not None:
-        options["channel_scale"] = info["channel_scale"]
-    return np.asarray(info["centers"], dtype=np.float64), options
+    # layers saved before the palette was stored whole carry its parts at the top
+    return Palette.from_dict(info.get("palette", info))
 
 
-def use_palette(request: Request, palette_layer: Layer) -> tuple[np.ndarray, dict]:
+def use_palette(request: Request, palette_layer: Layer) -> Palette:
     """Turn ``request`` into one for apply_palette() with ``palette_layer``'s palette.
 
-    Returns the centres and the palette's options; the request's names and metadata
-    now say whose palette it is.
+    Returns the palette; the request's names and metadata now say whose palette it is.
     """
-    centers, options = palette_of(palette_layer)
+    palette = palette_of(palette_layer)
     request.options.pop("planes", None)
     source = palette_layer.metadata[METADATA_KEY].get("source", palette_layer.name)
     request.suffix += f" palette of {source}"
     request.recorded["palette_layer"] = palette_layer.name
-    return centers, options
+    return palette
 
 
 def apply_layer_palette(
@@ -518,8 +523,8 @@ def apply_layer_palette(
     if isinstance(mask, str):
         mask = resolve_layer(viewer, mask)
     request = request_for(viewer, layers, mask=mask, planes="stack" if planes == "each" else planes)
-    centers, palette_options = use_palette(request, palette_layer)
-    result = apply_palette(request.data, centers, **request.options, **palette_options)
+    palette = use_palette(request, palette_layer)
+    result = apply_palette(request.data, palette, **request.options)
     shown = show_layer_data(viewer, result_layer_data(request, result))
     return shown[0], shown[-1]
 
@@ -697,5 +702,9 @@ def write_palette(path: str, data, meta: dict) -> list[str]:
         raise ValueError(
             "a stacked K sweep holds one palette per K: save the clusters layer of one K"
         )
-    params = {key: v for key, v in info.items() if key not in ("centers", "counts")}
-    return [str(save_palette(path, info["centers"], counts=info.get("counts"), params=params))]
+    if "palette" in info:
+        palette = Palette.from_dict(info["palette"])
+    else:  # a layer saved before the palette was stored whole
+        params = {key: v for key, v in info.items() if key not in ("centers", "counts")}
+        palette = Palette.from_dict({**info, "params": params})
+    return [str(save_palette(path, palette))]

@@ -24,8 +24,17 @@ import numpy as np
 
 from . import _engines
 from ._cancel import checkpoint
-from ._kmeans import QUANTIZE_DEFAULTS, Quantization, _Job, render
-from ._validate import check_axis, check_count, check_image, check_k, check_mask_shape
+from ._kmeans import FeatureSpace, Quantization, _Job, render
+from ._options import QUANTIZE_DEFAULTS
+from ._palette import register_applier
+from ._validate import (
+    check_axis,
+    check_count,
+    check_image,
+    check_k,
+    check_mask_shape,
+    working_table,
+)
 
 DEFAULT_SAMPLE = 1_000_000  # pixels the centres are fitted on, by default
 EXPORT_KEY = "napari_kquant"  # the group attribute that marks (and describes) an export
@@ -74,17 +83,8 @@ def quantize_lazy(
         raise ValueError("masks apply to single-resolution images: pass one level")
     rgb, axis = options.pop("rgb"), options.pop("channel_axis")
     layout = _Layout.of(levels[fit_level], rgb, axis)
-    job, fitted = fit_sample(
-        layout.arrange(levels[fit_level]), layout, k, sample_size, mask, options
-    )
-    centers = fitted.centers
-    feature_centers = job.space.forward(centers)
-    outputs = [
-        _lazy_outputs(layout.arrange(level), layout, job, centers, feature_centers, mask)
-        for level in levels
-    ]
-    labels = [out[0] for out in outputs]
-    images = [layout.restore(out[1]) for out in outputs]
+    _, fitted = fit_sample(layout.arrange(levels[fit_level]), layout, k, sample_size, mask, options)
+    applied = apply_lazy(image, fitted.palette, mask=mask, rgb=rgb, channel_axis=axis)
     params = {
         **fitted.params,
         "rgb": layout.channels and not layout.features,
@@ -94,16 +94,77 @@ def quantize_lazy(
         "fit_level": fit_level % len(levels) if multiscale else 0,
         "multiscale": multiscale,
     }
-    return Quantization(
-        labels=labels if multiscale else labels[0],
-        centers=centers,
-        image=images if multiscale else images[0],
+    return replace(
+        applied,
         compactness=fitted.compactness,
         sse=fitted.sse,
         counts=fitted.counts,
         params=params,
         elapsed=time.perf_counter() - started,
     )
+
+
+def apply_lazy(image, palette, *, mask=None, rgb=None, channel_axis=None) -> Quantization:
+    """Label lazy or multiscale input with ``palette`` (the lazy apply strategy).
+
+    The labels and the quantized image are dask arrays (lists of them, one per level,
+    for multiscale input) computed block by block. Nothing is computed here, so the
+    result's ``counts`` are the palette's (those of its fit; zeros when it has none)
+    and its compactness is NaN.
+    """
+    started = time.perf_counter()
+    multiscale = is_multiscale(image)
+    levels = [as_dask(level) for level in (image if multiscale else [image])]
+    if mask is not None and multiscale:
+        raise ValueError("masks apply to single-resolution images: pass one level")
+    layout = _Layout.of(levels[0], rgb, channel_axis)
+    width = levels[0].shape[layout.axis] if layout.channels else 1
+    n_clustered = width if layout.features else min(width, 3)
+    if palette.centers.shape[1] != n_clustered:
+        raise ValueError(
+            f"centers must be a (k, {n_clustered}) array for this image, got shape "
+            f"{palette.centers.shape}"
+        )
+    dtype = working_table(np.empty(0, levels[0].dtype)).dtype
+    space = FeatureSpace.for_palette(palette, dtype, layout.channels and not layout.features)
+    # the precision the eager path labels with, so that both give the same labels
+    work = np.float32 if space.identity and dtype.itemsize == 1 else np.float64
+    outputs = [
+        _lazy_outputs(layout.arrange(level), layout, space, work, palette.centers, mask)
+        for level in levels
+    ]
+    labels = [out[0] for out in outputs]
+    images = [layout.restore(out[1]) for out in outputs]
+    counts = palette.counts if palette.counts is not None else np.zeros(palette.k, np.int64)
+    return Quantization(
+        labels=labels if multiscale else labels[0],
+        centers=palette.centers,
+        image=images if multiscale else images[0],
+        compactness=float("nan"),
+        counts=counts,
+        params={
+            **palette.params,
+            "k": palette.k,
+            "method": "palette",
+            "color_space": palette.color_space,
+            "rgb": layout.channels and not layout.features,
+            "channel_axis": channel_axis,
+            "lazy": True,
+            "multiscale": multiscale,
+            **(
+                {}
+                if palette.channel_scale is None
+                else {
+                    "channel_scale": palette.channel_scale.tolist(),
+                    "channel_offset": space.offset.tolist(),
+                }
+            ),
+        },
+        elapsed=time.perf_counter() - started,
+    )
+
+
+register_applier(lambda image: is_lazy(image) or is_multiscale(image), apply_lazy)
 
 
 def as_dask(array):
@@ -152,8 +213,6 @@ def quantize_sampled(image: np.ndarray, k: int, *, sample_size: int, **options) 
     """
     import dask.array as da
 
-    from ._kmeans import apply_palette
-
     started = time.perf_counter()
     k = check_k(k)
     options = {**QUANTIZE_DEFAULTS, **options}
@@ -163,16 +222,9 @@ def quantize_sampled(image: np.ndarray, k: int, *, sample_size: int, **options) 
     mask, rgb, axis = options.pop("mask"), options.pop("rgb"), options.pop("channel_axis")
     layout = _Layout.of(image, rgb, axis)
     data = layout.arrange(da.from_array(image, chunks=image.shape))
-    job, fitted = fit_sample(data, layout, k, sample_size, mask, options)
-    scale = fitted.params.get("channel_scale")
-    applied = apply_palette(
-        image,
-        fitted.centers,
-        rgb=None if layout.features else layout.channels,
-        mask=mask,
-        channel_axis=axis,
-        color_space=job.space.color_space,
-        channel_scale=scale,
+    _, fitted = fit_sample(data, layout, k, sample_size, mask, options)
+    applied = fitted.palette.apply(
+        image, mask=mask, rgb=None if layout.features else layout.channels, channel_axis=axis
     )
     params = {**fitted.params, "channel_axis": axis, "sample_size": sample_size}
     return replace(applied, params=params, elapsed=time.perf_counter() - started)
@@ -279,20 +331,18 @@ def _take(block, local, channels, block_mask):
     return values, inside
 
 
-def _lazy_outputs(data, layout, job, centers, feature_centers, mask):
+def _lazy_outputs(data, layout, space, work, centers, mask):
     """Labels and quantized image of ``data`` as dask arrays, block by block."""
     import dask.array as da
 
     dtype = _engines.label_dtype(len(centers))
-    n_clustered = centers.shape[1]
     kwargs = {
         "centers": centers,
-        "feature_centers": feature_centers,
-        "space": job.space,
+        "feature_centers": space.forward(centers),
+        "space": space,
         "channels": layout.channels,
-        "n_clustered": n_clustered,
-        # the precision the fast engine labels with, so that both give the same labels
-        "work": np.float32 if job.table.dtype.itemsize == 1 else np.float64,
+        "n_clustered": centers.shape[1],
+        "work": work,
     }
     spatial_ndim = data.ndim - 1 if layout.channels else data.ndim
     spatial_chunks = data.chunks[:spatial_ndim]

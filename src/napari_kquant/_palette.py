@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-COLOR_SPACES = ("rgb", "lab")
+from ._options import choices
+
+COLOR_SPACES = choices("color_space")
 _LAB_BLOCK = 1 << 18  # pixels per block of the Lab conversion
 
 # ITU-R BT.601 luma weights, the ones OpenCV's RGB->gray conversion uses.
@@ -60,21 +63,219 @@ def display_colors(centers: np.ndarray, low: float, high: float) -> np.ndarray:
 
 
 PALETTE_FORMATS = (".csv", ".json", ".gpl")
+PALETTE_FORMAT = "napari-kquant palette"
+_META_PREFIX = "# napari-kquant palette: "  # CSV and GIMP files carry the palette's space here
 
 
-def save_palette(path, centers, *, counts=None, params=None) -> Path:
-    """Write a palette as CSV, JSON or GIMP palette (``.gpl``, RGB only), by suffix.
+@dataclass(frozen=True, eq=False)
+class Palette:
+    """A fitted palette: the model that :func:`napari_kquant.quantize` estimates.
+
+    Everything needed to label another image exactly as the fit did: the centres in
+    the image's units, the space distances are measured in (colour space, per-channel
+    scaling), the channel layout, and how it was made (``params``: k, method, seed,
+    source, ...) with the pixels per label of the fit. It means the same in memory,
+    in a layer's metadata, in a JSON/CSV/GIMP file and on the command line:
+    ``load_palette(save_palette(path, palette))`` gives it back, and applying it
+    labels like the fit.
+
+    ``np.asarray(palette)`` gives the centres.
+
+    Attributes
+    ----------
+    centers : (k, C) ndarray of float64
+        Row i is the centre of label i + 1, in the image's value units.
+    color_space : {"rgb", "lab"}
+        Where nearest centres are measured.
+    channel_scale, channel_offset : (C,) ndarray or None
+        A z-scored fit's per-channel scale and offset (distances are measured on
+        ``value / scale``).
+    rgb : bool or None
+        Whether the fitted image's last axis held colour (None: guessed per image).
+    channel_axis : int or None
+        The axis the features were on (several channels clustered together).
+    counts : (k,) ndarray of int64 or None
+        Pixels per label in the fit.
+    params : dict
+        How the palette was made.
+
+    Examples
+    --------
+    >>> from skimage import data
+    >>> from napari_kquant import quantize
+    >>> palette = quantize(data.astronaut(), 6, color_space="lab", seed=0).palette
+    >>> palette.k, palette.color_space
+    (6, 'lab')
+    >>> labels = palette.apply(data.astronaut()).labels
+    >>> bool((labels == quantize(data.astronaut(), 6, color_space="lab", seed=0).labels).all())
+    True
+    >>> Palette.from_json(palette.to_json()).color_space
+    'lab'
+    """
+
+    centers: np.ndarray
+    color_space: str = "rgb"
+    channel_scale: np.ndarray | None = None
+    channel_offset: np.ndarray | None = None
+    rgb: bool | None = None
+    channel_axis: int | None = None
+    counts: np.ndarray | None = None
+    params: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        centers = np.asarray(self.centers, dtype=np.float64)
+        if centers.ndim == 1:
+            centers = centers[:, None]
+        if centers.ndim != 2 or len(centers) == 0 or not np.isfinite(centers).all():
+            raise ValueError(
+                f"a palette's centres are a finite (k, C) array, got shape {centers.shape}"
+            )
+        object.__setattr__(self, "centers", centers)
+        if self.color_space not in COLOR_SPACES:
+            raise ValueError(f"color_space must be one of {COLOR_SPACES}, got {self.color_space!r}")
+        for name in ("channel_scale", "channel_offset"):
+            value = getattr(self, name)
+            if value is not None:
+                value = np.asarray(value, dtype=np.float64).reshape(-1)
+                if len(value) != centers.shape[1] or not np.isfinite(value).all():
+                    raise ValueError(f"{name} must hold one finite value per channel")
+                object.__setattr__(self, name, value)
+        if self.channel_scale is not None and not (self.channel_scale > 0).all():
+            raise ValueError("channel_scale must be positive")
+        if self.counts is not None:
+            object.__setattr__(self, "counts", np.asarray(self.counts, dtype=np.int64))
+
+    def __array__(self, dtype=None, copy=None):
+        return self.centers if dtype is None else self.centers.astype(dtype)
+
+    def __len__(self) -> int:
+        return len(self.centers)
+
+    @property
+    def k(self) -> int:
+        """Number of colours."""
+        return len(self.centers)
+
+    @property
+    def fractions(self) -> np.ndarray | None:
+        """Fraction of the fitted pixels per label (None without counts)."""
+        if self.counts is None:
+            return None
+        total = self.counts.sum()
+        return self.counts / total if total else np.zeros(self.k)
+
+    def apply(self, image, *, mask=None, rgb=None, channel_axis=None):
+        """Label ``image`` with this palette: each pixel takes its nearest centre.
+
+        Distances are measured in the palette's colour space and scaling. ``rgb`` and
+        ``channel_axis`` default to the fit's layout. Returns a Quantization (see
+        :func:`napari_kquant.apply_palette`); eager, lazy (dask, zarr) or multiscale
+        input alike.
+        """
+        if rgb is None and channel_axis is None:  # the fitted image's layout
+            rgb, channel_axis = self.rgb, self.channel_axis
+        apply = next(apply for accepts, apply in _APPLIERS if accepts(image))
+        return apply(image, self, mask=mask, rgb=rgb, channel_axis=channel_axis)
+
+    def to_dict(self) -> dict:
+        """The palette as plain JSON types (the layer metadata and JSON file form)."""
+        fractions = self.fractions
+        return {
+            "format": PALETTE_FORMAT,
+            "k": self.k,
+            "channels": _channel_names(self.centers.shape[1]),
+            "centers": self.centers.tolist(),
+            "color_space": self.color_space,
+            "channel_scale": _listed(self.channel_scale),
+            "channel_offset": _listed(self.channel_offset),
+            "rgb": self.rgb,
+            "channel_axis": self.channel_axis,
+            "counts": _listed(self.counts),
+            "fractions": _listed(fractions),
+            "params": json.loads(json.dumps(self.params, default=str)),
+        }
+
+    @classmethod
+    def from_dict(cls, document) -> Palette:
+        """The palette of :meth:`to_dict` (missing keys take their defaults)."""
+        if not isinstance(document, dict) or "centers" not in document:
+            raise ValueError("a palette is an object with a 'centers' list")
+        params = document.get("params") or {}
+        return cls(
+            centers=document["centers"],
+            color_space=document.get("color_space", params.get("color_space", "rgb")),
+            channel_scale=document.get("channel_scale", params.get("channel_scale")),
+            channel_offset=document.get("channel_offset", params.get("channel_offset")),
+            rgb=document.get("rgb", params.get("rgb")),
+            channel_axis=document.get("channel_axis", params.get("channel_axis")),
+            counts=document.get("counts"),
+            params=params,
+        )
+
+    def to_json(self) -> str:
+        """Lossless JSON text (floats are written so that they read back exactly)."""
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> Palette:
+        """The palette of :meth:`to_json`."""
+        return cls.from_dict(json.loads(text))
+
+    def _space(self) -> dict:
+        """What the CSV and GIMP views keep besides the colours."""
+        document = self.to_dict()
+        for key in ("centers", "counts", "fractions", "channels", "params"):
+            document.pop(key)
+        return document
+
+
+# How a palette is applied to each kind of input, newest first: (accepts, apply).
+# The eager strategy (numpy) and the lazy one (dask, zarr, multiscale) register
+# themselves from the modules that implement them, which sit above this one.
+_APPLIERS: list = []
+
+
+def register_applier(accepts, apply) -> None:
+    """Add an apply strategy, checked before the ones registered earlier.
+
+    ``apply(image, palette, *, mask, rgb, channel_axis)`` labels the inputs for which
+    ``accepts(image)`` is true.
+    """
+    _APPLIERS.insert(0, (accepts, apply))
+
+
+def _listed(values):
+    return None if values is None else np.asarray(values).tolist()
+
+
+def as_palette(source, *, counts=None, params=None) -> Palette:
+    """A Palette from a Palette, a Quantization (its ``palette``) or an array of centres."""
+    if isinstance(source, Palette):
+        return source
+    if hasattr(source, "palette") and hasattr(source, "labels"):
+        return source.palette
+    return Palette(source, counts=counts, params=dict(params or {}))
+
+
+def save_palette(path, palette, *, counts=None, params=None) -> Path:
+    """Write a palette as JSON, CSV or GIMP palette (``.gpl``, RGB only), by suffix.
+
+    JSON keeps everything (:meth:`Palette.to_json`). CSV holds one row per label
+    (centre, count, fraction) and GIMP palettes the colours rounded to integers; both
+    carry the palette's colour space and channel scaling in a ``#`` comment line (the
+    last line of a CSV), so that reapplying a loaded palette measures distances as the
+    fit did.
 
     Parameters
     ----------
     path : str or Path
         Where to write; the suffix picks the format.
-    centers : (k, C) array_like
-        The centres, row i for label i + 1.
+    palette : Palette, Quantization or (k, C) array_like
+        The palette, a result (its palette), or bare centres (row i for label i + 1).
     counts : (k,) array_like, optional
-        Pixels per label (CSV and JSON keep them, with the fractions).
+        Pixels per label, for bare centres.
     params : dict, optional
-        The parameters that made the palette (JSON keeps them).
+        How bare centres were made.
 
     Returns
     -------
@@ -86,64 +287,53 @@ def save_palette(path, centers, *, counts=None, params=None) -> Path:
     >>> import tempfile, pathlib
     >>> folder = pathlib.Path(tempfile.mkdtemp())
     >>> written = save_palette(folder / "p.json", [[0, 0, 0], [255, 128, 0]], counts=[3, 1])
-    >>> load_palette(written).tolist()
+    >>> load_palette(written).centers.tolist()
     [[0.0, 0.0, 0.0], [255.0, 128.0, 0.0]]
     """
     path = Path(path)
-    centers = np.asarray(centers, dtype=np.float64)
-    if centers.ndim == 1:
-        centers = centers[:, None]
+    palette = as_palette(palette, counts=counts, params=params)
     suffix = path.suffix.lower()
     if suffix not in PALETTE_FORMATS:
         raise ValueError(f"palette format {suffix!r} is not one of {PALETTE_FORMATS}")
-    k, n_channels = centers.shape
-    fractions = None
-    if counts is not None:
-        counts = np.asarray(counts, dtype=np.int64)
-        total = counts.sum()
-        fractions = counts / total if total else np.zeros(k)
-    names = _channel_names(n_channels)
-    if suffix == ".csv":
-        rows = ["label," + ",".join(names) + (",count,fraction" if counts is not None else "")]
+    centers, k = palette.centers, palette.k
+    meta = _META_PREFIX + json.dumps(palette._space())
+    if suffix == ".json":
+        path.write_text(palette.to_json())
+    elif suffix == ".csv":
+        counted = palette.counts is not None
+        names = _channel_names(centers.shape[1])
+        rows = ["label," + ",".join(names) + (",count,fraction" if counted else "")]
         for i in range(k):
             row = [str(i + 1), *(repr(float(v)) for v in centers[i])]
-            if counts is not None:
-                row += [str(int(counts[i])), repr(float(fractions[i]))]
+            if counted:
+                row += [str(int(palette.counts[i])), repr(float(palette.fractions[i]))]
             rows.append(",".join(row))
+        rows.append(meta)  # last, so that the header stays the first line for spreadsheets
         path.write_text("\n".join(rows) + "\n")
-    elif suffix == ".json":
-        document = {
-            "k": k,
-            "channels": names,
-            "centers": centers.tolist(),
-            "counts": None if counts is None else counts.tolist(),
-            "fractions": None if fractions is None else fractions.tolist(),
-            "params": params or {},
-        }
-        path.write_text(json.dumps(document, indent=2, default=str) + "\n")
     else:
-        if n_channels != 3:
+        if centers.shape[1] != 3:
             raise ValueError("a GIMP palette holds RGB colours: this palette is not RGB")
         rgb = np.clip(np.rint(centers), 0, 255).astype(int)
-        lines = ["GIMP Palette", f"Name: napari-kquant K={k}", "Columns: 0", "#"]
+        lines = ["GIMP Palette", f"Name: napari-kquant K={k}", "Columns: 0", meta]
         lines += [f"{r:3d} {g:3d} {b:3d}\tlabel {i + 1}" for i, (r, g, b) in enumerate(rgb)]
         path.write_text("\n".join(lines) + "\n")
     return path
 
 
-def load_palette(path) -> np.ndarray:
-    """Read the centres back from a palette written by :func:`save_palette`.
+def load_palette(path) -> Palette:
+    """Read a palette written by :func:`save_palette` (or any CSV/GIMP colour list).
 
     Returns
     -------
-    (k, C) ndarray of float64
-        Row i is the centre of label i + 1.
+    Palette
+        Its centres (row i for label i + 1), colour space and scaling; from JSON also
+        the counts and how it was made.
 
     Examples
     --------
     >>> import tempfile, pathlib
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "p.gpl"
-    >>> load_palette(save_palette(path, [[10, 20, 30]])).tolist()
+    >>> load_palette(save_palette(path, [[10, 20, 30]])).centers.tolist()
     [[10.0, 20.0, 30.0]]
     """
     path = Path(path)
@@ -156,33 +346,36 @@ def load_palette(path) -> np.ndarray:
         raise ValueError(f"{path} is not a text palette file") from exc
     try:
         if suffix == ".json":
-            document = json.loads(text)
-            if not isinstance(document, dict) or "centers" not in document:
-                raise ValueError("a JSON palette is an object with a 'centers' list")
-            centers = np.asarray(document["centers"], dtype=np.float64)
-        elif suffix == ".csv":
-            lines = [line for line in text.splitlines() if line.strip()]
-            header = lines[0].split(",")
+            return Palette.from_json(text)
+        lines = [line for line in text.splitlines() if line.strip()]
+        space = {}
+        for line in lines:
+            if line.startswith(_META_PREFIX):
+                space = json.loads(line[len(_META_PREFIX) :])
+        if suffix == ".csv":
+            rows = [line for line in lines if not line.startswith("#")]
+            header = rows[0].split(",")
             columns = [
                 i for i, name in enumerate(header) if name not in ("label", "count", "fraction")
             ]
-            centers = np.array([[float(line.split(",")[i]) for i in columns] for line in lines[1:]])
-        elif suffix == ".gpl":
-            lines = text.splitlines()
+            centers = np.array([[float(row.split(",")[i]) for i in columns] for row in rows[1:]])
+            counts = None
+            if "count" in header:
+                at = header.index("count")
+                counts = [int(row.split(",")[at]) for row in rows[1:]]
+        else:
             if not lines or lines[0].strip() != "GIMP Palette":
                 raise ValueError("no 'GIMP Palette' header")
             rows = [
                 line.split()[:3]
                 for line in lines[1:]
-                if line.strip() and not line.startswith(("#", "Name:", "Columns:"))
+                if not line.startswith(("#", "Name:", "Columns:"))
             ]
-            centers = np.array(rows, dtype=np.float64)
+            centers, counts = np.array(rows, dtype=np.float64), None
+        return Palette.from_dict({**space, "centers": centers, "counts": counts})
     except (KeyError, IndexError, TypeError, ValueError, RecursionError) as exc:
         # JSONDecodeError is a ValueError; RecursionError: JSON nested too deeply
         raise ValueError(f"{path} is not a readable palette: {exc}") from None
-    if centers.ndim != 2 or len(centers) == 0 or not np.isfinite(centers).all():
-        raise ValueError(f"{path} holds no palette (expected one row of numbers per colour)")
-    return centers
 
 
 def _channel_names(n_channels: int) -> list[str]:

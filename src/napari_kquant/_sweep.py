@@ -9,8 +9,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._kmeans import QUANTIZE_DEFAULTS, Quantization, _Job
+from ._kmeans import Quantization, _Job
 from ._lazy import is_lazy, is_multiscale
+from ._options import QUANTIZE_DEFAULTS
 from ._validate import MAX_SWEEP_VALUES, check_k
 
 

@@ -13,11 +13,10 @@ import secrets
 import cv2
 import numpy as np
 
-MAX_K = 1024  # clusters: palettes people use stop at 256; 1024 still runs in seconds
-MAX_SWEEP_VALUES = 256  # K values in one sweep
-MAX_SEED = 2**31 - 1  # cv2.setRNGSeed takes a C int
-MAX_ATTEMPTS = 100  # initialisations: beyond this a run only gets slower
-MAX_ITER = 100_000  # Lloyd iterations (a criterion that is off uses 10,000)
+from ._options import MAX_ATTEMPTS, MAX_ITER, MAX_K, MAX_SEED, MAX_SWEEP_VALUES, choices
+
+__all__ = ["MAX_ATTEMPTS", "MAX_ITER", "MAX_K", "MAX_SEED", "MAX_SWEEP_VALUES"]
+
 MAX_FLOAT_MAGNITUDE = 1e150  # beyond this, squared distances overflow float64
 # Magnitudes whose squared distances float32 holds with room to spare: (2 * 1e18)**2
 # * channels stays far below float32's maximum (3.4e38). OpenCV's k-means measures in
@@ -25,11 +24,9 @@ MAX_FLOAT_MAGNITUDE = 1e150  # beyond this, squared distances overflow float64
 # float64 above it.
 FLOAT32_SAFE = 1e18
 OPENCV_MAX_MAGNITUDE = FLOAT32_SAFE
-CRITERIA = {
-    "eps+max_iter": cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER,
-    "eps": cv2.TERM_CRITERIA_EPS,
-    "max_iter": cv2.TERM_CRITERIA_MAX_ITER,
-}
+_FLAGS = {"eps": cv2.TERM_CRITERIA_EPS, "max_iter": cv2.TERM_CRITERIA_MAX_ITER}
+# each criteria choice of Options as OpenCV's flags ("eps+max_iter": both)
+CRITERIA = {name: sum(_FLAGS[part] for part in name.split("+")) for name in choices("criteria")}
 
 
 def check_choice(name: str, value, choices) -> str:

@@ -25,7 +25,7 @@ from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QThreadPool
 
 from ._cancel import Cancelled, cancellable
-from ._kmeans import CRITERIA, INITS, METHODS, apply_palette, quantize
+from ._kmeans import CRITERIA, INITS, METHODS
 from ._layers import (
     METADATA_KEY,
     Request,
@@ -41,6 +41,7 @@ from ._layers import (
 )
 from ._lazy import iter_export_zarr
 from ._palette import COLOR_SPACES
+from ._quantize import apply_palette, quantize
 from ._sweep import Sweep, iter_sweep, parse_ks, psnr_peak
 from ._validate import MAX_ATTEMPTS, MAX_ITER, MAX_K, MAX_SEED
 
@@ -330,14 +331,13 @@ class QuantizeWidget(_KQuantWidget):
         connect = self._connections(returned=lambda result: self._show(request, result))
         palette_layer = self.palette_from.value
         if palette_layer is not None:
-            centers, options = use_palette(request, palette_layer)
+            palette = use_palette(request, palette_layer)
             self.status.value = f"applying the palette of {palette_layer.name}…"
             return create_worker(
                 _refusing(apply_palette, self._stop),
                 request.data,
-                centers,
+                palette,
                 **request.options,
-                **options,
                 _progress={"desc": f"palette of {palette_layer.name} on {request.name}"},
                 _start_thread=False,
                 _connect=connect,
