@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._options import OPTION_NAMES, choices, default, describe, kind
+
 SAMPLES = ("astronaut", "coffee")
 TIFF = (".tif", ".tiff")
 READABLE = (".png", ".jpg", ".jpeg", *TIFF)
@@ -64,21 +66,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="replace output files that exist already (never an input or the palette file)",
     )
+    for name in CLI_OPTIONS:
+        add_option(q, name)
     q.add_argument(
-        "--method",
-        choices=("fast", "opencv"),
-        default="fast",
-        help="fast (default): the fast engine; opencv: cv2.kmeans on every pixel",
+        "--mask",
+        type=Path,
+        metavar="MASKFILE",
+        help="cluster only the pixels where this image (one value per pixel, same size as "
+        "every input) is non-zero; the others get label 0 and keep their value",
     )
-    q.add_argument("--attempts", type=int, default=3, help="initialisations tried (default 3)")
-    q.add_argument("--max-iter", type=int, default=100, help="maximum iterations (default 100)")
-    q.add_argument(
-        "--epsilon", type=float, help="stop when no centre moves more (default 0.1%% of range)"
-    )
-    q.add_argument(
-        "--init", choices=("kmeans++", "random"), default="kmeans++", help="centre initialisation"
-    )
-    q.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     q.add_argument(
         "--palette-from",
         type=Path,
@@ -97,6 +93,34 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--sample", choices=SAMPLES, default="astronaut", help="sample image to open")
     demo.add_argument("-k", type=int, default=8, help="K preset in the widget (default 8)")
     return parser
+
+
+# Every option of Options but the multiscale level (files are single-resolution)
+CLI_OPTIONS = tuple(name for name in OPTION_NAMES if name != "fit_level")
+
+
+def add_option(parser: argparse.ArgumentParser, name: str) -> None:
+    """Add ``--name`` for one option of Options.
+
+    Its type, choices and default come from Options, its help from quantize()'s
+    docstring.
+    """
+    from ._quantize import quantize
+
+    flag = "--" + name.replace("_", "-")
+    text = describe(quantize.__doc__).get(name, "").replace("%", "%%")
+    value = default(name)
+    if kind(name) == "flag":
+        parser.add_argument(flag, action="store_true", help=text)
+        return
+    shown = "automatic" if value is None else value
+    kwargs = {"default": value, "help": f"{text} (default: {shown})"}
+    if kind(name) == "choice":
+        kwargs["choices"] = choices(name)
+    else:
+        kwargs["type"] = int if kind(name) == "int" else float
+        kwargs["metavar"] = name.upper()
+    parser.add_argument(flag, **kwargs)
 
 
 def image_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
@@ -214,7 +238,9 @@ def _channels(path: Path) -> bool | None:
     return len(shape) == 3 and shape[-1] >= 3
 
 
-def process(path: Path, args, options: dict, palette, protected: list[Path]) -> list[Path]:
+def process(
+    path: Path, args, options: dict, palette, protected: list[Path], mask=None
+) -> list[Path]:
     """Quantize (or sweep) one file; returns the files written."""
     from ._palette import save_palette
     from ._quantize import apply_palette, quantize
@@ -228,16 +254,16 @@ def process(path: Path, args, options: dict, palette, protected: list[Path]) -> 
     write = {"overwrite": args.overwrite, "protected": protected}
     if args.sweep is not None:
         out = planned(path, args, None, None)["sweep"]
-        table = sweep(image, args.sweep, **options).table()
+        table = sweep(image, args.sweep, mask=mask, **options).table()
         with replacing(out, **write) as tmp, tmp.open("w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(table)
             writer.writerows(zip(*table.values(), strict=True))
         return [out]
     if palette is not None:
-        result = apply_palette(image, palette)
+        result = apply_palette(image, palette, mask=mask)
     else:
-        result = quantize(image, args.k, **options)
+        result = quantize(image, args.k, mask=mask, **options)
     rgb = result.centers.shape[1] == 3
     out = planned(path, args, result.k, rgb)
     quantized = result.image if alpha is None else np.dstack([result.image, alpha])
@@ -275,14 +301,7 @@ def quantize_files(args) -> int:
 
     if args.output is not None and args.output.exists() and not args.output.is_dir():
         return _refuse(f"-o {args.output} is a file: give a folder for the outputs")
-    options = {
-        "method": args.method,
-        "attempts": args.attempts,
-        "max_iter": args.max_iter,
-        "epsilon": args.epsilon,
-        "init": args.init,
-        "seed": args.seed,
-    }
+    options = {name: getattr(args, name) for name in CLI_OPTIONS}
     palette = None
     try:
         if args.sweep is not None:
@@ -296,7 +315,15 @@ def quantize_files(args) -> int:
             palette = load_palette(args.palette_from)
         except (OSError, ValueError) as exc:
             return _refuse(f"palette file {args.palette_from}: {exc}")
-    protected = [*args.images, *([args.palette_from] if args.palette_from else [])]
+    mask = None
+    if args.mask is not None:
+        try:
+            pixels = read_image(args.mask)
+        except (OSError, ValueError) as exc:
+            return _refuse(f"mask file {args.mask}: {exc}")
+        mask = pixels != 0 if pixels.ndim == 2 else (pixels != 0).any(axis=-1)
+    extra = [f for f in (args.palette_from, args.mask) if f is not None]
+    protected = [*args.images, *extra]
     k = len(palette) if palette is not None else args.k
     targets = [
         (target, str(path))
@@ -312,7 +339,7 @@ def quantize_files(args) -> int:
     failed = 0
     for path in tqdm(args.images, desc="quantizing", unit="file", disable=args.quiet):
         try:
-            process(path, args, options, palette, protected)
+            process(path, args, options, palette, protected, mask)
         except Exception as exc:  # a batch reports each file's failure and goes on
             failed += 1
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

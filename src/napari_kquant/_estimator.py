@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ._kmeans import Quantization
-from ._options import QUANTIZE_DEFAULTS
-from ._quantize import apply_palette, quantize
+from ._options import QUANTIZE_DEFAULTS, TABLE_OPTIONS
+from ._quantize import quantize
 from ._validate import guess_rgb
 
 
@@ -26,7 +26,7 @@ class NotFittedError(ValueError, AttributeError):
     """
 
 
-_PARAMS = ("k", "method", "attempts", "max_iter", "epsilon", "criteria", "init", "seed")
+_PARAMS = ("k", *TABLE_OPTIONS)  # a test checks __init__ takes exactly these
 
 
 class KMeansQuantizer:
@@ -43,8 +43,9 @@ class KMeansQuantizer:
     ----------
     k : int
         Number of clusters.
-    method, attempts, max_iter, epsilon, criteria, init, seed
-        As for :func:`napari_kquant.quantize`.
+    method, attempts, max_iter, epsilon, criteria, init, seed, color_space, standardize, sample_size
+        As for :func:`napari_kquant.quantize` (the options of
+        :class:`napari_kquant._options.Options` that apply to a pixel table).
 
     Attributes
     ----------
@@ -56,6 +57,9 @@ class KMeansQuantizer:
         Sum of squared distances of the training pixels to their centres.
     n_features_in_ : int
         Channels seen in ``fit``.
+    palette_ : Palette
+        The fitted palette (centres, colour space, scaling): ``predict`` and the image
+        helpers apply it, :func:`napari_kquant.save_palette` writes it.
 
     Examples
     --------
@@ -80,7 +84,10 @@ class KMeansQuantizer:
         epsilon: float | None = None,
         criteria: str | tuple = "eps+max_iter",
         init: str = "kmeans++",
-        seed: int = 0,
+        seed: int | None = 0,
+        color_space: str = "rgb",
+        standardize: bool = False,
+        sample_size: int | None = None,
     ):
         self.k = k
         self.method = method
@@ -90,6 +97,9 @@ class KMeansQuantizer:
         self.criteria = criteria
         self.init = init
         self.seed = seed
+        self.color_space = color_space
+        self.standardize = standardize
+        self.sample_size = sample_size
 
     def get_params(self, deep: bool = True) -> dict:
         """The constructor's parameters (scikit-learn convention)."""
@@ -115,6 +125,7 @@ class KMeansQuantizer:
         """Fit the centres on a pixel table ``X`` of shape (n_pixels, 1 or 3)."""
         table, rgb = _as_table(X)
         result = self._quantize(table if rgb else table[:, 0], rgb)
+        self.palette_ = result.palette
         self.cluster_centers_ = result.centers
         self.labels_ = result.labels.reshape(-1) - 1
         self.inertia_ = result.compactness
@@ -128,9 +139,7 @@ class KMeansQuantizer:
     def predict(self, X) -> np.ndarray:
         """0-based nearest centre of each row of ``X``."""
         table, rgb = self._checked(X)
-        return (
-            apply_palette(table if rgb else table[:, 0], self.cluster_centers_, rgb=rgb).labels - 1
-        )
+        return self.palette_.apply(table if rgb else table[:, 0], rgb=rgb).labels - 1
 
     def transform(self, X) -> np.ndarray:
         """Euclidean distance of each row of ``X`` to each centre, (n_pixels, k)."""
@@ -164,7 +173,7 @@ class KMeansQuantizer:
 
     def _apply(self, image, rgb) -> Quantization:
         self._check_fitted()
-        return apply_palette(image, self.cluster_centers_, rgb=rgb)
+        return self.palette_.apply(image, rgb=rgb)
 
     def _check_fitted(self):
         if not hasattr(self, "cluster_centers_"):

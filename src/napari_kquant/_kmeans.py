@@ -161,7 +161,7 @@ class Quantization:
 def apply_eager(image, palette: Palette, *, mask=None, rgb=None, channel_axis=None):
     """Label an in-memory image with ``palette`` (the eager apply strategy)."""
     started = time.perf_counter()
-    job = _Job.of(
+    job = Job.of(
         image,
         **{
             **QUANTIZE_DEFAULTS,
@@ -288,7 +288,7 @@ class FeatureSpace:
 
 
 @dataclass(frozen=True)
-class _Job:
+class Job:
     """Validated input and options, ready to quantize at one or several K."""
 
     image: np.ndarray
@@ -327,7 +327,7 @@ class _Job:
         planes="stack",
         sample_size=None,
         fit_level=-1,
-    ) -> _Job:
+    ) -> Job:
         if sample_size is not None:
             raise ValueError("sample_size applies to quantize() only")
         if planes != "stack":

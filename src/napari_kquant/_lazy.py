@@ -24,7 +24,7 @@ import numpy as np
 
 from . import _engines
 from ._cancel import checkpoint
-from ._kmeans import FeatureSpace, Quantization, _Job, render
+from ._kmeans import FeatureSpace, Job, Quantization, render
 from ._options import QUANTIZE_DEFAULTS
 from ._palette import register_applier
 from ._validate import (
@@ -185,7 +185,7 @@ def _check_sample_size(sample_size) -> int:
     return check_count("sample_size", sample_size)
 
 
-def fit_sample(data, layout, k, sample_size, mask, options) -> tuple[_Job, Quantization]:
+def fit_sample(data, layout, k, sample_size, mask, options) -> tuple[Job, Quantization]:
     """Fit ``k`` centres on a sample of ``data`` (channels last); the job and its result.
 
     The result's params record the pixels actually fitted on (``sampled``).
@@ -196,7 +196,7 @@ def fit_sample(data, layout, k, sample_size, mask, options) -> tuple[_Job, Quant
         raise ValueError(
             "no pixel to cluster: the mask selects none, or every selected pixel is NaN or inf"
         )
-    job = _Job.of(
+    job = Job.of(
         table if layout.channels else table[:, 0],
         **{**options, "rgb": layout.channels and not layout.features, "mask": None},
         channel_axis=-1 if layout.features else None,

@@ -160,4 +160,5 @@ def describe(docstring: str | None) -> dict[str, str]:
         else:
             for name in names:
                 out[name] = f"{out[name]} {stripped}".strip()
-    return {name: text for name, text in out.items() if text}
+    # plain text for tooltips and --help: no reStructuredText literals
+    return {name: text.replace("``", "") for name, text in out.items() if text}

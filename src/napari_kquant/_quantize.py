@@ -13,7 +13,7 @@ from dataclasses import replace
 import numpy as np
 
 from . import _engines
-from ._kmeans import PLANES, Quantization, _Job
+from ._kmeans import PLANES, Job, Quantization
 from ._lazy import is_lazy, is_multiscale, quantize_lazy, quantize_sampled
 from ._options import QUANTIZE_DEFAULTS
 from ._palette import Palette
@@ -152,7 +152,7 @@ def quantize(
     k = check_k(k)
     if check_choice("planes", planes, PLANES) == "each":
         return _quantize_planes(image, k, options, started)
-    job = _Job.of(image, **options)
+    job = Job.of(image, **options)
     job.check_k(k)
     return job.result(job.fit(k), started)
 

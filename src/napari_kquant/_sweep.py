@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._kmeans import Quantization, _Job
+from ._kmeans import Job, Quantization
 from ._lazy import is_lazy, is_multiscale
 from ._options import QUANTIZE_DEFAULTS
 from ._validate import MAX_SWEEP_VALUES, check_k
@@ -175,7 +175,7 @@ def iter_sweep(image, ks, **options) -> Iterator[Quantization]:
     """
     ks = parse_ks(ks)
     _refuse_lazy(image)
-    job = _Job.of(image, **{**QUANTIZE_DEFAULTS, **options})
+    job = Job.of(image, **{**QUANTIZE_DEFAULTS, **options})
     job.check_k(ks[-1])
     started = time.perf_counter()
     for fit in job.fits(ks):

@@ -25,7 +25,6 @@ from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QThreadPool
 
 from ._cancel import Cancelled, cancellable
-from ._kmeans import CRITERIA, INITS, METHODS
 from ._layers import (
     METADATA_KEY,
     Request,
@@ -40,10 +39,9 @@ from ._layers import (
     use_palette,
 )
 from ._lazy import iter_export_zarr
-from ._palette import COLOR_SPACES
+from ._options import MAX_K, bounds, choices, default, describe, kind, optional
 from ._quantize import apply_palette, quantize
 from ._sweep import Sweep, iter_sweep, parse_ks, psnr_peak
-from ._validate import MAX_ATTEMPTS, MAX_ITER, MAX_K, MAX_SEED
 
 if TYPE_CHECKING:
     import napari
@@ -51,6 +49,55 @@ if TYPE_CHECKING:
 # Cancelled runs stop at the engines' next checkpoint, within about a second; an
 # OpenCV attempt in progress cannot be interrupted and is left to end on its own.
 SHUTDOWN_WAIT_MS = 5_000
+
+
+# The options each dock offers, in this order; their widgets, bounds, defaults and
+# tooltips all come from Options and quantize()'s docstring.
+WIDGET_OPTIONS = (
+    "color_space",
+    "standardize",
+    "method",
+    "attempts",
+    "max_iter",
+    "epsilon",
+    "criteria",
+    "init",
+    "seed",
+)
+LABELS = {
+    "color_space": "colour space",
+    "standardize": "standardize channels (z-score)",
+    "max_iter": "max iterations",
+}
+
+
+def option_widget(name: str):
+    """The magicgui widget for one option of Options, with its tooltip."""
+    label = LABELS.get(name, name.replace("_", " "))
+    tooltip = _tooltips().get(name, "")
+    value = default(name)
+    if kind(name) == "choice":
+        return ComboBox(choices=choices(name), value=value, label=label, tooltip=tooltip)
+    if kind(name) == "flag":
+        return CheckBox(value=value, text=label, tooltip=tooltip)
+    if kind(name) == "int":
+        limits = bounds(name)
+        return SpinBox(
+            value=value, min=int(limits.low), max=int(limits.high), label=label, tooltip=tooltip
+        )
+    # a float that may be automatic: 0 shows "auto"
+    return FloatSpinBox(
+        value=0.0,
+        min=0.0,
+        max=1e9,
+        step=0.1,
+        label=label,
+        tooltip=f"{tooltip} 0: automatic.",
+    )
+
+
+def _tooltips() -> dict[str, str]:
+    return describe(quantize.__doc__)
 
 
 class _Refused(NamedTuple):
@@ -86,33 +133,8 @@ class _KQuantWidget(Container):
             "shapes of a shapes layer; the rest keeps label 0 and its values.",
         )
         self.planes = ComboBox(choices=self.PLANE_CHOICES, value="stack", label="nD")
-        self.color_space = ComboBox(
-            choices=COLOR_SPACES,
-            value="rgb",
-            label="colour space",
-            tooltip="lab: cluster in CIELAB, where distances follow perceived colour "
-            "differences (RGB images only).",
-        )
-        self.standardize = CheckBox(
-            value=False,
-            text="standardize channels (z-score)",
-            tooltip="Scale each channel to zero mean and unit variance before clustering.",
-        )
-        self.method = ComboBox(choices=METHODS, value="fast", label="method")
-        self.attempts = SpinBox(value=3, min=1, max=MAX_ATTEMPTS, label="attempts")
-        self.max_iter = SpinBox(value=100, min=1, max=MAX_ITER, label="max iterations")
-        self.epsilon = FloatSpinBox(
-            value=0.0,
-            min=0.0,
-            max=1e9,
-            step=0.1,
-            label="epsilon",
-            tooltip="Stop when no centre moves more than this (image units). "
-            "0: 0.1% of the value range.",
-        )
-        self.criteria = ComboBox(choices=tuple(CRITERIA), value="eps+max_iter", label="criteria")
-        self.init = ComboBox(choices=INITS, value="kmeans++", label="init")
-        self.seed = SpinBox(value=0, min=0, max=MAX_SEED, label="seed")
+        for name in WIDGET_OPTIONS:
+            setattr(self, name, option_widget(name))
         self.run_button = PushButton(text="Run")
         self.status = Label(value="")
         self.extend(
@@ -122,15 +144,7 @@ class _KQuantWidget(Container):
                 self.mask,
                 self.planes,
                 *k_widgets,
-                self.color_space,
-                self.standardize,
-                self.method,
-                self.attempts,
-                self.max_iter,
-                self.epsilon,
-                self.criteria,
-                self.init,
-                self.seed,
+                *(getattr(self, name) for name in WIDGET_OPTIONS),
                 self.run_button,
                 self.status,
             ]
@@ -149,16 +163,11 @@ class _KQuantWidget(Container):
 
     def options(self) -> dict:
         """The quantize() options as set in the widget."""
+        values = {name: getattr(self, name).value for name in WIDGET_OPTIONS}
+        # a number option that may be automatic shows "auto" at its minimum
         return {
-            "method": self.method.value,
-            "attempts": self.attempts.value,
-            "max_iter": self.max_iter.value,
-            "epsilon": self.epsilon.value or None,
-            "criteria": self.criteria.value,
-            "init": self.init.value,
-            "seed": self.seed.value,
-            "color_space": self.color_space.value,
-            "standardize": self.standardize.value,
+            name: None if optional(name) and kind(name) == "float" and not value else value
+            for name, value in values.items()
         }
 
     def _mask_choices(self, widget=None) -> list:

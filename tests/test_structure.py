@@ -1,0 +1,125 @@
+"""The package's structure: one owner per concept, no import cycles, a light import."""
+
+import ast
+import inspect
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import napari_kquant
+from napari_kquant import KMeansQuantizer, quantize
+from napari_kquant._options import (
+    OPTION_NAMES,
+    QUANTIZE_DEFAULTS,
+    TABLE_OPTIONS,
+    Options,
+    choices,
+    describe,
+)
+
+PACKAGE = Path(napari_kquant.__file__).parent
+
+
+def imports_of(path: Path) -> dict[str, set[str]]:
+    """Package modules a module imports (function-level imports too) -> names taken."""
+    tree = ast.parse(path.read_text())
+    found: dict[str, set[str]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            if node.module:
+                found.setdefault(node.module, set()).update(a.name for a in node.names)
+            else:  # from . import _lazy
+                for alias in node.names:
+                    found.setdefault(alias.name, set())
+    return found
+
+
+def module_graph() -> dict[str, dict[str, set[str]]]:
+    return {
+        path.stem: imports_of(path)
+        for path in PACKAGE.glob("*.py")
+        if path.stem not in ("__init__", "__main__")
+    }
+
+
+def test_no_import_cycle_between_the_package_modules():
+    graph = module_graph()
+    state: dict[str, int] = {}
+
+    def visit(module, trail):
+        state[module] = 1
+        for target in graph.get(module, {}):
+            if target not in graph:
+                continue
+            assert state.get(target) != 1, "import cycle: " + " -> ".join([*trail, target])
+            if target not in state:
+                visit(target, [*trail, target])
+        state[module] = 2
+
+    for module in graph:
+        if module not in state:
+            visit(module, [module])
+
+
+def test_no_module_takes_another_modules_private_names():
+    for module, targets in module_graph().items():
+        for target, names in targets.items():
+            private = sorted(n for n in names if n.startswith("_") and not n.startswith("__"))
+            assert not private, f"{module} imports {private} from {target}"
+
+
+def test_the_core_imports_no_gui():
+    code = (
+        "import sys, napari_kquant, napari_kquant._quantize, napari_kquant._cli;"
+        "print(sorted(m for m in ('napari', 'qtpy', 'magicgui', 'PyQt6') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_quantize_takes_exactly_the_options_with_their_defaults():
+    signature = inspect.signature(quantize)
+    keywords = {
+        name: p.default
+        for name, p in signature.parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+    assert keywords == QUANTIZE_DEFAULTS
+    assert set(describe(quantize.__doc__)) >= set(OPTION_NAMES)  # every option explained
+
+
+def test_the_estimator_takes_the_table_options_with_their_defaults():
+    parameters = inspect.signature(KMeansQuantizer).parameters
+    assert tuple(parameters) == ("k", *TABLE_OPTIONS)
+    for name in TABLE_OPTIONS:
+        assert parameters[name].default == getattr(Options(), name)
+
+
+def test_the_command_line_has_a_flag_for_every_option():
+    from napari_kquant._cli import build_parser
+
+    quantize_parser = build_parser()._subparsers._group_actions[0].choices["quantize"]
+    flags = {a.dest: a for a in quantize_parser._actions}
+    for name in OPTION_NAMES:
+        if name == "fit_level":  # files are single-resolution
+            continue
+        assert name in flags, name
+        if flags[name].choices is not None:
+            assert tuple(flags[name].choices) == choices(name)
+        assert flags[name].help and "``" not in flags[name].help
+
+
+@pytest.mark.parametrize("dock", ["K-means quantization", "Compare K"])
+def test_the_widgets_are_built_from_the_options(make_napari_viewer, dock):
+    from napari_kquant._widget import WIDGET_OPTIONS
+
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-kquant", dock)
+    for name in WIDGET_OPTIONS:
+        field = getattr(widget, name)
+        assert field.tooltip, f"{name} has no tooltip"
+        if hasattr(field, "choices") and name in ("method", "init", "criteria", "color_space"):
+            assert tuple(field.choices) == choices(name)
+    assert set(widget.options()) == set(WIDGET_OPTIONS)
