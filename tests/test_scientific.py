@@ -6,7 +6,7 @@ import pytest
 from skimage import data
 
 from napari_kquant import apply_palette, quantize, sweep
-from napari_kquant._palette import rgb_to_lab
+from napari_kquant._spaces import rgb_to_lab
 
 
 @pytest.fixture(scope="module")

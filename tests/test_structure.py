@@ -123,3 +123,24 @@ def test_the_widgets_are_built_from_the_options(make_napari_viewer, dock):
         if hasattr(field, "choices") and name in ("method", "init", "criteria", "color_space"):
             assert tuple(field.choices) == choices(name)
     assert set(widget.options()) == set(WIDGET_OPTIONS)
+
+
+def test_engines_and_colour_spaces_are_registered_under_the_options_choices():
+    from napari_kquant._engines import ENGINES
+    from napari_kquant._spaces import SPACES
+
+    assert tuple(ENGINES) == choices("method")
+    assert tuple(SPACES) == choices("color_space")
+    for engine in ENGINES.values():
+        assert engine.max_magnitude > 0 and engine.working_bytes(1000, 3, 1) > 0
+
+
+def test_bad_input_is_one_error_class_and_wrong_types_are_type_errors(small_rgb):
+    from napari_kquant import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="at least 1"):
+        quantize(small_rgb, 0)
+    for options in ({"k": 2.5}, {"method": 3}, {"standardize": "yes"}, {"seed": 1.5}):
+        with pytest.raises(TypeError) as info:
+            quantize(small_rgb, **{"k": 3, **options})
+        assert isinstance(info.value, InvalidInputError)

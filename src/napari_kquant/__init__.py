@@ -10,11 +10,13 @@ from ._lazy import export_zarr
 from ._palette import Palette, load_palette, save_palette
 from ._quantize import apply_palette, quantize
 from ._sweep import Sweep, iter_sweep, sweep
+from ._validate import InvalidInputError
 
 # The napari adapter is imported on first use so that `import napari_kquant` stays headless.
 _ADAPTER = ("apply_layer_palette", "palette_of", "quantize_layer", "sweep_layer")
 
 __all__ = [
+    "InvalidInputError",
     "KMeansQuantizer",
     "NotFittedError",
     "Palette",

@@ -35,7 +35,7 @@ import numpy as np
 
 from ._cancel import checkpoint
 from ._palette import darkest_first
-from ._validate import FLOAT32_SAFE
+from ._validate import FLOAT32_SAFE, MAX_FLOAT_MAGNITUDE, InvalidInputError
 
 BLOCK = 1 << 18  # pixels per block in full-data passes: bounds the working memory
 SCORE_BLOCK = 1 << 21  # entries of one block of the (points, centres) score matrix
@@ -49,6 +49,15 @@ FINISH_ITERATIONS = 2  # Lloyd updates on the full summary, after the middle sta
 CV_DEPTHS = tuple(np.dtype(t) for t in ("u1", "i1", "u2", "i2", "i4", "f4", "f8"))
 SMALL_IMAGE = 1 << 20  # up to here distinct colours come from a sort, not 2**24 tables
 CELLS_PER_CLUSTER = 4  # fewer occupied cells than this per cluster: summarise exactly
+# What the engines allocate, for the memory estimate (benchmarks/memory_peak.py checks it)
+MIB = 1 << 20
+SCORE_BYTES = 16 * MIB  # one block of the (points, centres) score matrix
+LUT_ENTRIES = {3: 1 << 24, 1: 1 << 16}  # code -> label lookup table, by channels coded
+HIST_BYTES = (1 << 24) * 4  # calcHist's float32 colour histogram (large RGB images)
+# Weighted Lloyd on the colour summary keeps, per distinct colour: its point and
+# weight, its code, the point cast for the distance products, the weighted point,
+# its norm and its label (float64 mostly): about this many bytes.
+BYTES_PER_SUMMARY_POINT = 96
 
 
 @dataclass(frozen=True)
@@ -108,7 +117,7 @@ def opencv_kmeans(table, k, *, criteria, attempts, init, seed) -> Fit:
     except cv2.error as exc:
         # e.g. values so large that squared distances overflow OpenCV's float32
         reason = str(exc).strip().splitlines()[-1]
-        raise ValueError(
+        raise InvalidInputError(
             f"OpenCV's k-means failed on this image ({reason}); its float32 arithmetic cannot "
             f"hold these values (up to {float(np.abs(samples).max()):.3g}): use method='fast'"
         ) from exc
@@ -695,3 +704,75 @@ def weighted_lloyd(points, weights, centers, max_iter, epsilon, work=np.float64)
             break
     labels, d = nearest(points, centers, work, norms)
     return centers, float(np.dot(d, weights)), labels
+
+
+class FastKMeans:
+    """The default engine: k-means on a weighted colour summary, exact labels (above)."""
+
+    name = "fast"
+    label = "the fast engine"
+    max_magnitude = MAX_FLOAT_MAGNITUDE  # computes in float64
+
+    def fits(self, job, ks):
+        """Yield a Fit per K of ``ks``; a sweep shares the summary and warm starts."""
+        rng = np.random.default_rng(job.seed)
+        if len(ks) == 1:
+            yield FastEngine(job.table).fit(ks[0], *job.engine_options(), rng)
+            return
+        engine = FastEngine(job.table, True, SWEEP_MID_POINTS)
+        yield from engine.sweep(ks, *job.engine_options(), rng)
+
+    @staticmethod
+    def working_bytes(n_pixels: int, n_channels: int, table_itemsize: int) -> int:
+        """Bytes it allocates for ``n_pixels`` pixels besides the outputs."""
+        total = 0
+        if n_channels == 3:
+            if table_itemsize != 1:
+                total += 3 * n_pixels  # uint8 channel codes
+            # codes counted by a sort (small images) or a 2**24 histogram
+            total += 16 * n_pixels if n_pixels <= SMALL_IMAGE else HIST_BYTES
+            distinct = min(n_pixels, LUT_ENTRIES[3])
+            lut = LUT_ENTRIES[3] * 2
+        elif n_channels == 1:
+            total += 2 * 8 * n_pixels + 2 * n_pixels  # float64 scaling temporaries, codes
+            distinct = min(n_pixels, LUT_ENTRIES[1])
+            lut = LUT_ENTRIES[1] * 8 * 2  # the bincount of codes and the lookup table
+        else:
+            # int64 keys per channel step, their sort, order and inverse
+            total += n_pixels * (8 * 4 + 8 * n_channels)
+            distinct = n_pixels
+            lut = 2 * n_pixels
+        return total + lut + distinct * BYTES_PER_SUMMARY_POINT + SCORE_BYTES
+
+
+class OpenCVKMeans:
+    """``cv2.kmeans`` on every pixel as float32: the OpenCV recipe, bit for bit."""
+
+    name = "opencv"
+    label = "OpenCV's float32 k-means"
+    max_magnitude = FLOAT32_SAFE  # squared distances in float32
+
+    def fits(self, job, ks):
+        """Yield a Fit per K of ``ks`` (each K on its own, as the recipe runs)."""
+        epsilon = job.epsilon
+        if epsilon is None:
+            epsilon = default_epsilon(*job.value_range())
+        criteria = (job.criteria_type, job.max_iter, epsilon)
+        for k in ks:
+            yield opencv_kmeans(
+                job.table, k, criteria=criteria, attempts=job.attempts, init=job.init, seed=job.seed
+            )
+
+    @staticmethod
+    def working_bytes(n_pixels: int, n_channels: int, table_itemsize: int) -> int:
+        """Bytes it allocates for ``n_pixels`` pixels besides the outputs.
+
+        Float32 samples; OpenCV's int32 labels, float distances and best labels; our
+        relabelling; a block of the quantized image.
+        """
+        return n_pixels * (4 * n_channels + 32) + SCORE_BYTES
+
+
+# method -> engine: a new engine is one class above and one entry here (a test checks
+# the keys are Options' method choices)
+ENGINES = {engine.name: engine for engine in (FastKMeans(), OpenCVKMeans())}

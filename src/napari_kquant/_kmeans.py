@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import cv2
@@ -11,21 +11,16 @@ import numpy as np
 
 from . import _engines
 from ._cancel import checkpoint
+from ._engines import ENGINES
 from ._memory import check_memory
 from ._options import QUANTIZE_DEFAULTS, choices
-from ._palette import (
-    COLOR_SPACES,
-    Palette,
-    darkest_first,
-    lab_to_rgb,
-    register_applier,
-    rgb_to_lab,
-)
+from ._palette import Palette, darkest_first, register_applier
+from ._spaces import COLOR_SPACES, FeatureSpace, scaling
 from ._validate import (
     CRITERIA,
     MAX_ATTEMPTS,
     MAX_FLOAT_MAGNITUDE,
-    OPENCV_MAX_MAGNITUDE,
+    InvalidInputError,
     check_axis,
     check_choice,
     check_count,
@@ -117,7 +112,7 @@ class Quantization:
         :meth:`Palette.apply`. A result with one palette per plane has none.
         """
         if self.params.get("planes") == "each":
-            raise ValueError(
+            raise InvalidInputError(
                 "this result holds one palette per plane: fit one palette "
                 "(planes='stack') to save or reapply it"
             )
@@ -175,11 +170,11 @@ def apply_eager(image, palette: Palette, *, mask=None, rgb=None, channel_axis=No
     centers = palette.centers
     n_channels = job.table.shape[1]
     if centers.shape[1] != n_channels:
-        raise ValueError(
+        raise InvalidInputError(
             f"centers must be a (k, {n_channels}) array for this image, got shape {centers.shape}"
         )
     if np.abs(centers).max() > MAX_FLOAT_MAGNITUDE:
-        raise ValueError(
+        raise InvalidInputError(
             f"centers up to {np.abs(centers).max():.3g} make squared distances overflow: "
             f"palette values must stay below {MAX_FLOAT_MAGNITUDE:.0e}"
         )
@@ -187,104 +182,7 @@ def apply_eager(image, palette: Palette, *, mask=None, rgb=None, channel_axis=No
     return job.result(fit, started, centers=centers, method="palette")
 
 
-def scaling(palette: Palette):
-    """A palette's z-scoring as FeatureSpace.of takes it: (scale, offset), or False."""
-    if palette.channel_scale is None:
-        return False
-    offset = palette.channel_offset
-    if offset is None:
-        offset = np.zeros(palette.centers.shape[1])
-    return palette.channel_scale, offset
-
-
 register_applier(lambda image: True, apply_eager)  # numpy, and anything numpy can read
-
-
-@dataclass(frozen=True)
-class FeatureSpace:
-    """Where pixels are clustered: RGB or CIELAB, optionally z-scored per channel.
-
-    ``forward`` takes an (N, C) table (or centres) in image units to that space,
-    ``back`` takes centres back to image units.
-    """
-
-    color_space: str = "rgb"
-    white: float = 1.0  # full intensity, for Lab
-    offset: np.ndarray | None = None
-    scale: np.ndarray | None = None
-
-    @property
-    def identity(self) -> bool:
-        """Whether pixels are clustered in their own values."""
-        return self.color_space == "rgb" and self.scale is None
-
-    def forward(self, table: np.ndarray) -> np.ndarray:
-        """Image units to the clustering space."""
-        if self.color_space == "lab":
-            table = rgb_to_lab(table, self.white)
-        if self.scale is not None:
-            table = (table - self.offset) / self.scale
-        return table
-
-    def back(self, centers: np.ndarray) -> np.ndarray:
-        """Centres in the clustering space to image units."""
-        if self.scale is not None:
-            centers = centers * self.scale + self.offset
-        if self.color_space == "lab":
-            centers = lab_to_rgb(centers, self.white)
-        return centers
-
-    @classmethod
-    def for_palette(cls, palette: Palette, dtype, rgb: bool) -> FeatureSpace:
-        """The space ``palette`` measures distances in, for pixels of ``dtype``."""
-        space, _ = cls.of(
-            np.empty((0, palette.centers.shape[1]), dtype),
-            palette.color_space,
-            scaling(palette),
-            dtype,
-            rgb,
-        )
-        return space
-
-    @classmethod
-    def of(cls, table, color_space, standardize, dtype, rgb) -> tuple[FeatureSpace, np.ndarray]:
-        """The space for these options and the table moved into it."""
-        if color_space not in COLOR_SPACES:
-            raise ValueError(f"color_space must be one of {COLOR_SPACES}, got {color_space!r}")
-        white = 1.0
-        if color_space == "lab":
-            if not rgb:
-                raise ValueError(
-                    "color_space='lab' applies to RGB(A) images only: this image has no "
-                    "colour axis (use color_space='rgb')"
-                )
-            if np.issubdtype(dtype, np.signedinteger):
-                raise ValueError(
-                    f"color_space='lab' needs unsigned integer or 0..1 float RGB, not {dtype}"
-                )
-            if np.issubdtype(dtype, np.integer):
-                white = float(np.iinfo(dtype).max)
-        space = cls(color_space, white)
-        table = space.forward(table)
-        if standardize is False or standardize is None:
-            return space, table
-        if standardize is True:
-            # column by column on contiguous copies: the same figures whatever the
-            # table's memory layout (eager and lazy paths then agree to the bit)
-            columns = [
-                np.ascontiguousarray(table[:, c], dtype=np.float64) for c in range(table.shape[1])
-            ]
-            offset = np.array([column.mean() for column in columns])
-            scale = np.array([column.std() for column in columns])
-            scale[~(scale > 0)] = 1.0
-        else:  # a palette's (scale, offset): distances measured exactly as in its fit
-            scale, offset = (np.asarray(v, dtype=np.float64).reshape(-1) for v in standardize)
-            if len(scale) != table.shape[1]:
-                raise ValueError(
-                    f"channel_scale has {len(scale)} values for {table.shape[1]} channels"
-                )
-        space = replace(space, offset=offset, scale=scale)
-        return space, (table - offset) / scale
 
 
 @dataclass(frozen=True)
@@ -329,15 +227,15 @@ class Job:
         fit_level=-1,
     ) -> Job:
         if sample_size is not None:
-            raise ValueError("sample_size applies to quantize() only")
+            raise InvalidInputError("sample_size applies to quantize() only")
         if planes != "stack":
-            raise ValueError(
+            raise InvalidInputError(
                 f"planes={planes!r} is for quantize(): sweeps and palettes use the whole stack"
             )
         image = np.asarray(image)
         if channel_axis is not None:
             if rgb is not None and check_flag("rgb", rgb):
-                raise ValueError("give rgb=True or channel_axis, not both")
+                raise InvalidInputError("give rgb=True or channel_axis, not both")
             channel_axis = check_axis(image, channel_axis)
             image = np.moveaxis(image, channel_axis, -1)
             check_image(image, False)
@@ -348,8 +246,7 @@ class Job:
         init = check_choice("init", init, INITS)
         attempts = check_count("attempts", attempts, MAX_ATTEMPTS)
         criteria_type, max_iter, epsilon = check_criteria(criteria, max_iter, epsilon)
-        if method == "opencv":
-            epsilon = check_epsilon(epsilon, OPENCV_MAX_MAGNITUDE)
+        epsilon = check_epsilon(epsilon, ENGINES[method].max_magnitude)
         seed = check_seed(seed)
         color_space = check_choice("color_space", color_space, COLOR_SPACES)
         if not isinstance(standardize, tuple):  # (scale, offset): a palette's scaling
@@ -375,33 +272,32 @@ class Job:
         if floating:
             low, high = float(table.min()), float(table.max())
             if max(abs(low), abs(high)) > MAX_FLOAT_MAGNITUDE:
-                raise ValueError(
+                raise InvalidInputError(
                     f"values up to {max(abs(low), abs(high)):.3g} make squared distances "
                     f"overflow: rescale the image below {MAX_FLOAT_MAGNITUDE:.0e}"
                 )
         true_rgb = rgb and channel_axis is None
         raw = table
-        if color_space == "lab" and floating and (low < 0 or high > 1):
-            raise ValueError(
-                f"color_space='lab' reads float RGB as 0..1, but this image spans "
-                f"{low:.4g}..{high:.4g}: scale it to 0..1 (e.g. image / 255) or use 'rgb'"
-            )
-        space, table = FeatureSpace.of(table, color_space, standardize, image.dtype, true_rgb)
+        value_range = (low, high) if floating else None
+        space, table = FeatureSpace.of(
+            table, color_space, standardize, image.dtype, true_rgb, value_range
+        )
         if not space.identity and not np.isfinite(table).all():
-            raise ValueError(
+            raise InvalidInputError(
                 "the values overflow when standardized: rescale the image or use standardize=False"
             )
-        if method == "opencv":
-            if not (floating and space.identity):  # the range of the values clustered
-                low, high = float(table.min()), float(table.max())
-            if max(abs(low), abs(high)) > OPENCV_MAX_MAGNITUDE:
-                raise ValueError(
-                    f"values up to {max(abs(low), abs(high)):.3g} are beyond what OpenCV's "
-                    f"float32 k-means can measure (about {OPENCV_MAX_MAGNITUDE:.0e}): "
+        engine = ENGINES[method]
+        table_range = value_range if space.identity else None  # of the values clustered
+        if engine.max_magnitude < MAX_FLOAT_MAGNITUDE:  # check what it will measure
+            if table_range is None:
+                table_range = (float(table.min()), float(table.max()))
+            low, high = table_range
+            if max(abs(low), abs(high)) > engine.max_magnitude:
+                raise InvalidInputError(
+                    f"values up to {max(abs(low), abs(high)):.3g} are beyond what "
+                    f"{engine.label} can measure (about {engine.max_magnitude:.0e}): "
                     "use method='fast', or rescale the image"
                 )
-            if epsilon is None:
-                epsilon = _engines.default_epsilon(low, high)
         return cls(
             image,
             table,
@@ -417,17 +313,22 @@ class Job:
             channel_axis,
             space,
             raw,
+            {} if table_range is None else {"value_range": table_range},
         )
 
     def check_k(self, k_max: int) -> None:
         """Refuse a K the data cannot give."""
         _check_k_against_data(self.table, k_max)
 
-    def fast_engine(self, sweep: bool = False) -> _engines.FastEngine:
-        """The fast engine's summary of this image (shared by the K of a sweep)."""
-        if sweep:
-            return _engines.FastEngine(self.table, True, _engines.SWEEP_MID_POINTS)
+    def fast_engine(self) -> _engines.FastEngine:
+        """The fast engine's summary of this image (labels pixels for given centres)."""
         return _engines.FastEngine(self.table)
+
+    def value_range(self) -> tuple[float, float]:
+        """Smallest and largest value clustered (computed once)."""
+        if "value_range" not in self.cache:
+            self.cache["value_range"] = (float(self.table.min()), float(self.table.max()))
+        return self.cache["value_range"]
 
     def engine_options(self) -> tuple:
         """max_iter, epsilon, use_epsilon, attempts, init as the engines take them."""
@@ -442,26 +343,11 @@ class Job:
 
     def fit(self, k) -> _engines.Fit:
         """Cluster at ``k`` with this job's engine."""
-        if self.method == "opencv":
-            criteria = (self.criteria_type, self.max_iter, self.epsilon)
-            return _engines.opencv_kmeans(
-                self.table,
-                k,
-                criteria=criteria,
-                attempts=self.attempts,
-                init=self.init,
-                seed=self.seed,
-            )
-        engine = self.fast_engine()
-        return engine.fit(k, *self.engine_options(), np.random.default_rng(self.seed))
+        return next(self.fits([k]))
 
     def fits(self, ks):
-        """Yield a Fit per K of ``ks``; the fast engine shares work between them."""
-        if self.method == "opencv" or len(ks) == 1:
-            yield from (self.fit(k) for k in ks)
-            return
-        engine = self.fast_engine(sweep=True)
-        yield from engine.sweep(ks, *self.engine_options(), np.random.default_rng(self.seed))
+        """Yield a Fit per K of ``ks`` from this job's engine."""
+        return ENGINES[self.method].fits(self, ks)
 
     def result(self, fit: _engines.Fit, started: float, centers=None, **params) -> Quantization:
         """The Quantization of one Fit (``params`` override the recorded parameters).
@@ -523,12 +409,10 @@ class Job:
         (apply_palette, the lazy path) gives.
         """
         centers = self.space.back(fit.centers)
-        if self.space.color_space == "lab":
-            # Lab centres of in-gamut colours can map slightly outside the data: clip.
-            raw = self.image.reshape(-1, self.image.shape[-1])[:, :3]
-            raw = raw if self.keep is None else raw[self.keep]
-            low = np.array([float(raw[:, c].min()) for c in range(3)])
-            high = np.array([float(raw[:, c].max()) for c in range(3)])
+        if self.space.colours.clips_centres:
+            # e.g. Lab centres of in-gamut colours can map slightly outside the data
+            low = np.array([float(self.raw[:, c].min()) for c in range(self.raw.shape[1])])
+            high = np.array([float(self.raw[:, c].max()) for c in range(self.raw.shape[1])])
             centers = np.clip(centers, low, high)
         centers = centers[darkest_first(centers)]
         if "engine" not in self.cache:  # one summary serves every K of a sweep
@@ -604,7 +488,7 @@ def _clustered_pixels(image, table, rgb, mask) -> np.ndarray | None:
     if keep is None or keep.all():
         return None
     if not keep.any():
-        raise ValueError(
+        raise InvalidInputError(
             "no pixel to cluster: the mask selects none, or every selected pixel is NaN or inf"
         )
     return keep
@@ -613,7 +497,7 @@ def _clustered_pixels(image, table, rgb, mask) -> np.ndarray | None:
 def _check_k_against_data(table: np.ndarray, k: int) -> None:
     """K may not exceed the pixels, nor the distinct colours (found cheaply, blockwise)."""
     if k > len(table):
-        raise ValueError(
+        raise InvalidInputError(
             f"k={k} exceeds the number of pixels ({len(table)}): choose k <= {len(table)}"
         )
     rows = np.ascontiguousarray(table).view(
@@ -625,7 +509,7 @@ def _check_k_against_data(table: np.ndarray, k: int) -> None:
         if distinct >= k:
             return
         if size >= len(rows):
-            raise ValueError(
+            raise InvalidInputError(
                 f"k={k} exceeds the {distinct} distinct colours in the image: "
                 f"choose k <= {distinct}"
             )

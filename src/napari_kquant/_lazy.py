@@ -24,10 +24,12 @@ import numpy as np
 
 from . import _engines
 from ._cancel import checkpoint
-from ._kmeans import FeatureSpace, Job, Quantization, render
+from ._kmeans import Job, Quantization, render
 from ._options import QUANTIZE_DEFAULTS
 from ._palette import register_applier
+from ._spaces import FeatureSpace
 from ._validate import (
+    InvalidInputError,
     check_axis,
     check_count,
     check_image,
@@ -69,7 +71,7 @@ def quantize_lazy(
     k = check_k(k)
     options = {**QUANTIZE_DEFAULTS, **options}
     if options.pop("planes") != "stack":
-        raise ValueError(
+        raise InvalidInputError(
             "planes='each' needs the whole stack in memory: use planes='stack' on lazy data, "
             "or quantize planes one at a time"
         )
@@ -77,10 +79,12 @@ def quantize_lazy(
     multiscale = is_multiscale(image)
     levels = [as_dask(level) for level in (image if multiscale else [image])]
     if not -len(levels) <= fit_level < len(levels):
-        raise ValueError(f"fit_level={fit_level} is not a level of this {len(levels)}-level image")
+        raise InvalidInputError(
+            f"fit_level={fit_level} is not a level of this {len(levels)}-level image"
+        )
     mask = options.pop("mask")
     if mask is not None and multiscale:
-        raise ValueError("masks apply to single-resolution images: pass one level")
+        raise InvalidInputError("masks apply to single-resolution images: pass one level")
     rgb, axis = options.pop("rgb"), options.pop("channel_axis")
     layout = _Layout.of(levels[fit_level], rgb, axis)
     _, fitted = fit_sample(layout.arrange(levels[fit_level]), layout, k, sample_size, mask, options)
@@ -116,12 +120,12 @@ def apply_lazy(image, palette, *, mask=None, rgb=None, channel_axis=None) -> Qua
     multiscale = is_multiscale(image)
     levels = [as_dask(level) for level in (image if multiscale else [image])]
     if mask is not None and multiscale:
-        raise ValueError("masks apply to single-resolution images: pass one level")
+        raise InvalidInputError("masks apply to single-resolution images: pass one level")
     layout = _Layout.of(levels[0], rgb, channel_axis)
     width = levels[0].shape[layout.axis] if layout.channels else 1
     n_clustered = width if layout.features else min(width, 3)
     if palette.centers.shape[1] != n_clustered:
-        raise ValueError(
+        raise InvalidInputError(
             f"centers must be a (k, {n_clustered}) array for this image, got shape "
             f"{palette.centers.shape}"
         )
@@ -193,7 +197,7 @@ def fit_sample(data, layout, k, sample_size, mask, options) -> tuple[Job, Quanti
     started = time.perf_counter()
     table, kept = sample_pixels(data, layout, sample_size, options["seed"], mask)
     if not kept:
-        raise ValueError(
+        raise InvalidInputError(
             "no pixel to cluster: the mask selects none, or every selected pixel is NaN or inf"
         )
     job = Job.of(
@@ -217,7 +221,9 @@ def quantize_sampled(image: np.ndarray, k: int, *, sample_size: int, **options) 
     k = check_k(k)
     options = {**QUANTIZE_DEFAULTS, **options}
     if options.pop("planes") != "stack":
-        raise ValueError("planes='each' fits every plane on all its pixels: drop sample_size")
+        raise InvalidInputError(
+            "planes='each' fits every plane on all its pixels: drop sample_size"
+        )
     sample_size = _check_sample_size(sample_size)
     mask, rgb, axis = options.pop("mask"), options.pop("rgb"), options.pop("channel_axis")
     layout = _Layout.of(image, rgb, axis)
@@ -240,7 +246,7 @@ class _Layout:
     def of(cls, data, rgb, axis) -> _Layout:
         if axis is not None:
             if rgb:
-                raise ValueError("give rgb=True or channel_axis, not both")
+                raise InvalidInputError("give rgb=True or channel_axis, not both")
             check_image(data, False)
             axis = check_axis(data, axis)
             return cls(data.ndim, True, True, axis)

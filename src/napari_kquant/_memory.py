@@ -11,15 +11,8 @@ import os
 
 import numpy as np
 
-MIB = 1 << 20
-SCORE_BYTES = 16 * MIB  # one block of the (points, centres) score matrix
-LUT_ENTRIES = {3: 1 << 24, 1: 1 << 16}  # code -> label lookup table, by channels coded
-HIST_BYTES = (1 << 24) * 4  # calcHist's float32 colour histogram (large RGB images)
-SMALL_IMAGE = 1 << 20  # up to here distinct colours come from a sort, not a histogram
-# Weighted Lloyd on the colour summary keeps, per distinct colour: its point and
-# weight, its code, the point cast for the distance products, the weighted point,
-# its norm and its label (float64 mostly): about this many bytes.
-BYTES_PER_SUMMARY_POINT = 96
+from ._engines import ENGINES
+from ._validate import InvalidInputError
 
 
 def available_bytes() -> int | None:
@@ -54,8 +47,8 @@ def working_bytes(
         The image's (channels last when it has channels).
     n_channels : int
         Channels clustered (3 for RGB(A), 1 for gray, the features otherwise).
-    method : {"fast", "opencv"}
-        The engine.
+    method : str
+        The engine (a key of ``ENGINES``): it adds what it allocates itself.
     contiguous : bool
         Whether the pixels can be read as a table without a copy.
     transformed : bool
@@ -64,7 +57,7 @@ def working_bytes(
     Notes
     -----
     The fast engine's largest cost is per distinct colour of its summary, which is
-    not known before the pixels are read; the estimate assumes every pixel may be a
+    not known before the pixels are read; its estimate assumes every pixel may be a
     distinct colour (up to the summary's 2**24 codes for RGB, 2**16 for gray), so it
     is tight for noisy, many-colour images and generous for photos.
     """
@@ -84,27 +77,7 @@ def working_bytes(
         total += 3 * n_pixels * n_channels * 8  # the table in the new space, temporaries
         total += 2 * n_pixels  # the relabelling with the reported centres
         table_itemsize = 8
-    if method == "opencv":
-        # float32 samples; OpenCV's int32 labels, float distances and best labels; our
-        # relabelling; a block of the quantized image
-        return total + n_pixels * (4 * n_channels + 32) + SCORE_BYTES
-    if n_channels == 3:
-        if table_itemsize != 1:
-            total += 3 * n_pixels  # uint8 channel codes
-        # codes counted by a sort (small images) or a 2**24 histogram
-        total += 16 * n_pixels if n_pixels <= SMALL_IMAGE else HIST_BYTES
-        distinct = min(n_pixels, LUT_ENTRIES[3])
-        lut = LUT_ENTRIES[3] * 2
-    elif n_channels == 1:
-        total += 2 * 8 * n_pixels + 2 * n_pixels  # float64 scaling temporaries, codes
-        distinct = min(n_pixels, LUT_ENTRIES[1])
-        lut = LUT_ENTRIES[1] * 8 * 2  # the bincount of codes and the lookup table
-    else:
-        # int64 keys per channel step, their sort, order and inverse
-        total += n_pixels * (8 * 4 + 8 * n_channels)
-        distinct = n_pixels
-        lut = 2 * n_pixels
-    return total + lut + distinct * BYTES_PER_SUMMARY_POINT + SCORE_BYTES
+    return total + ENGINES[method].working_bytes(n_pixels, n_channels, table_itemsize)
 
 
 def check_memory(
@@ -127,7 +100,7 @@ def check_memory(
         needed += int(np.prod(shape, dtype=np.float64)) * np.dtype(dtype).itemsize
     free = available_bytes()
     if free is not None and needed > free:
-        raise ValueError(
+        raise InvalidInputError(
             f"quantizing this {'x'.join(map(str, shape))} {np.dtype(dtype)} image needs about "
             f"{needed / 2**30:.1f} GiB of working memory but only {free / 2**30:.1f} GiB is "
             "available: open it lazily instead (a dask or zarr array, e.g. "

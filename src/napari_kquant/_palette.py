@@ -6,13 +6,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from ._options import choices
-
-COLOR_SPACES = choices("color_space")
-_LAB_BLOCK = 1 << 18  # pixels per block of the Lab conversion
+from ._validate import InvalidInputError, check_choice
 
 # ITU-R BT.601 luma weights, the ones OpenCV's RGB->gray conversion uses.
 _LUMA = np.array([0.299, 0.587, 0.114])
@@ -31,26 +28,6 @@ def darkest_first(centers: np.ndarray) -> np.ndarray:
     centers = np.asarray(centers, dtype=np.float64)
     keys = [centers[:, c] for c in range(centers.shape[1] - 1, -1, -1)]
     return np.lexsort([*keys, brightness(centers)])
-
-
-def rgb_to_lab(table: np.ndarray, white: float) -> np.ndarray:
-    """CIELAB (D65) of an (N, 3) RGB table whose full intensity is ``white``.
-
-    sRGB values are read as ``value / white`` (0..1) and converted by OpenCV in
-    float32, block by block: L in 0..100, a and b in about -128..127.
-    """
-    out = np.empty(table.shape, dtype=np.float32)
-    for start in range(0, len(table), _LAB_BLOCK):
-        block = np.asarray(table[start : start + _LAB_BLOCK], dtype=np.float32) / np.float32(white)
-        lab = cv2.cvtColor(block.reshape(-1, 1, 3), cv2.COLOR_RGB2Lab)
-        out[start : start + _LAB_BLOCK] = lab.reshape(-1, 3)
-    return out
-
-
-def lab_to_rgb(lab: np.ndarray, white: float) -> np.ndarray:
-    """RGB (0..``white``, float64) of (k, 3) CIELAB colours; out-of-gamut colours are clipped."""
-    rgb = cv2.cvtColor(np.asarray(lab, dtype=np.float32).reshape(-1, 1, 3), cv2.COLOR_Lab2RGB)
-    return np.clip(rgb.reshape(-1, 3).astype(np.float64), 0.0, 1.0) * white
 
 
 def display_colors(centers: np.ndarray, low: float, high: float) -> np.ndarray:
@@ -127,21 +104,20 @@ class Palette:
         if centers.ndim == 1:
             centers = centers[:, None]
         if centers.ndim != 2 or len(centers) == 0 or not np.isfinite(centers).all():
-            raise ValueError(
+            raise InvalidInputError(
                 f"a palette's centres are a finite (k, C) array, got shape {centers.shape}"
             )
         object.__setattr__(self, "centers", centers)
-        if self.color_space not in COLOR_SPACES:
-            raise ValueError(f"color_space must be one of {COLOR_SPACES}, got {self.color_space!r}")
+        check_choice("color_space", self.color_space, choices("color_space"))
         for name in ("channel_scale", "channel_offset"):
             value = getattr(self, name)
             if value is not None:
                 value = np.asarray(value, dtype=np.float64).reshape(-1)
                 if len(value) != centers.shape[1] or not np.isfinite(value).all():
-                    raise ValueError(f"{name} must hold one finite value per channel")
+                    raise InvalidInputError(f"{name} must hold one finite value per channel")
                 object.__setattr__(self, name, value)
         if self.channel_scale is not None and not (self.channel_scale > 0).all():
-            raise ValueError("channel_scale must be positive")
+            raise InvalidInputError("channel_scale must be positive")
         if self.counts is not None:
             object.__setattr__(self, "counts", np.asarray(self.counts, dtype=np.int64))
 
@@ -199,7 +175,7 @@ class Palette:
     def from_dict(cls, document) -> Palette:
         """The palette of :meth:`to_dict` (missing keys take their defaults)."""
         if not isinstance(document, dict) or "centers" not in document:
-            raise ValueError("a palette is an object with a 'centers' list")
+            raise InvalidInputError("a palette is an object with a 'centers' list")
         params = document.get("params") or {}
         return cls(
             centers=document["centers"],
@@ -294,7 +270,7 @@ def save_palette(path, palette, *, counts=None, params=None) -> Path:
     palette = as_palette(palette, counts=counts, params=params)
     suffix = path.suffix.lower()
     if suffix not in PALETTE_FORMATS:
-        raise ValueError(f"palette format {suffix!r} is not one of {PALETTE_FORMATS}")
+        raise InvalidInputError(f"palette format {suffix!r} is not one of {PALETTE_FORMATS}")
     centers, k = palette.centers, palette.k
     meta = _META_PREFIX + json.dumps(palette._space())
     if suffix == ".json":
@@ -312,7 +288,7 @@ def save_palette(path, palette, *, counts=None, params=None) -> Path:
         path.write_text("\n".join(rows) + "\n")
     else:
         if centers.shape[1] != 3:
-            raise ValueError("a GIMP palette holds RGB colours: this palette is not RGB")
+            raise InvalidInputError("a GIMP palette holds RGB colours: this palette is not RGB")
         rgb = np.clip(np.rint(centers), 0, 255).astype(int)
         lines = ["GIMP Palette", f"Name: napari-kquant K={k}", "Columns: 0", meta]
         lines += [f"{r:3d} {g:3d} {b:3d}\tlabel {i + 1}" for i, (r, g, b) in enumerate(rgb)]
@@ -339,11 +315,11 @@ def load_palette(path) -> Palette:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in PALETTE_FORMATS:
-        raise ValueError(f"palette format {suffix!r} is not one of {PALETTE_FORMATS}")
+        raise InvalidInputError(f"palette format {suffix!r} is not one of {PALETTE_FORMATS}")
     try:
         text = path.read_text()
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{path} is not a text palette file") from exc
+        raise InvalidInputError(f"{path} is not a text palette file") from exc
     try:
         if suffix == ".json":
             return Palette.from_json(text)
@@ -365,7 +341,7 @@ def load_palette(path) -> Palette:
                 counts = [int(row.split(",")[at]) for row in rows[1:]]
         else:
             if not lines or lines[0].strip() != "GIMP Palette":
-                raise ValueError("no 'GIMP Palette' header")
+                raise InvalidInputError("no 'GIMP Palette' header")
             rows = [
                 line.split()[:3]
                 for line in lines[1:]
@@ -375,7 +351,7 @@ def load_palette(path) -> Palette:
         return Palette.from_dict({**space, "centers": centers, "counts": counts})
     except (KeyError, IndexError, TypeError, ValueError, RecursionError) as exc:
         # JSONDecodeError is a ValueError; RecursionError: JSON nested too deeply
-        raise ValueError(f"{path} is not a readable palette: {exc}") from None
+        raise InvalidInputError(f"{path} is not a readable palette: {exc}") from None
 
 
 def _channel_names(n_channels: int) -> list[str]:

@@ -17,7 +17,15 @@ from ._kmeans import PLANES, Job, Quantization
 from ._lazy import is_lazy, is_multiscale, quantize_lazy, quantize_sampled
 from ._options import QUANTIZE_DEFAULTS
 from ._palette import Palette
-from ._validate import check_axis, check_choice, check_image, check_k, check_mask_shape, check_seed
+from ._validate import (
+    InvalidInputError,
+    check_axis,
+    check_choice,
+    check_image,
+    check_k,
+    check_mask_shape,
+    check_seed,
+)
 
 
 def quantize(
@@ -181,7 +189,7 @@ def _quantize_planes(image, k: int, options: dict, started: float) -> Quantizati
         try:
             result = quantize(data[index], k, **{**options, "mask": plane_mask})
         except ValueError as exc:
-            raise ValueError(f"plane {index}: {exc}") from None
+            raise InvalidInputError(f"plane {index}: {exc}") from None
         plane_labels = labels[index]
         plane_labels[...] = result.labels
         plane_labels[plane_labels > 0] += dtype.type(p * k)
@@ -264,7 +272,7 @@ def apply_palette(
     """
     if isinstance(centers, Palette):
         if color_space is not None or channel_scale is not None:
-            raise ValueError(
+            raise InvalidInputError(
                 "a Palette carries its colour space and scaling: give color_space and "
                 "channel_scale only with bare centres"
             )

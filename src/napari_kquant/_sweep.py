@@ -12,7 +12,7 @@ import numpy as np
 from ._kmeans import Job, Quantization
 from ._lazy import is_lazy, is_multiscale
 from ._options import QUANTIZE_DEFAULTS
-from ._validate import MAX_SWEEP_VALUES, check_k
+from ._validate import MAX_SWEEP_VALUES, InvalidInputError, check_k
 
 
 def parse_ks(ks) -> tuple[int, ...]:
@@ -27,22 +27,24 @@ def parse_ks(ks) -> tuple[int, ...]:
             if match:
                 low, high = int(match[1]), int(match[2])
                 if low > high:
-                    raise ValueError(f"range {part!r} is empty: write low..high")
+                    raise InvalidInputError(f"range {part!r} is empty: write low..high")
                 # checked before the range is made: '2..1000000000' must not allocate
                 check_k(low), check_k(high)
                 values.extend(range(low, high + 1))
             elif part.isdigit():
                 values.append(int(part))
             else:
-                raise ValueError(f"cannot read K values from {part!r}: use e.g. '2..16' or '2,4,8'")
+                raise InvalidInputError(
+                    f"cannot read K values from {part!r}: use e.g. '2..16' or '2,4,8'"
+                )
         ks = values
     if not isinstance(ks, Iterable):
-        raise ValueError(f"ks must be K values (a list, a range or '2..16'), got {ks!r}")
+        raise InvalidInputError(f"ks must be K values (a list, a range or '2..16'), got {ks!r}")
     values = sorted({check_k(k) for k in ks})  # every K <= MAX_K: a finite set
     if not values:
-        raise ValueError("the K values are empty: write e.g. '2..16' or '2,4,8'")
+        raise InvalidInputError("the K values are empty: write e.g. '2..16' or '2,4,8'")
     if len(values) > MAX_SWEEP_VALUES:
-        raise ValueError(
+        raise InvalidInputError(
             f"{len(values)} K values are more than one sweep compares ({MAX_SWEEP_VALUES}): "
             "sweep fewer, e.g. '2..32' or '2,4,8,16,32,64'"
         )
@@ -233,7 +235,7 @@ def sweep(image, ks, **options) -> Sweep:
 
 def _refuse_lazy(image) -> None:
     if is_lazy(image) or is_multiscale(image):
-        raise ValueError(
+        raise InvalidInputError(
             "a K sweep needs the image in memory: quantize lazy or multiscale data one K at "
             "a time (quantize(image, k)), or sweep a plane or a crop (np.asarray(data[...]))"
         )

@@ -17,13 +17,35 @@ from ._options import MAX_ATTEMPTS, MAX_ITER, MAX_K, MAX_SEED, MAX_SWEEP_VALUES,
 
 __all__ = ["MAX_ATTEMPTS", "MAX_ITER", "MAX_K", "MAX_SEED", "MAX_SWEEP_VALUES"]
 
+
+class InvalidInputError(ValueError):
+    """An image, palette or option that napari-kquant refuses; the message says why.
+
+    A ``ValueError``, so ``except ValueError`` catches it too; options of the wrong
+    type raise its subclass that is also a ``TypeError``.
+
+    Examples
+    --------
+    >>> from napari_kquant import quantize
+    >>> import numpy as np
+    >>> try:
+    ...     quantize(np.zeros((4, 4), np.uint8), k="8")
+    ... except TypeError as exc:
+    ...     print(type(exc).__name__, "-", exc)
+    InvalidTypeError - k must be an integer number of colours, got '8'
+    """
+
+
+class InvalidTypeError(InvalidInputError, TypeError):
+    """An option or input of the wrong type (also a ``TypeError``)."""
+
+
 MAX_FLOAT_MAGNITUDE = 1e150  # beyond this, squared distances overflow float64
 # Magnitudes whose squared distances float32 holds with room to spare: (2 * 1e18)**2
 # * channels stays far below float32's maximum (3.4e38). OpenCV's k-means measures in
 # float32, so it takes values (and epsilon) up to this; the fast engine switches to
 # float64 above it.
 FLOAT32_SAFE = 1e18
-OPENCV_MAX_MAGNITUDE = FLOAT32_SAFE
 _FLAGS = {"eps": cv2.TERM_CRITERIA_EPS, "max_iter": cv2.TERM_CRITERIA_MAX_ITER}
 # each criteria choice of Options as OpenCV's flags ("eps+max_iter": both)
 CRITERIA = {name: sum(_FLAGS[part] for part in name.split("+")) for name in choices("criteria")}
@@ -31,35 +53,37 @@ CRITERIA = {name: sum(_FLAGS[part] for part in name.split("+")) for name in choi
 
 def check_choice(name: str, value, choices) -> str:
     """``value`` if it is one of the string ``choices``."""
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
+    if not isinstance(value, str):
+        raise InvalidTypeError(f"{name} must be one of {tuple(choices)}, got {value!r}")
+    if value not in choices:
+        raise InvalidInputError(f"{name} must be one of {tuple(choices)}, got {value!r}")
     return value
 
 
 def check_flag(name: str, value) -> bool:
     """A true/false option: Python or numpy booleans only (1, "yes" are refused)."""
     if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be True or False, got {value!r}")
+        raise InvalidTypeError(f"{name} must be True or False, got {value!r}")
     return bool(value)
 
 
 def check_k(k) -> int:
     """A number of clusters, 1..MAX_K."""
     if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)):
-        raise ValueError(f"k must be an integer number of colours, got {k!r}")
+        raise InvalidTypeError(f"k must be an integer number of colours, got {k!r}")
     if k < 1:
-        raise ValueError(f"k must be at least 1, got {k}")
+        raise InvalidInputError(f"k must be at least 1, got {k}")
     if k > MAX_K:
-        raise ValueError(f"k={k} is more than napari-kquant's limit of {MAX_K} colours")
+        raise InvalidInputError(f"k={k} is more than napari-kquant's limit of {MAX_K} colours")
     return int(k)
 
 
 def check_count(name: str, value, maximum: int | None = None) -> int:
     """A positive integer option (attempts, max_iter, sample_size)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
     if maximum is not None and value > maximum:
-        raise ValueError(f"{name}={value} is above the limit of {maximum}")
+        raise InvalidInputError(f"{name}={value} is above the limit of {maximum}")
     return int(value)
 
 
@@ -68,9 +92,9 @@ def check_seed(seed) -> int:
     if seed is None:
         return secrets.randbelow(MAX_SEED + 1)
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"seed must be an integer 0..{MAX_SEED} or None, got {seed!r}")
+        raise InvalidTypeError(f"seed must be an integer 0..{MAX_SEED} or None, got {seed!r}")
     if not 0 <= seed <= MAX_SEED:
-        raise ValueError(f"seed must be an integer 0..{MAX_SEED} or None, got {seed}")
+        raise InvalidInputError(f"seed must be an integer 0..{MAX_SEED} or None, got {seed}")
     return int(seed)
 
 
@@ -79,12 +103,14 @@ def check_epsilon(epsilon, maximum: float = MAX_FLOAT_MAGNITUDE) -> float | None
     if epsilon is None:
         return None
     if isinstance(epsilon, (bool, np.bool_)) or not isinstance(epsilon, numbers.Real):
-        raise ValueError(f"epsilon must be a number >= 0 or None, got {epsilon!r}")
+        raise InvalidTypeError(f"epsilon must be a number >= 0 or None, got {epsilon!r}")
     epsilon = float(epsilon)
     if not np.isfinite(epsilon) or epsilon < 0:
-        raise ValueError(f"epsilon must be a finite number >= 0, got {epsilon!r}")
+        raise InvalidInputError(f"epsilon must be a finite number >= 0, got {epsilon!r}")
     if epsilon > maximum:
-        raise ValueError(f"epsilon={epsilon:.3g} is above what this method can use ({maximum:.0e})")
+        raise InvalidInputError(
+            f"epsilon={epsilon:.3g} is above what this method can use ({maximum:.0e})"
+        )
     return epsilon
 
 
@@ -92,16 +118,18 @@ def check_criteria(criteria, max_iter, epsilon) -> tuple[int, int, float | None]
     """Termination criteria as (OpenCV type, max_iter, epsilon)."""
     if isinstance(criteria, tuple):
         if len(criteria) != 3:
-            raise ValueError(f"criteria tuple must be (type, max_iter, epsilon), got {criteria!r}")
+            raise InvalidInputError(
+                f"criteria tuple must be (type, max_iter, epsilon), got {criteria!r}"
+            )
         criteria_type, max_iter, epsilon = criteria
         if isinstance(criteria_type, bool) or criteria_type not in CRITERIA.values():
-            raise ValueError(
+            raise InvalidInputError(
                 f"criteria type must combine cv2.TERM_CRITERIA_*, got {criteria_type!r}"
             )
     elif isinstance(criteria, str) and criteria in CRITERIA:
         criteria_type = CRITERIA[criteria]
     else:
-        raise ValueError(
+        raise InvalidInputError(
             f"criteria must be one of {tuple(CRITERIA)} or an OpenCV tuple "
             f"(type, max_iter, epsilon), got {criteria!r}"
         )
@@ -124,7 +152,7 @@ def check_dtype(dtype) -> np.dtype:
     dtype = np.dtype(dtype)
     if dtype.kind not in "uif":
         hint = " (convert booleans with image.astype(np.uint8))" if dtype.kind == "b" else ""
-        raise ValueError(
+        raise InvalidInputError(
             f"image dtype {dtype} is not supported: use an integer or float image{hint}"
         )
     return dtype
@@ -134,12 +162,12 @@ def check_image(image, rgb) -> bool:
     """Check dtype and size (reads only the shape and dtype); returns whether it is RGB(A)."""
     check_dtype(image.dtype)
     if image.size == 0:
-        raise ValueError(f"image is empty (shape {image.shape}): nothing to quantize")
+        raise InvalidInputError(f"image is empty (shape {image.shape}): nothing to quantize")
     if rgb is None:
         return guess_rgb(image.shape)
     rgb = check_flag("rgb", rgb)
     if rgb and (image.ndim < 2 or image.shape[-1] not in (3, 4)):
-        raise ValueError(
+        raise InvalidInputError(
             f"rgb=True needs a last axis of length 3 or 4, got image of shape {image.shape}"
         )
     return rgb
@@ -148,9 +176,9 @@ def check_image(image, rgb) -> bool:
 def check_axis(image, axis) -> int:
     """``channel_axis`` as a non-negative axis of ``image``."""
     if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
-        raise ValueError(f"channel_axis must be an integer axis, got {axis!r}")
+        raise InvalidTypeError(f"channel_axis must be an integer axis, got {axis!r}")
     if image.ndim < 2 or not -image.ndim <= axis < image.ndim:
-        raise ValueError(
+        raise InvalidInputError(
             f"channel_axis={axis} is not an axis of an image of shape {image.shape} "
             "(the features need their own axis besides the pixels' axes)"
         )
@@ -160,7 +188,7 @@ def check_axis(image, axis) -> int:
 def check_mask_shape(mask, spatial: tuple) -> None:
     """Refuse a mask that does not give one value per pixel."""
     if tuple(mask.shape) != tuple(spatial):
-        raise ValueError(
+        raise InvalidInputError(
             f"mask has shape {mask.shape} but the image's pixels are {spatial}: "
             "give one mask value per pixel"
         )
@@ -169,7 +197,9 @@ def check_mask_shape(mask, spatial: tuple) -> None:
 def check_mask_dtype(mask) -> None:
     """Masks are boolean, or integer with non-zero meaning inside."""
     if not (mask.dtype == bool or np.issubdtype(mask.dtype, np.integer)):
-        raise ValueError(f"mask must be boolean (or integer, non-zero = in), not {mask.dtype}")
+        raise InvalidInputError(
+            f"mask must be boolean (or integer, non-zero = in), not {mask.dtype}"
+        )
 
 
 def working_table(table: np.ndarray) -> np.ndarray:
