@@ -27,9 +27,8 @@ import zarr
 from bench_quantize import machine
 from skimage import data
 
-from napari_kquant import quantize
-from napari_kquant._lazy import export_zarr
-from napari_kquant._memory import working_bytes
+from napari_kquant import export_zarr, quantize
+from napari_kquant._core.memory import working_bytes
 
 CHUNK = 1024
 

@@ -45,8 +45,8 @@ def _rss(field: str) -> int:
 
 def measure(name: str, method: str, **options) -> dict:
     from napari_kquant import quantize
-    from napari_kquant._memory import working_bytes
-    from napari_kquant._validate import guess_rgb
+    from napari_kquant._core.memory import working_bytes
+    from napari_kquant._core.validate import guess_rgb
 
     image = _images()[name]()
     features = name.startswith("features")

@@ -3,11 +3,11 @@
 Run under a display (or `xvfb-run -a python docs/screenshot.py`).
 """
 
-import napari
 from _shots import run_and_wait, save
 
+import napari
 from napari_kquant._cli import open_demo
-from napari_kquant._layers import grid
+from napari_kquant._napari.layers import grid
 
 viewer = napari.Viewer(show=True)
 viewer.window.resize(1500, 640)

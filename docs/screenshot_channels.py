@@ -3,12 +3,12 @@
 Run under a display (or `xvfb-run -a python docs/screenshot_channels.py`).
 """
 
-import napari
 import numpy as np
 from _shots import run_and_wait, save
 from skimage import data
 
-from napari_kquant._layers import grid
+import napari
+from napari_kquant._napari.layers import grid
 
 ihc = data.immunohistochemistry()
 channels = np.stack([255 - ihc[..., 0], 255 - ihc[..., 2]])  # two stains, bright = stained

@@ -10,7 +10,7 @@ import pytest
 
 import napari_kquant
 from napari_kquant import KMeansQuantizer, quantize
-from napari_kquant._options import (
+from napari_kquant._core.options import (
     OPTION_NAMES,
     QUANTIZE_DEFAULTS,
     TABLE_OPTIONS,
@@ -22,25 +22,37 @@ from napari_kquant._options import (
 PACKAGE = Path(napari_kquant.__file__).parent
 
 
+def dotted(path: Path) -> str:
+    """``_core/kmeans.py`` -> ``_core.kmeans``; a package's ``__init__`` is the package."""
+    parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
 def imports_of(path: Path) -> dict[str, set[str]]:
     """Package modules a module imports (function-level imports too) -> names taken."""
-    tree = ast.parse(path.read_text())
+    here = dotted(path).split(".") if dotted(path) else []
+    package = here if path.name == "__init__.py" else here[:-1]
     found: dict[str, set[str]] = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.level == 1:
-            if node.module:
-                found.setdefault(node.module, set()).update(a.name for a in node.names)
-            else:  # from . import _lazy
-                for alias in node.names:
-                    found.setdefault(alias.name, set())
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, ast.ImportFrom) or node.level == 0:
+            continue
+        base = package[: len(package) - (node.level - 1)]
+        if node.module:
+            target = ".".join([*base, node.module])
+            found.setdefault(target, set()).update(a.name for a in node.names)
+        else:  # from . import engines: the names are modules
+            for alias in node.names:
+                found.setdefault(".".join([*base, alias.name]), set())
     return found
 
 
 def module_graph() -> dict[str, dict[str, set[str]]]:
     return {
-        path.stem: imports_of(path)
-        for path in PACKAGE.glob("*.py")
-        if path.stem not in ("__init__", "__main__")
+        dotted(path): imports_of(path)
+        for path in PACKAGE.rglob("*.py")
+        if path.name not in ("__init__.py", "__main__.py")
     }
 
 
@@ -72,7 +84,8 @@ def test_no_module_takes_another_modules_private_names():
 
 def test_the_core_imports_no_gui():
     code = (
-        "import sys, napari_kquant, napari_kquant._quantize, napari_kquant._cli;"
+        "import sys, napari_kquant, napari_kquant._core.quantize, napari_kquant._cli,"
+        " napari_kquant._io.zarr_export, napari_kquant._io.palette_files;"
         "print(sorted(m for m in ('napari', 'qtpy', 'magicgui', 'PyQt6') if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -111,23 +124,9 @@ def test_the_command_line_has_a_flag_for_every_option():
         assert flags[name].help and "``" not in flags[name].help
 
 
-@pytest.mark.parametrize("dock", ["K-means quantization", "Compare K"])
-def test_the_widgets_are_built_from_the_options(make_napari_viewer, dock):
-    from napari_kquant._widget import WIDGET_OPTIONS
-
-    viewer = make_napari_viewer()
-    _, widget = viewer.window.add_plugin_dock_widget("napari-kquant", dock)
-    for name in WIDGET_OPTIONS:
-        field = getattr(widget, name)
-        assert field.tooltip, f"{name} has no tooltip"
-        if hasattr(field, "choices") and name in ("method", "init", "criteria", "color_space"):
-            assert tuple(field.choices) == choices(name)
-    assert set(widget.options()) == set(WIDGET_OPTIONS)
-
-
 def test_engines_and_colour_spaces_are_registered_under_the_options_choices():
-    from napari_kquant._engines import ENGINES
-    from napari_kquant._spaces import SPACES
+    from napari_kquant._core.engines import ENGINES
+    from napari_kquant._core.spaces import SPACES
 
     assert tuple(ENGINES) == choices("method")
     assert tuple(SPACES) == choices("color_space")
@@ -144,3 +143,21 @@ def test_bad_input_is_one_error_class_and_wrong_types_are_type_errors(small_rgb)
         with pytest.raises(TypeError) as info:
             quantize(small_rgb, **{"k": 3, **options})
         assert isinstance(info.value, InvalidInputError)
+
+
+def test_each_part_imports_only_what_it_may():
+    """core < io < napari adapter < Qt widgets; the CLI and estimator use core and io."""
+    allowed = {
+        "_core": {"_core"},
+        "_io": {"_core", "_io"},
+        "_napari": {"_core", "_io", "_napari"},
+        "_qt": {"_core", "_io", "_napari", "_qt"},
+    }
+    for module, targets in module_graph().items():
+        part = module.split(".")[0]
+        for target in targets:
+            target_part = target.split(".")[0]
+            if part in allowed:
+                assert target_part in allowed[part], f"{module} imports {target}"
+            elif part in ("_cli", "_estimator"):
+                assert target_part in ("_core", "_io"), f"{module} imports {target}"

@@ -4,13 +4,14 @@ Importing this package loads neither napari nor Qt: the core API works in script
 and batch jobs. :func:`quantize_layer` imports napari when it is first used.
 """
 
+from ._core.kmeans import Quantization
+from ._core.palette import Palette
+from ._core.quantize import apply_palette, quantize
+from ._core.sweep import Sweep, iter_sweep, sweep
+from ._core.validate import InvalidInputError
 from ._estimator import KMeansQuantizer, NotFittedError
-from ._kmeans import Quantization
-from ._lazy import export_zarr
-from ._palette import Palette, load_palette, save_palette
-from ._quantize import apply_palette, quantize
-from ._sweep import Sweep, iter_sweep, sweep
-from ._validate import InvalidInputError
+from ._io.palette_files import load_palette, save_palette
+from ._io.zarr_export import export_zarr
 
 # The napari adapter is imported on first use so that `import napari_kquant` stays headless.
 _ADAPTER = ("apply_layer_palette", "palette_of", "quantize_layer", "sweep_layer")
@@ -38,9 +39,9 @@ __all__ = [
 
 def __getattr__(name: str):
     if name in _ADAPTER:
-        from . import _layers
+        from ._napari import layers
 
-        return getattr(_layers, name)
+        return getattr(layers, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._options import OPTION_NAMES, choices, default, describe, kind
+from ._core.options import OPTION_NAMES, choices, default, describe, kind
 
 SAMPLES = ("astronaut", "coffee")
 TIFF = (".tif", ".tiff")
@@ -105,7 +105,7 @@ def add_option(parser: argparse.ArgumentParser, name: str) -> None:
     Its type, choices and default come from Options, its help from quantize()'s
     docstring.
     """
-    from ._quantize import quantize
+    from ._core.quantize import quantize
 
     flag = "--" + name.replace("_", "-")
     text = describe(quantize.__doc__).get(name, "").replace("%", "%%")
@@ -160,7 +160,7 @@ def read_image(path: Path, method: str = "fast") -> np.ndarray:
     The size is read from the header first: an image whose pixels and working memory
     would not fit in the memory available is refused before it is decoded.
     """
-    from ._memory import check_memory
+    from ._core.memory import check_memory
 
     shape, dtype = image_header(path)
     n_channels = 3 if len(shape) == 3 and shape[-1] >= 3 else 1
@@ -242,10 +242,10 @@ def process(
     path: Path, args, options: dict, palette, protected: list[Path], mask=None
 ) -> list[Path]:
     """Quantize (or sweep) one file; returns the files written."""
-    from ._palette import save_palette
-    from ._quantize import apply_palette, quantize
-    from ._safeio import replacing
-    from ._sweep import sweep
+    from ._core.quantize import apply_palette, quantize
+    from ._core.sweep import sweep
+    from ._io.palette_files import save_palette
+    from ._io.safe import replacing
 
     image = read_image(path, options["method"])
     alpha = None
@@ -294,10 +294,10 @@ def quantize_files(args) -> int:
     """
     from tqdm import tqdm
 
-    from ._palette import load_palette
-    from ._safeio import OutputError, plan_outputs
-    from ._sweep import parse_ks
-    from ._validate import check_k
+    from ._core.sweep import parse_ks
+    from ._core.validate import check_k
+    from ._io.palette_files import load_palette
+    from ._io.safe import OutputError, plan_outputs
 
     if args.output is not None and args.output.exists() and not args.output.is_dir():
         return _refuse(f"-o {args.output} is a file: give a folder for the outputs")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._kmeans import Quantization
-from ._options import QUANTIZE_DEFAULTS, TABLE_OPTIONS
-from ._quantize import quantize
-from ._validate import guess_rgb
+from ._core.kmeans import Quantization
+from ._core.options import QUANTIZE_DEFAULTS, TABLE_OPTIONS
+from ._core.quantize import quantize
+from ._core.validate import guess_rgb
 
 
 class NotFittedError(ValueError, AttributeError):

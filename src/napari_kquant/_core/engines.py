@@ -1,0 +1,778 @@
+"""How centres are found (core: numpy + cv2 only).
+
+Two engines share one contract: given an ``(N, C)`` pixel table they return the
+centres darkest first, a label 1..k per pixel, the pixels per label and the
+compactness (sum of squared distances from each pixel to its centre, OpenCV's figure).
+
+* ``opencv``: ``cv2.kmeans`` on every pixel as float32 - the seed recipe, exactly.
+* ``fast``: k-means on a weighted summary of the colours, then exact labelling.
+
+  The summary codes every pixel on a regular colour grid and counts the occupied
+  codes (one ``cv2.calcHist`` pass for three channels). For uint8 RGB(A) and integer
+  gray the grid step is 1, so the codes are the distinct colours: k-means on them,
+  weighted by their counts, minimises the very same objective as on the pixels. For
+  other images (uint16 RGB, float) a code is a small cell of colours (1/255 of the
+  range per channel for RGB, 1/65535 for gray).
+
+  k-means runs coarse to fine on the summary: ``4 * attempts`` k-means++ starts on a
+  coarse regrid (about 2,000 points), the best ``attempts`` of them refined on a
+  middle regrid (about 32,000 points), the best of those polished by two Lloyd
+  updates on the full summary. That matches the quality of several k-means runs on
+  all pixels at a small fraction of the cost.
+
+  A lookup table from code to label then labels every pixel in one gather. On
+  inexact grids, cells that straddle the boundary between two centres are marked
+  and their pixels get their nearest centre computed exactly, so every pixel's label
+  is its nearest centre; counts and compactness are then summed over the pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from .cancel import checkpoint
+from .palette import darkest_first
+from .validate import FLOAT32_SAFE, MAX_FLOAT_MAGNITUDE, InvalidInputError
+
+BLOCK = 1 << 18  # pixels per block in full-data passes: bounds the working memory
+SCORE_BLOCK = 1 << 21  # entries of one block of the (points, centres) score matrix
+MID_POINTS = 1 << 15  # about this many points on the middle regrid
+SWEEP_MID_POINTS = 1 << 13  # the same for sweeps
+COARSE_POINTS = 1 << 11  # about this many points on the coarse regrid (at least 32 per k)
+CANDIDATES_PER_ATTEMPT = 4  # coarse starts per attempt
+MAX_HIST_PIXELS = 1 << 24  # calcHist counts in float32: exact below 2**24 pixels
+MAX_LEVELS = 1 << 10  # finest regrid per channel
+FINISH_ITERATIONS = 2  # Lloyd updates on the full summary, after the middle stage converged
+CV_DEPTHS = tuple(np.dtype(t) for t in ("u1", "i1", "u2", "i2", "i4", "f4", "f8"))
+SMALL_IMAGE = 1 << 20  # up to here distinct colours come from a sort, not 2**24 tables
+CELLS_PER_CLUSTER = 4  # fewer occupied cells than this per cluster: summarise exactly
+# What the engines allocate, for the memory estimate (benchmarks/memory_peak.py checks it)
+MIB = 1 << 20
+SCORE_BYTES = 16 * MIB  # one block of the (points, centres) score matrix
+LUT_ENTRIES = {3: 1 << 24, 1: 1 << 16}  # code -> label lookup table, by channels coded
+HIST_BYTES = (1 << 24) * 4  # calcHist's float32 colour histogram (large RGB images)
+# Weighted Lloyd on the colour summary keeps, per distinct colour: its point and
+# weight, its code, the point cast for the distance products, the weighted point,
+# its norm and its label (float64 mostly): about this many bytes.
+BYTES_PER_SUMMARY_POINT = 96
+
+
+@dataclass(frozen=True)
+class Fit:
+    """Engine output, darkest centre first.
+
+    Centres (k, C) float64, labels 1..k (N,), pixels per label, compactness, and the
+    ``epsilon`` the run used.
+    """
+
+    centers: np.ndarray
+    labels: np.ndarray
+    compactness: float
+    counts: np.ndarray
+    epsilon: float
+
+
+def default_epsilon(low, high) -> float:
+    """0.1 % of the value range [low, high] (0.001 for a constant image)."""
+    span = float(np.max(high)) - float(np.min(low))
+    return 1e-3 * span if span > 0 else 1e-3
+
+
+def darkest_first_ranks(centers):
+    """Centres sorted darkest first, and ``rank[old index]`` = new label (1..k)."""
+    order = darkest_first(centers)
+    rank = np.empty(len(centers), dtype=label_dtype(len(centers)))
+    rank[order] = np.arange(1, len(centers) + 1)
+    return centers[order], rank
+
+
+def label_dtype(k: int) -> np.dtype:
+    """Smallest unsigned dtype that holds labels 0..k."""
+    return np.dtype(np.uint8 if k < 2**8 else np.uint16 if k < 2**16 else np.uint32)
+
+
+def opencv_kmeans(table, k, *, criteria, attempts, init, seed) -> Fit:
+    """``cv2.kmeans`` on every pixel, exactly as the OpenCV tutorial recipe calls it."""
+    samples = np.ascontiguousarray(table, dtype=np.float32)
+    if len(samples) == 1:  # OpenCV reads a single row as that many 1-D points
+        samples = samples.reshape(1, 1, -1)
+    flags = cv2.KMEANS_PP_CENTERS if init == "kmeans++" else cv2.KMEANS_RANDOM_CENTERS
+    # cv2's RNG is per thread: seeding here, on the thread that clusters, makes runs
+    # in napari's worker threads reproducible too.
+    cv2.setRNGSeed(int(seed))
+    try:
+        # One attempt per call, keeping the first most compact, is what cv2.kmeans does
+        # with `attempts` (the RNG runs on between calls): the same result, bit for bit,
+        # with a chance to stop between attempts.
+        best = None
+        for _ in range(attempts):
+            checkpoint()
+            run = cv2.kmeans(samples, k, None, criteria, 1, flags)
+            if best is None or run[0] < best[0]:
+                best = run
+        compactness, labels, centers = best
+    except cv2.error as exc:
+        # e.g. values so large that squared distances overflow OpenCV's float32
+        reason = str(exc).strip().splitlines()[-1]
+        raise InvalidInputError(
+            f"OpenCV's k-means failed on this image ({reason}); its float32 arithmetic cannot "
+            f"hold these values (up to {float(np.abs(samples).max()):.3g}): use method='fast'"
+        ) from exc
+    centers, rank = darkest_first_ranks(centers.astype(np.float64))
+    counts = np.bincount(labels.ravel(), minlength=k)[np.argsort(rank)]
+    return Fit(centers, rank[labels.ravel()], float(compactness), counts, criteria[2])
+
+
+class FastEngine:
+    """The fast engine's state for one image, reusable across K: summary and regrids.
+
+    With ``keep_codes`` every pixel's code is kept after the first labelling, so
+    labelling again (another K) is a single gather. ``mid_points`` sizes the middle
+    regrid (sweeps use a smaller one: their warm starts need fewer corrections).
+    """
+
+    def __init__(self, table: np.ndarray, keep_codes: bool = False, mid_points: int = MID_POINTS):
+        self.table = table
+        self.mid_points = mid_points
+        self._use(CodedSummary.of(table, keep_codes))
+
+    def _use(self, summary: CodedSummary) -> None:
+        self.summary = summary
+        points, weights = summary.points, summary.weights
+        self.low, self.high = points.min(axis=0), points.max(axis=0)
+        self.work = np.float32 if summary.small_values else np.float64
+        self.mid = regrid(points, weights, self.low, self.high, self.mid_points)
+        self._coarse = {}
+
+    def resolve(self, k: int) -> None:
+        """Summarise the distinct colours exactly when the grid is too coarse for ``k``.
+
+        A grid cell can merge distinct colours (floats closer than 1/65535 of the
+        range): with too few occupied cells, K clusters could not all be filled.
+        """
+        summary = self.summary
+        if not summary.exact and len(summary.points) < CELLS_PER_CLUSTER * k:
+            self._use(CodedSummary.distinct(self.table))
+
+    def coarse(self, k: int):
+        """The coarse regrid for ``k`` clusters (at least 32 points per cluster)."""
+        target = max(COARSE_POINTS, 32 * k)
+        if target not in self._coarse:
+            self._coarse[target] = regrid(*self.mid, self.low, self.high, target)
+        return self._coarse[target]
+
+    def fit(self, k, max_iter, epsilon, use_epsilon, attempts, init, rng) -> Fit:
+        """Cluster into ``k`` from scratch.
+
+        ``epsilon`` None means the default; with ``use_epsilon`` False it never stops
+        a run.
+        """
+        self.resolve(k)
+        tol, epsilon = self._tolerance(epsilon, use_epsilon)
+        work = self.work
+        (mid, mid_w), (coarse, coarse_w) = self.mid, self.coarse(k)
+        candidates = []
+        for _ in range(CANDIDATES_PER_ATTEMPT * attempts):
+            checkpoint()
+            start = init_centers(coarse, coarse_w, k, init, rng)
+            candidates.append(weighted_lloyd(coarse, coarse_w, start, max_iter, tol, work))
+        candidates.sort(key=lambda fit: fit[1])
+        if mid is not coarse:
+            candidates = [
+                weighted_lloyd(mid, mid_w, c, max_iter, tol, work)
+                for c, *_ in candidates[:attempts]
+            ]
+        centers = min(candidates, key=lambda fit: fit[1])[0]
+        return self.finish(centers, max_iter, tol, epsilon)
+
+    def sweep(self, ks, max_iter, epsilon, use_epsilon, attempts, init, rng):
+        """Yield a Fit per K of ``ks`` (ascending), sharing work between them.
+
+        The first K is searched from scratch. For each later K two kinds of start
+        compete on the coarse regrid: the previous K's centres completed with
+        k-means++ picks (a warm start, which keeps neighbouring K alike), and the
+        first K picks of ``attempts`` k-means++ sequences drawn once for the largest K
+        (a k-means++ sequence cut after K picks is a k-means++ start for K). The most
+        compact is refined on the middle regrid and finished as a single run is.
+        """
+        self.resolve(ks[-1])
+        tol, epsilon = self._tolerance(epsilon, use_epsilon)
+        work = self.work
+        mid, mid_w = self.mid
+        coarse, coarse_w = self.coarse(ks[-1])
+        sequences = [init_centers(coarse, coarse_w, ks[-1], init, rng) for _ in range(attempts)]
+        fit = self.fit(ks[0], max_iter, epsilon, use_epsilon, attempts, init, rng)
+        yield fit
+        for k in ks[1:]:
+            warm = extend_centers(coarse, coarse_w, fit.centers, k, rng)
+            starts = [warm, *(sequence[:k] for sequence in sequences)]
+            candidates = [weighted_lloyd(coarse, coarse_w, c, max_iter, tol, work) for c in starts]
+            centers = min(candidates, key=lambda fit: fit[1])[0]
+            if mid is not coarse:
+                centers = weighted_lloyd(mid, mid_w, centers, max_iter, tol, work)[0]
+            fit = self.finish(centers, max_iter, tol, epsilon)
+            yield fit
+
+    def _tolerance(self, epsilon, use_epsilon):
+        """The centre-shift tolerance to stop at, and the epsilon to report."""
+        if epsilon is None:
+            epsilon = default_epsilon(self.low, self.high)
+        return (epsilon if use_epsilon else 0.0), epsilon
+
+    def finish(self, centers, max_iter, tol, epsilon) -> Fit:
+        """Polish ``centers`` on the full summary, order them and label every pixel."""
+        summary = self.summary
+        centers, _, code_labels = weighted_lloyd(
+            summary.points,
+            summary.weights,
+            centers,
+            min(max_iter, FINISH_ITERATIONS),
+            tol,
+            self.work,
+        )
+        # Cell points may sit up to half a cell outside the data, and weighted means of
+        # huge values round: keep the centres inside the data's range (which only
+        # brings them nearer to every pixel).
+        clipped = np.clip(centers, *summary.value_range)
+        if not summary.exact or (clipped != centers).any():
+            centers = clipped
+            code_labels = None  # the clipped centres need their own labelling
+        centers, rank = darkest_first_ranks(centers)
+        return self.assign(centers, epsilon, None if code_labels is None else rank[code_labels])
+
+    def assign(self, centers, epsilon=0.0, code_labels=None) -> Fit:
+        """Label every pixel with its nearest of ``centers`` (label i = row i - 1).
+
+        ``code_labels`` (1-based, per summary point) may be passed when known already.
+        """
+        points, weights, summary = self.summary.points, self.summary.weights, self.summary
+        k = len(centers)
+        if code_labels is None:
+            code_labels = nearest(points, centers, self.work, distances=False)[0]
+            code_labels = code_labels.astype(label_dtype(k)) + label_dtype(k).type(1)
+        if summary.exact:
+            # Each code is one colour: the summary's figures are the pixels' figures.
+            labels = summary.label_pixels(code_labels)
+            counts = np.bincount(code_labels, weights=weights, minlength=k + 1)[1:]
+            residual = points - centers[code_labels - 1]
+            compactness = float(np.einsum("ij,ij,i->", residual, residual, weights))
+            return Fit(centers, labels, compactness, counts.astype(np.int64), epsilon)
+        labels = summary.label_pixels(code_labels, centers)
+        counts, compactness = pixel_figures(self.table, labels, centers)
+        return Fit(centers, labels, compactness, counts, epsilon)
+
+
+def extend_centers(points, weights, centers, k, rng):
+    """Add k-means++ picks to ``centers`` until there are ``k`` (a warm start)."""
+    out = np.empty((k, points.shape[1]))
+    out[: len(centers)] = centers
+    closest = nearest(points, centers)[1]
+    for i in range(len(centers), k):
+        potential = closest * weights
+        total = potential.sum()
+        pick = (
+            int(np.searchsorted(np.cumsum(potential), rng.random() * total))
+            if total > 0
+            else int(rng.integers(len(points)))
+        )
+        out[i] = points[min(pick, len(points) - 1)]
+        closest = np.minimum(closest, ((points - out[i]) ** 2).sum(axis=1))
+    return out
+
+
+@dataclass(frozen=True)
+class CodedSummary:
+    """Pixels coded on a regular grid of colours, the occupied codes and their counts.
+
+    Three channels are coded to 256 levels each over the image's value range (for
+    uint8 the codes are the values themselves) and a code is the 24-bit number
+    ``c0 + 256 c1 + 65536 c2``; one channel is coded to 65536 levels (for integer
+    images spanning fewer values, the values minus the minimum). ``points`` are the
+    occupied codes' colours in image units and ``weights`` their pixel counts.
+    Where the grid step is 1 on integers (``exact``) each code is one colour, so
+    k-means on the summary is k-means on the pixels; otherwise a code is a small
+    cell of colours.
+    """
+
+    table: np.ndarray
+    coded: np.ndarray  # (N, 3) uint8 channel codes, or (N,) combined codes, per pixel
+    step: float | np.ndarray  # grid step (per channel for 2 or 4+ channels)
+    codes: np.ndarray
+    points: np.ndarray
+    weights: np.ndarray
+    exact: bool
+    small_values: bool
+    value_range: tuple[np.ndarray, np.ndarray]  # per-channel min and max of the pixels
+    indexed: bool = False  # ``coded`` holds each pixel's index into ``codes``
+    luts: dict = field(default_factory=dict)  # lookup-table buffers, reused across K
+
+    @classmethod
+    def of(cls, table: np.ndarray, keep_codes: bool = False) -> CodedSummary:
+        """Code ``table`` ((N, 1) or (N, 3)) and count the codes.
+
+        With ``keep_codes`` the per-pixel codes are combined once and kept, so
+        labelling again (another K of a sweep) is a single gather.
+        """
+        n_channels = table.shape[1]
+        if n_channels not in (1, 3):
+            return cls._of_features(table)
+        if table.dtype == np.uint8 and n_channels == 3:
+            low, step, coded = 0.0, 1.0, table
+            value_range = (np.zeros(3), np.full(3, 255.0))  # used on inexact grids only
+        else:
+            # One 1-D pass per channel: far faster than numpy's reduction over axis 0.
+            columns = [table[:, c] for c in range(n_channels)]
+            value_range = (
+                np.array([float(col.min()) for col in columns]),
+                np.array([float(col.max()) for col in columns]),
+            )
+            low, high = float(value_range[0].min()), float(value_range[1].max())
+            levels = 256 if n_channels == 3 else 1 << 16
+            integer = np.issubdtype(table.dtype, np.integer)
+            span = high - low
+            if integer and span < levels:
+                step = 1.0
+            else:
+                # divided first so that spans near the float maximum do not overflow
+                step = high / (levels - 1) - low / (levels - 1)
+                if not step > 0:  # a constant image, or a span too small to divide
+                    step = 1.0
+            if n_channels == 3:
+                coded = _code_rgb(table, low, high, step)
+            else:
+                # scaled before the subtraction: spans near the float maximum stay finite
+                coded = np.rint(table[:, 0] / step - low / step).astype(np.uint16)
+        if n_channels == 3:
+            codes, counts = _count_rgb_codes(coded)
+            points = np.column_stack([codes & 255, (codes >> 8) & 255, codes >> 16])
+        else:
+            counts = np.bincount(coded, minlength=1 << 16)
+            codes = np.flatnonzero(counts)
+            counts = counts[codes]
+            points = codes[:, None]
+        points = low + step * points.astype(np.float64)
+        exact = step == 1.0 and np.issubdtype(table.dtype, np.integer)
+        small = table.dtype.itemsize == 1
+        if keep_codes and n_channels == 3:
+            coded = _rgb_codes(coded)  # combined once, not once per K
+        weights = counts.astype(np.float64)
+        return cls(table, coded, step, codes, points, weights, exact, small, value_range)
+
+    @classmethod
+    def _of_features(cls, table: np.ndarray) -> CodedSummary:
+        """Code a table of 2 or 4+ channels (several layers as features).
+
+        Each channel is coded over its own range to ``feature_levels(C)`` levels (256
+        up to 7 channels; step 1 for integer channels spanning fewer values), the codes
+        combined into one int64 key per pixel and counted with a sort. A pixel's code
+        is then the index of its key among the occupied keys.
+        """
+        n_channels = table.shape[1]
+        levels = feature_levels(n_channels)
+        columns = [table[:, c] for c in range(n_channels)]
+        lows = np.array([float(col.min()) for col in columns])
+        highs = np.array([float(col.max()) for col in columns])
+        integer = np.issubdtype(table.dtype, np.integer)
+        steps = np.ones(n_channels)
+        for c in range(n_channels):
+            if not (integer and highs[c] - lows[c] < levels):
+                step = highs[c] / (levels - 1) - lows[c] / (levels - 1)
+                steps[c] = step if step > 0 else 1.0
+        keys = np.zeros(len(table), dtype=np.int64)
+        for c in reversed(range(n_channels)):
+            code = np.rint(table[:, c] / steps[c] - lows[c] / steps[c])
+            keys *= levels
+            keys += np.clip(code, 0, levels - 1).astype(np.int64)
+        keys, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+        digits = np.empty((len(keys), n_channels))
+        for c in range(n_channels):
+            digits[:, c] = keys % levels
+            keys //= levels
+        points = lows + steps * digits
+        exact = integer and bool((steps == 1.0).all())
+        codes = np.arange(len(points))
+        small = table.dtype.itemsize == 1
+        weights = counts.astype(np.float64)
+        return cls(
+            table,
+            inverse.reshape(-1),
+            steps,
+            codes,
+            points,
+            weights,
+            exact,
+            small,
+            (lows, highs),
+            indexed=True,
+        )
+
+    @classmethod
+    def distinct(cls, table: np.ndarray) -> CodedSummary:
+        """The exact summary: every distinct colour is a point (a sort of the pixels)."""
+        rows, inverse, counts = np.unique(table, axis=0, return_inverse=True, return_counts=True)
+        points = rows.astype(np.float64)
+        value_range = (points.min(axis=0), points.max(axis=0))
+        return cls(
+            table,
+            inverse.reshape(-1),
+            0.0,
+            np.arange(len(points)),
+            points,
+            counts.astype(np.float64),
+            True,
+            table.dtype.itemsize == 1,
+            value_range,
+            indexed=True,
+        )
+
+    def label_pixels(self, code_labels: np.ndarray, centers: np.ndarray | None = None):
+        """Label of every pixel through a lookup table from code to label.
+
+        With ``centers`` (inexact grids), codes whose cell straddles the boundary
+        between two centres are marked, and their pixels get their nearest centre
+        computed exactly.
+        """
+        if centers is not None:
+            code_labels = code_labels.copy()
+            code_labels[self._straddling(centers)] = 0
+        # Pixels only ever carry occupied codes, so the table needs no zeroing.
+        n_channels = self.table.shape[1]
+        size = len(self.codes) if self.indexed else 1 << 24 if n_channels == 3 else 1 << 16
+        if code_labels.dtype not in self.luts:
+            self.luts[code_labels.dtype] = np.empty(size, code_labels.dtype)
+        lut = self.luts[code_labels.dtype]
+        lut[self.codes] = code_labels
+        out = np.empty(len(self.table), dtype=code_labels.dtype)
+        for start in range(0, len(self.table), BLOCK):
+            checkpoint()
+            block = slice(start, start + BLOCK)
+            labels = lut[self._pixel_codes(self.coded[block])]
+            if centers is not None:
+                unsure = np.flatnonzero(labels == 0)
+                if len(unsure):
+                    x = self.table[block][unsure].astype(np.float64)
+                    labels[unsure] = nearest(x, centers, distances=False)[0] + 1
+            out[block] = labels
+        return out
+
+    def _straddling(self, centers):
+        """Occupied codes whose cell may hold colours nearer to different centres."""
+        if len(centers) == 1:
+            return np.zeros(len(self.codes), dtype=bool)
+        scores = self.points @ (-2.0 * centers.T) + (centers * centers).sum(axis=1)
+        scores += (self.points * self.points).sum(axis=1)[:, None]
+        two = np.sqrt(np.maximum(np.partition(scores, 1, axis=1)[:, :2], 0.0))
+        # Every colour of a cell lies within half a cell diagonal of the cell's point,
+        # so a cell is on one side when its two nearest centres differ by more than
+        # a diagonal (with a margin for rounding).
+        diagonal = float(np.sqrt(np.sum(np.broadcast_to(self.step, centers.shape[1:]) ** 2)))
+        return two[:, 1] - two[:, 0] <= diagonal * (1 + 1e-2)
+
+    def _pixel_codes(self, coded_block: np.ndarray) -> np.ndarray:
+        if coded_block.ndim == 2:  # (n, 3) uint8 channel codes, not yet combined
+            return _rgb_codes(coded_block)
+        return coded_block
+
+
+def feature_levels(n_channels: int) -> int:
+    """Levels per channel coding a table of ``n_channels`` into one int64 key."""
+    return 256 if n_channels <= 7 else max(2, 2 ** (62 // n_channels))
+
+
+def _code_rgb(table, low, high, step):
+    """round((x - low) / step) as uint8, in blocks.
+
+    OpenCV's ``convertScaleAbs`` does it in one vectorised pass but computes in
+    float32: it is used where that stays exact to well under a cell, numpy elsewhere
+    (huge magnitudes, or dtypes OpenCV cannot read such as int64 or float16).
+    """
+    magnitude = max(abs(low), abs(high))
+    direct = table.dtype in CV_DEPTHS and magnitude / step <= 2**16 and magnitude < FLOAT32_SAFE
+    coded = np.empty(table.shape, dtype=np.uint8)
+    for start in range(0, len(table), BLOCK):
+        block = table[start : start + BLOCK]
+        if direct:
+            scaled = cv2.convertScaleAbs(_as_image(block), alpha=1 / step, beta=-low / step)
+            coded[start : start + BLOCK] = scaled.reshape(-1, 3)
+        else:
+            scaled = np.rint(block.astype(np.float64) / step - low / step)
+            coded[start : start + BLOCK] = np.clip(scaled, 0, 255)
+    return coded
+
+
+def pixel_figures(table, labels, centers):
+    """Pixels per label and the exact sum of squared distances, in blocks."""
+    k, n_channels = centers.shape
+    counts = np.zeros(k + 1, dtype=np.int64)
+    sums = np.zeros((k + 1, n_channels))
+    square_sum = 0.0
+    for start in range(0, len(table), BLOCK):
+        checkpoint()
+        x = table[start : start + BLOCK].astype(np.float64)
+        lab = labels[start : start + BLOCK]
+        counts += np.bincount(lab, minlength=k + 1)
+        for c in range(n_channels):
+            sums[:, c] += np.bincount(lab, weights=x[:, c], minlength=k + 1)
+        square_sum += float(np.einsum("ij,ij->", x, x))
+    counts, sums = counts[1:], sums[1:]
+    # sum ||x - c||^2 = sum ||x||^2 - 2 sum_l c_l . S_l + sum_l n_l ||c_l||^2
+    sse = square_sum - 2 * float((centers * sums).sum()) + float(counts @ (centers**2).sum(axis=1))
+    return counts, max(sse, 0.0)
+
+
+def _count_rgb_codes(coded: np.ndarray):
+    """Occupied 24-bit codes of an (N, 3) uint8 table and their pixel counts."""
+    if len(coded) <= SMALL_IMAGE:
+        # A sort is cheap here and needs no 2**24 tables.
+        return np.unique(_rgb_codes(coded), return_counts=True)
+    if len(coded) < MAX_HIST_PIXELS:
+        hist = cv2.calcHist([_as_image(coded)], [2, 1, 0], None, [256] * 3, [0, 256] * 3)
+        hist = hist.ravel()
+    else:  # float32 histogram counts stop being exact at 2**24
+        hist = np.zeros(1 << 24, dtype=np.int64)
+        for start in range(0, len(coded), BLOCK):
+            hist += np.bincount(_rgb_codes(coded[start : start + BLOCK]), minlength=1 << 24)
+    codes = _occupied(hist)
+    return codes, hist[codes]
+
+
+def _occupied(counts: np.ndarray) -> np.ndarray:
+    """Indices of the non-zero counts, in slices (no full-size boolean temporary)."""
+    step = len(counts) // 16 or len(counts)
+    return np.concatenate(
+        [np.flatnonzero(counts[i : i + step] > 0) + i for i in range(0, len(counts), step)]
+    )
+
+
+def _rgb_codes(block: np.ndarray) -> np.ndarray:
+    """24-bit code ``r + 256 g + 65536 b`` of each uint8 RGB row."""
+    # R, G, B, 0 bytes read as one little-endian uint32.
+    rgba = cv2.cvtColor(_as_image(np.ascontiguousarray(block)), cv2.COLOR_RGB2RGBA)
+    keys = rgba.view("<u4").ravel()
+    keys &= 0xFFFFFF
+    return keys
+
+
+def _as_image(table: np.ndarray) -> np.ndarray:
+    """View an (N, C) pixel table as an (N, 1, C) image for OpenCV."""
+    return table.reshape(len(table), 1, table.shape[1])
+
+
+def regrid(points, weights, low, high, target):
+    """Merge weighted points into grid bins (weighted means), keeping about ``target``.
+
+    The grid is refined until at least ``target`` bins are occupied. Colours fill a
+    thin part of the colour cube, about a surface, so the occupied bins grow about as
+    the square of the levels per channel: that guides each refinement. The finest
+    grid tried is kept if it at least halves the points.
+    """
+    n_channels = points.shape[1]
+    levels = _levels(n_channels, target)
+    merged = points, weights
+    while len(points) > 2 * target and levels <= MAX_LEVELS:
+        keys = _bin_keys(points, low, high, levels)
+        if levels**n_channels <= 1 << 22:  # a dense bincount beats a sort
+            mass = np.bincount(keys, weights=weights, minlength=levels**n_channels)
+            occupied = np.flatnonzero(mass)
+            mass = mass[occupied]
+            index = np.zeros(levels**n_channels, dtype=np.intp)
+            index[occupied] = np.arange(len(occupied))
+            keys = index[keys]
+        else:
+            _, keys = np.unique(keys, return_inverse=True)
+            mass = np.bincount(keys, weights=weights)
+        if 2 * len(mass) <= len(points):
+            sums = np.column_stack(
+                [np.bincount(keys, weights=points[:, c] * weights) for c in range(n_channels)]
+            )
+            merged = sums / mass[:, None], mass
+        if len(mass) >= target:
+            break
+        levels = max(levels + 1, int(levels * 1.1 * np.sqrt(target / len(mass))))
+    return merged
+
+
+def _levels(n_channels: int, n_bins: int) -> int:
+    return max(2, round(n_bins ** (1.0 / n_channels)))
+
+
+def _bin_keys(block, low, high, levels):
+    """One integer key per row: the row's bin in a levels**C grid over [low, high]."""
+    keys = np.zeros(len(block), dtype=np.int64)
+    for c in range(block.shape[1]):
+        span = high[c] - low[c]
+        scale = levels / span if span > 0 else 0.0
+        code = ((block[:, c] - low[c]) * scale).astype(np.int64)
+        np.clip(code, 0, levels - 1, out=code)
+        keys *= levels
+        keys += code
+    return keys
+
+
+def nearest(points, centers, work=np.float64, norms=None, distances=True):
+    """Nearest centre of each point and the squared distance to it (float64).
+
+    ``norms`` (the points' squared norms) may be passed when calling repeatedly;
+    with ``distances=False`` only the labels are computed (the distances are None).
+    Points are taken in blocks so the (points, centres) score matrix stays small.
+    """
+    if work == np.float32 and len(centers) and np.abs(centers).max() > FLOAT32_SAFE:
+        work = np.float64  # such centres' squares overflow float32
+    c = centers.astype(work)
+    scale = -2.0 * c.T
+    c_norms = (c * c).sum(axis=1)
+    labels = np.empty(len(points), dtype=np.intp)
+    d = np.empty(len(points)) if distances else None
+    step = max(1 << 12, SCORE_BLOCK // max(len(c), 1))
+    for start in range(0, len(points), step):
+        block = slice(start, start + step)
+        scores = points[block].astype(work, copy=False) @ scale
+        scores += c_norms
+        labels[block] = lab = scores.argmin(axis=1)
+        if distances:
+            d[block] = np.take_along_axis(scores, lab[:, None], axis=1)[:, 0]
+    if not distances:
+        return labels, None
+    d += (points * points).sum(axis=1) if norms is None else norms
+    return labels, np.maximum(d, 0.0, out=d)
+
+
+def init_centers(points, weights, k, init, rng):
+    """Initial centres: weighted k-means++ (greedy, as scikit-learn) or random pixels."""
+    p = weights / weights.sum()
+    if init == "random":
+        # A coarse summary may hold fewer points than k (colours closer than a cell):
+        # then some centres repeat, and their clusters stay empty.
+        enough = len(points) >= k
+        return points[rng.choice(len(points), size=k, replace=not enough, p=p)].copy()
+    n_trials = 2 + int(np.log(k))
+    centers = np.empty((k, points.shape[1]))
+    centers[0] = points[rng.choice(len(points), p=p)]
+    closest = ((points - centers[0]) ** 2).sum(axis=1)
+    for i in range(1, k):
+        potential = closest * weights
+        total = potential.sum()
+        if total <= 0:  # every remaining point coincides with a centre
+            centers[i:] = centers[0]
+            break
+        picks = np.searchsorted(np.cumsum(potential), rng.random(n_trials) * total)
+        picks = np.minimum(picks, len(points) - 1)
+        trial = ((points[None, :, :] - points[picks][:, None, :]) ** 2).sum(axis=2)
+        np.minimum(trial, closest, out=trial)
+        best = np.argmin(trial @ weights)
+        centers[i] = points[picks[best]]
+        closest = trial[best]
+    return centers
+
+
+def weighted_lloyd(points, weights, centers, max_iter, epsilon, work=np.float64):
+    """Lloyd iterations on weighted points; returns centres, weighted inertia, labels.
+
+    Stops after ``max_iter`` updates or when no centre moves by more than ``epsilon``
+    (OpenCV's rule). An empty cluster takes the point that costs most where it is.
+    """
+    centers = centers.copy()
+    k = len(centers)
+    norms = (points * points).sum(axis=1)
+    weighted = points * weights[:, None]
+    points = points.astype(work)  # cast once, not in every iteration
+    for _ in range(max_iter):
+        checkpoint()
+        labels, _ = nearest(points, centers, work, distances=False)
+        mass = np.bincount(labels, weights=weights, minlength=k)
+        new = np.column_stack(
+            [
+                np.bincount(labels, weights=weighted[:, c], minlength=k)
+                for c in range(points.shape[1])
+            ]
+        )
+        filled = mass > 0
+        new[filled] /= mass[filled, None]
+        new[~filled] = centers[~filled]
+        if not filled.all():
+            cost = nearest(points, centers, work, norms)[1] * weights
+            for j in np.flatnonzero(~filled):
+                far = int(np.argmax(cost))
+                new[j] = points[far]
+                cost[far] = 0.0
+        shift = np.sqrt(((new - centers) ** 2).sum(axis=1)).max()
+        centers = new
+        if shift <= epsilon:
+            break
+    labels, d = nearest(points, centers, work, norms)
+    return centers, float(np.dot(d, weights)), labels
+
+
+class FastKMeans:
+    """The default engine: k-means on a weighted colour summary, exact labels (above)."""
+
+    name = "fast"
+    label = "the fast engine"
+    max_magnitude = MAX_FLOAT_MAGNITUDE  # computes in float64
+
+    def fits(self, job, ks):
+        """Yield a Fit per K of ``ks``; a sweep shares the summary and warm starts."""
+        rng = np.random.default_rng(job.seed)
+        if len(ks) == 1:
+            yield FastEngine(job.table).fit(ks[0], *job.engine_options(), rng)
+            return
+        engine = FastEngine(job.table, True, SWEEP_MID_POINTS)
+        yield from engine.sweep(ks, *job.engine_options(), rng)
+
+    @staticmethod
+    def working_bytes(n_pixels: int, n_channels: int, table_itemsize: int) -> int:
+        """Bytes it allocates for ``n_pixels`` pixels besides the outputs."""
+        total = 0
+        if n_channels == 3:
+            if table_itemsize != 1:
+                total += 3 * n_pixels  # uint8 channel codes
+            # codes counted by a sort (small images) or a 2**24 histogram
+            total += 16 * n_pixels if n_pixels <= SMALL_IMAGE else HIST_BYTES
+            distinct = min(n_pixels, LUT_ENTRIES[3])
+            lut = LUT_ENTRIES[3] * 2
+        elif n_channels == 1:
+            total += 2 * 8 * n_pixels + 2 * n_pixels  # float64 scaling temporaries, codes
+            distinct = min(n_pixels, LUT_ENTRIES[1])
+            lut = LUT_ENTRIES[1] * 8 * 2  # the bincount of codes and the lookup table
+        else:
+            # int64 keys per channel step, their sort, order and inverse
+            total += n_pixels * (8 * 4 + 8 * n_channels)
+            distinct = n_pixels
+            lut = 2 * n_pixels
+        return total + lut + distinct * BYTES_PER_SUMMARY_POINT + SCORE_BYTES
+
+
+class OpenCVKMeans:
+    """``cv2.kmeans`` on every pixel as float32: the OpenCV recipe, bit for bit."""
+
+    name = "opencv"
+    label = "OpenCV's float32 k-means"
+    max_magnitude = FLOAT32_SAFE  # squared distances in float32
+
+    def fits(self, job, ks):
+        """Yield a Fit per K of ``ks`` (each K on its own, as the recipe runs)."""
+        epsilon = job.epsilon
+        if epsilon is None:
+            epsilon = default_epsilon(*job.value_range())
+        criteria = (job.criteria_type, job.max_iter, epsilon)
+        for k in ks:
+            yield opencv_kmeans(
+                job.table, k, criteria=criteria, attempts=job.attempts, init=job.init, seed=job.seed
+            )
+
+    @staticmethod
+    def working_bytes(n_pixels: int, n_channels: int, table_itemsize: int) -> int:
+        """Bytes it allocates for ``n_pixels`` pixels besides the outputs.
+
+        Float32 samples; OpenCV's int32 labels, float distances and best labels; our
+        relabelling; a block of the quantized image.
+        """
+        return n_pixels * (4 * n_channels + 32) + SCORE_BYTES
+
+
+# method -> engine: a new engine is one class above and one entry here (a test checks
+# the keys are Options' method choices)
+ENGINES = {engine.name: engine for engine in (FastKMeans(), OpenCVKMeans())}

@@ -1,0 +1,516 @@
+"""Colour quantization with k-means (core: numpy + cv2 only, no napari, no Qt)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from . import engines
+from .cancel import checkpoint
+from .engines import ENGINES
+from .memory import check_memory
+from .options import QUANTIZE_DEFAULTS, choices
+from .palette import Palette, darkest_first, register_applier
+from .spaces import COLOR_SPACES, FeatureSpace, scaling
+from .validate import (
+    CRITERIA,
+    MAX_ATTEMPTS,
+    MAX_FLOAT_MAGNITUDE,
+    InvalidInputError,
+    check_axis,
+    check_choice,
+    check_count,
+    check_criteria,
+    check_epsilon,
+    check_flag,
+    check_image,
+    check_mask_dtype,
+    check_mask_shape,
+    check_seed,
+    criteria_name,
+    guess_rgb,
+    working_table,
+)
+
+METHODS = choices("method")
+INITS = choices("init")
+PLANES = choices("planes")
+# re-exported for the modules that import them from here
+__all__ = ["CRITERIA", "check_mask_shape", "guess_rgb"]
+
+
+@dataclass(frozen=True)
+class Quantization:
+    """Result of :func:`quantize`.
+
+    Attributes
+    ----------
+    labels : (...) ndarray of unsigned int
+        Cluster of each pixel, 1..k, over the image's spatial shape (0 is reserved
+        for pixels that are not clustered). Label 1 is the darkest centre.
+    centers : (k, C) ndarray of float64
+        Centre of each cluster in the image's own value units; row ``i`` belongs to
+        label ``i + 1``. ``C`` is 3 for RGB and RGBA (alpha is not clustered), 1 for gray.
+    image : ndarray
+        The quantized image: same shape and dtype as the input, every pixel replaced
+        by its centre (rounded and clipped for integer dtypes).
+    compactness : float
+        Sum of squared distances from each pixel to its centre (OpenCV's figure), in
+        the space clustered (Lab or z-scored units when those were asked for).
+    counts : (k,) ndarray of int64
+        Pixels per label.
+    params : dict
+        Every parameter actually used (k, method, attempts, max_iter, epsilon,
+        criteria, init, seed, rgb, channel_axis, color_space, standardize, planes,
+        and ``channel_scale`` when standardized).
+    elapsed : float
+        Seconds spent in :func:`quantize`.
+    sse : float
+        Sum of squared differences between each clustered pixel and its centre in the
+        image's own units (equal to ``compactness`` when clustering in RGB values):
+        what MSE and PSNR are measured from.
+
+    Examples
+    --------
+    >>> from skimage import data
+    >>> from napari_kquant import quantize
+    >>> result = quantize(data.coffee(), 3, seed=0)
+    >>> result.k, result.centers.shape, int(result.counts.sum())
+    (3, (3, 3), 240000)
+    >>> [round(f, 2) for f in result.fractions.tolist()] == [
+    ...     round(c / 240000, 2) for c in result.counts.tolist()]
+    True
+    """
+
+    labels: np.ndarray
+    centers: np.ndarray
+    image: np.ndarray
+    compactness: float
+    counts: np.ndarray
+    params: dict[str, Any] = field(default_factory=dict)
+    elapsed: float = 0.0
+    sse: float | None = None
+
+    def __post_init__(self):
+        if self.sse is None:  # clustered in the image's own values
+            object.__setattr__(self, "sse", float(self.compactness))
+
+    @property
+    def k(self) -> int:
+        """Number of clusters (per plane, for ``planes="each"``)."""
+        return int(self.params.get("k", len(self.centers)))
+
+    @property
+    def palette(self) -> Palette:
+        """The fitted palette: centres, the space they were fitted in, provenance.
+
+        Save it with :func:`napari_kquant.save_palette`, apply it with
+        :meth:`Palette.apply`. A result with one palette per plane has none.
+        """
+        if self.params.get("planes") == "each":
+            raise InvalidInputError(
+                "this result holds one palette per plane: fit one palette "
+                "(planes='stack') to save or reapply it"
+            )
+        params = self.params
+        layout = ("rgb", "channel_axis", "color_space", "channel_scale", "channel_offset")
+        return Palette(
+            self.centers,
+            color_space=params.get("color_space", "rgb"),
+            channel_scale=params.get("channel_scale"),
+            channel_offset=params.get("channel_offset"),
+            rgb=params.get("rgb"),
+            channel_axis=params.get("channel_axis"),
+            counts=self.counts,
+            params={key: v for key, v in params.items() if key not in layout},
+        )
+
+    def apply(self, image, *, mask=None) -> Quantization:
+        """Label another image (or frame, or region) with this result's palette.
+
+        The same channels, colour space and channel scaling are used as in the fit;
+        see :meth:`Palette.apply`.
+
+        Examples
+        --------
+        >>> from skimage import data
+        >>> from napari_kquant import quantize
+        >>> fitted = quantize(data.astronaut(), 5, seed=0)
+        >>> other = fitted.apply(data.coffee())
+        >>> other.k, bool((other.centers == fitted.centers).all())
+        (5, True)
+        """
+        return self.palette.apply(image, mask=mask)
+
+    @property
+    def fractions(self) -> np.ndarray:
+        """Fraction of the clustered pixels in each label."""
+        total = self.counts.sum()
+        return self.counts / total if total else self.counts.astype(float)
+
+
+def apply_eager(image, palette: Palette, *, mask=None, rgb=None, channel_axis=None):
+    """Label an in-memory image with ``palette`` (the eager apply strategy)."""
+    started = time.perf_counter()
+    job = Job.of(
+        image,
+        **{
+            **QUANTIZE_DEFAULTS,
+            "rgb": rgb,
+            "mask": mask,
+            "channel_axis": channel_axis,
+            "color_space": palette.color_space,
+            "standardize": scaling(palette),
+        },
+    )
+    centers = palette.centers
+    n_channels = job.table.shape[1]
+    if centers.shape[1] != n_channels:
+        raise InvalidInputError(
+            f"centers must be a (k, {n_channels}) array for this image, got shape {centers.shape}"
+        )
+    if np.abs(centers).max() > MAX_FLOAT_MAGNITUDE:
+        raise InvalidInputError(
+            f"centers up to {np.abs(centers).max():.3g} make squared distances overflow: "
+            f"palette values must stay below {MAX_FLOAT_MAGNITUDE:.0e}"
+        )
+    fit = job.fast_engine().assign(job.space.forward(centers))
+    return job.result(fit, started, centers=centers, method="palette")
+
+
+register_applier(lambda image: True, apply_eager)  # numpy, and anything numpy can read
+
+
+@dataclass(frozen=True)
+class Job:
+    """Validated input and options, ready to quantize at one or several K."""
+
+    image: np.ndarray
+    table: np.ndarray
+    rgb: bool
+    method: str
+    attempts: int
+    max_iter: int
+    epsilon: float | None
+    criteria_type: int
+    init: str
+    seed: int
+    keep: np.ndarray | None  # which pixels are clustered (None: all)
+    channel_axis: int | None  # where the features were in the input (moved last here)
+    space: FeatureSpace
+    raw: np.ndarray  # the clustered pixels in image units (``table`` before the space)
+    cache: dict = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def of(
+        cls,
+        image,
+        *,
+        method,
+        attempts,
+        max_iter,
+        epsilon,
+        criteria,
+        init,
+        seed,
+        rgb,
+        mask,
+        channel_axis=None,
+        color_space="rgb",
+        standardize=False,
+        planes="stack",
+        sample_size=None,
+        fit_level=-1,
+    ) -> Job:
+        if sample_size is not None:
+            raise InvalidInputError("sample_size applies to quantize() only")
+        if planes != "stack":
+            raise InvalidInputError(
+                f"planes={planes!r} is for quantize(): sweeps and palettes use the whole stack"
+            )
+        image = np.asarray(image)
+        if channel_axis is not None:
+            if rgb is not None and check_flag("rgb", rgb):
+                raise InvalidInputError("give rgb=True or channel_axis, not both")
+            channel_axis = check_axis(image, channel_axis)
+            image = np.moveaxis(image, channel_axis, -1)
+            check_image(image, False)
+            rgb = True  # below, rgb means "the last axis holds the channels"
+        else:
+            rgb = check_image(image, rgb)
+        method = check_choice("method", method, METHODS)
+        init = check_choice("init", init, INITS)
+        attempts = check_count("attempts", attempts, MAX_ATTEMPTS)
+        criteria_type, max_iter, epsilon = check_criteria(criteria, max_iter, epsilon)
+        epsilon = check_epsilon(epsilon, ENGINES[method].max_magnitude)
+        seed = check_seed(seed)
+        color_space = check_choice("color_space", color_space, COLOR_SPACES)
+        if not isinstance(standardize, tuple):  # (scale, offset): a palette's scaling
+            standardize = check_flag("standardize", standardize)
+        n_channels = (
+            (min(image.shape[-1], 3) if channel_axis is None else image.shape[-1]) if rgb else 1
+        )
+        # before any copy of the pixels: the estimate needs only the shape and dtype
+        check_memory(
+            image.shape,
+            image.dtype,
+            n_channels,
+            method,
+            contiguous=image.flags.c_contiguous and mask is None,
+            transformed=color_space != "rgb" or standardize is not False,
+        )
+        table = image.reshape(-1, image.shape[-1])[:, :n_channels] if rgb else image.reshape(-1, 1)
+        keep = _clustered_pixels(image, table, rgb, mask)
+        if keep is not None:
+            table = table[keep]
+        table = working_table(table)
+        floating = np.issubdtype(table.dtype, np.floating)
+        if floating:
+            low, high = float(table.min()), float(table.max())
+            if max(abs(low), abs(high)) > MAX_FLOAT_MAGNITUDE:
+                raise InvalidInputError(
+                    f"values up to {max(abs(low), abs(high)):.3g} make squared distances "
+                    f"overflow: rescale the image below {MAX_FLOAT_MAGNITUDE:.0e}"
+                )
+        true_rgb = rgb and channel_axis is None
+        raw = table
+        value_range = (low, high) if floating else None
+        space, table = FeatureSpace.of(
+            table, color_space, standardize, image.dtype, true_rgb, value_range
+        )
+        if not space.identity and not np.isfinite(table).all():
+            raise InvalidInputError(
+                "the values overflow when standardized: rescale the image or use standardize=False"
+            )
+        engine = ENGINES[method]
+        table_range = value_range if space.identity else None  # of the values clustered
+        if engine.max_magnitude < MAX_FLOAT_MAGNITUDE:  # check what it will measure
+            if table_range is None:
+                table_range = (float(table.min()), float(table.max()))
+            low, high = table_range
+            if max(abs(low), abs(high)) > engine.max_magnitude:
+                raise InvalidInputError(
+                    f"values up to {max(abs(low), abs(high)):.3g} are beyond what "
+                    f"{engine.label} can measure (about {engine.max_magnitude:.0e}): "
+                    "use method='fast', or rescale the image"
+                )
+        return cls(
+            image,
+            table,
+            rgb,
+            method,
+            attempts,
+            max_iter,
+            epsilon,
+            criteria_type,
+            init,
+            seed,
+            keep,
+            channel_axis,
+            space,
+            raw,
+            {} if table_range is None else {"value_range": table_range},
+        )
+
+    def check_k(self, k_max: int) -> None:
+        """Refuse a K the data cannot give."""
+        _check_k_against_data(self.table, k_max)
+
+    def fast_engine(self) -> engines.FastEngine:
+        """The fast engine's summary of this image (labels pixels for given centres)."""
+        return engines.FastEngine(self.table)
+
+    def value_range(self) -> tuple[float, float]:
+        """Smallest and largest value clustered (computed once)."""
+        if "value_range" not in self.cache:
+            self.cache["value_range"] = (float(self.table.min()), float(self.table.max()))
+        return self.cache["value_range"]
+
+    def engine_options(self) -> tuple:
+        """max_iter, epsilon, use_epsilon, attempts, init as the engines take them."""
+        return (
+            # a criterion that is off never stops the iterations
+            self.max_iter if self.criteria_type & cv2.TERM_CRITERIA_MAX_ITER else 10_000,
+            self.epsilon,
+            bool(self.criteria_type & cv2.TERM_CRITERIA_EPS),
+            self.attempts,
+            self.init,
+        )
+
+    def fit(self, k) -> engines.Fit:
+        """Cluster at ``k`` with this job's engine."""
+        return next(self.fits([k]))
+
+    def fits(self, ks):
+        """Yield a Fit per K of ``ks`` from this job's engine."""
+        return ENGINES[self.method].fits(self, ks)
+
+    def result(self, fit: engines.Fit, started: float, centers=None, **params) -> Quantization:
+        """The Quantization of one Fit (``params`` override the recorded parameters).
+
+        ``centers``: the palette in image units when it was given (apply_palette);
+        otherwise the fitted centres are taken back to image units and, when that
+        changes their brightness order, relabelled darkest first.
+        """
+        k = len(fit.centers)
+        spatial_shape = self.image.shape[:-1] if self.rgb else self.image.shape
+        if centers is None:
+            centers = fit.centers
+            if not self.space.identity:
+                centers, fit = self._back(fit)
+        labels, counts = fit.labels, fit.counts
+        sse = None if self.space.identity else engines.pixel_figures(self.raw, labels, centers)[1]
+        if self.keep is not None:
+            labels = np.zeros(self.keep.shape, dtype=fit.labels.dtype)
+            labels[self.keep] = fit.labels
+        labels = labels.reshape(spatial_shape)
+        params = {
+            "k": k,
+            "method": self.method,
+            "attempts": self.attempts,
+            "max_iter": self.max_iter,
+            "epsilon": fit.epsilon,
+            "criteria": criteria_name(self.criteria_type),
+            "init": self.init,
+            "seed": self.seed,
+            "rgb": self.rgb and self.channel_axis is None,
+            "channel_axis": self.channel_axis,
+            "color_space": self.space.color_space,
+            "standardize": self.space.scale is not None,
+            "planes": "stack",
+            **params,
+        }
+        if self.space.scale is not None:
+            params["channel_scale"] = self.space.scale.tolist()
+            params["channel_offset"] = self.space.offset.tolist()
+        image = render(self.image, labels, centers, self.rgb)
+        if self.channel_axis is not None:
+            image = np.moveaxis(image, -1, self.channel_axis)
+        return Quantization(
+            labels=labels,
+            centers=centers,
+            image=image,
+            compactness=fit.compactness,
+            sse=sse,
+            counts=counts,
+            params=params,
+            elapsed=time.perf_counter() - started,
+        )
+
+    def _back(self, fit: engines.Fit) -> tuple[np.ndarray, engines.Fit]:
+        """Fitted centres in image units, darkest first, and every pixel's nearest of them.
+
+        The pixels are labelled again with the reported centres taken into the
+        clustering space, so that the labels are exactly what reapplying the palette
+        (apply_palette, the lazy path) gives.
+        """
+        centers = self.space.back(fit.centers)
+        if self.space.colours.clips_centres:
+            # e.g. Lab centres of in-gamut colours can map slightly outside the data
+            low = np.array([float(self.raw[:, c].min()) for c in range(self.raw.shape[1])])
+            high = np.array([float(self.raw[:, c].max()) for c in range(self.raw.shape[1])])
+            centers = np.clip(centers, low, high)
+        centers = centers[darkest_first(centers)]
+        if "engine" not in self.cache:  # one summary serves every K of a sweep
+            self.cache["engine"] = self.fast_engine()
+        return centers, self.cache["engine"].assign(self.space.forward(centers), fit.epsilon)
+
+
+def render(image: np.ndarray, labels: np.ndarray, centers: np.ndarray, rgb: bool) -> np.ndarray:
+    """The quantized image: each pixel with label ``i`` becomes ``centers[i - 1]``.
+
+    Label 0 keeps the source value; integer dtypes are rounded and clipped; alpha
+    (the 4th channel of RGBA) is carried over unchanged. Works in blocks, so the only
+    large allocation is the output itself.
+    """
+    n_channels = centers.shape[1]
+    # Row 0 of the palette serves label 0 and is overwritten by the source below.
+    palette = np.zeros((len(centers) + 1, n_channels), dtype=image.dtype)
+    palette[1:] = to_dtype(centers, image.dtype)
+    flat_labels = labels.reshape(-1)
+    n_pixels = flat_labels.size
+    width = image.shape[-1] if rgb else 1
+    # C order, so that the reshape below is a view of `out` (for an input whose
+    # channel axis was moved last, np.empty_like would keep its strides and the
+    # reshape would write into a copy)
+    out = np.array(image, order="C") if width > n_channels else np.empty(image.shape, image.dtype)
+    target = out.reshape(n_pixels, width)[:, :n_channels]
+    source = image.reshape(n_pixels, width)[:, :n_channels]
+    lut = None
+    if image.dtype == np.uint8 and labels.dtype == np.uint8 and n_channels == 3:
+        # OpenCV's LUT applies the palette per channel in one vectorised pass.
+        lut = np.zeros((256, 1, 3), np.uint8)
+        lut[: len(palette), 0] = palette
+    for start in range(0, n_pixels, engines.BLOCK):
+        checkpoint()
+        block = slice(start, start + engines.BLOCK)
+        lab = flat_labels[block]
+        if lut is None:
+            target[block] = np.take(palette, lab, axis=0)
+        else:
+            column = lab.reshape(-1, 1)
+            target[block] = cv2.LUT(cv2.merge([column, column, column]), lut).reshape(-1, 3)
+        unclustered = lab == 0
+        if unclustered.any():
+            target[block][unclustered] = source[block][unclustered]
+    return out
+
+
+def to_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Cast centre values to ``dtype``: rounded and clipped for integers."""
+    dtype = np.dtype(dtype)
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        high = float(info.max)
+        if int(high) > info.max:  # 64-bit maxima round up as floats: stay below them
+            high = float(np.nextafter(high, -np.inf))
+        return np.clip(np.rint(values), float(info.min), high).astype(dtype)
+    return np.asarray(values).astype(dtype)
+
+
+def _clustered_pixels(image, table, rgb, mask) -> np.ndarray | None:
+    """Flat boolean of the pixels to cluster (mask, finite values), None for all."""
+    spatial = image.shape[:-1] if rgb else image.shape
+    keep = None
+    if mask is not None:
+        mask = np.asarray(mask)
+        check_mask_shape(mask, spatial)
+        check_mask_dtype(mask)
+        keep = mask.reshape(-1).astype(bool)
+    if np.issubdtype(image.dtype, np.floating):
+        finite = np.isfinite(table).all(axis=1)
+        if not finite.all():
+            keep = finite if keep is None else keep & finite
+    if keep is None or keep.all():
+        return None
+    if not keep.any():
+        raise InvalidInputError(
+            "no pixel to cluster: the mask selects none, or every selected pixel is NaN or inf"
+        )
+    return keep
+
+
+def _check_k_against_data(table: np.ndarray, k: int) -> None:
+    """K may not exceed the pixels, nor the distinct colours (found cheaply, blockwise)."""
+    if k > len(table):
+        raise InvalidInputError(
+            f"k={k} exceeds the number of pixels ({len(table)}): choose k <= {len(table)}"
+        )
+    rows = np.ascontiguousarray(table).view(
+        np.dtype((np.void, table.dtype.itemsize * table.shape[1]))
+    )
+    size = 4096
+    while True:
+        distinct = len(np.unique(rows[:size]))
+        if distinct >= k:
+            return
+        if size >= len(rows):
+            raise InvalidInputError(
+                f"k={k} exceeds the {distinct} distinct colours in the image: "
+                f"choose k <= {distinct}"
+            )
+        size *= 16

@@ -1,0 +1,396 @@
+"""Lazy quantization of dask, zarr and multiscale data (core: numpy, cv2, dask; no napari).
+
+The centres are fitted on a bounded random sample of pixels, drawn chunk by chunk;
+the labels and the quantized image are then dask arrays built block by block with
+the fitted centres (``map_blocks``), so only the chunks that are looked at are ever
+computed. Every step is a plain dask graph: with a ``dask.distributed.Client``
+active, the same calls run on its workers.
+
+The sample is a set of global pixel positions drawn from ``seed``; each chunk keeps
+the positions that fall inside it. It therefore does not depend on the chunking, and
+a numpy array quantized with the same ``sample_size`` and ``seed`` is fitted on the
+very same pixels, in the same (C) order.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import numpy as np
+
+from . import engines
+from .kmeans import Job, Quantization, render
+from .options import QUANTIZE_DEFAULTS
+from .palette import register_applier
+from .spaces import FeatureSpace
+from .validate import (
+    InvalidInputError,
+    check_axis,
+    check_count,
+    check_image,
+    check_k,
+    check_mask_shape,
+    working_table,
+)
+
+DEFAULT_SAMPLE = 1_000_000  # pixels the centres are fitted on, by default
+
+
+def is_lazy(image) -> bool:
+    """Whether ``image`` is an array other than numpy's (dask, zarr, ...)."""
+    return not isinstance(image, np.ndarray) and hasattr(image, "shape") and hasattr(image, "dtype")
+
+
+def is_multiscale(image) -> bool:
+    """Whether ``image`` is a list of arrays, largest first (a napari pyramid)."""
+    return (
+        isinstance(image, (list, tuple))
+        and len(image) > 0
+        and all(hasattr(level, "shape") and hasattr(level, "dtype") for level in image)
+    )
+
+
+def quantize_lazy(
+    image, k: int, *, sample_size: int | None = None, fit_level: int = -1, **options
+) -> Quantization:
+    """:func:`napari_kquant.quantize` for lazy (dask, zarr) and multiscale input.
+
+    Fits on up to ``sample_size`` pixels (default 1,000,000) of ``image``, or of
+    level ``fit_level`` of a multiscale list (default the lowest resolution), and
+    returns a Quantization whose ``labels`` and ``image`` are dask arrays (lists of
+    dask arrays, one per level, for multiscale input). ``counts``, ``compactness``
+    and ``fractions`` are those of the sample.
+    """
+    started = time.perf_counter()
+    k = check_k(k)
+    options = {**QUANTIZE_DEFAULTS, **options}
+    if options.pop("planes") != "stack":
+        raise InvalidInputError(
+            "planes='each' needs the whole stack in memory: use planes='stack' on lazy data, "
+            "or quantize planes one at a time"
+        )
+    sample_size = _check_sample_size(sample_size)
+    multiscale = is_multiscale(image)
+    levels = [as_dask(level) for level in (image if multiscale else [image])]
+    if not -len(levels) <= fit_level < len(levels):
+        raise InvalidInputError(
+            f"fit_level={fit_level} is not a level of this {len(levels)}-level image"
+        )
+    mask = options.pop("mask")
+    if mask is not None and multiscale:
+        raise InvalidInputError("masks apply to single-resolution images: pass one level")
+    rgb, axis = options.pop("rgb"), options.pop("channel_axis")
+    layout = _Layout.of(levels[fit_level], rgb, axis)
+    _, fitted = fit_sample(layout.arrange(levels[fit_level]), layout, k, sample_size, mask, options)
+    applied = apply_lazy(image, fitted.palette, mask=mask, rgb=rgb, channel_axis=axis)
+    params = {
+        **fitted.params,
+        "rgb": layout.channels and not layout.features,
+        "channel_axis": axis,
+        "lazy": True,
+        "sample_size": int(sample_size),
+        "fit_level": fit_level % len(levels) if multiscale else 0,
+        "multiscale": multiscale,
+    }
+    return replace(
+        applied,
+        compactness=fitted.compactness,
+        sse=fitted.sse,
+        counts=fitted.counts,
+        params=params,
+        elapsed=time.perf_counter() - started,
+    )
+
+
+def apply_lazy(image, palette, *, mask=None, rgb=None, channel_axis=None) -> Quantization:
+    """Label lazy or multiscale input with ``palette`` (the lazy apply strategy).
+
+    The labels and the quantized image are dask arrays (lists of them, one per level,
+    for multiscale input) computed block by block. Nothing is computed here, so the
+    result's ``counts`` are the palette's (those of its fit; zeros when it has none)
+    and its compactness is NaN.
+    """
+    started = time.perf_counter()
+    multiscale = is_multiscale(image)
+    levels = [as_dask(level) for level in (image if multiscale else [image])]
+    if mask is not None and multiscale:
+        raise InvalidInputError("masks apply to single-resolution images: pass one level")
+    layout = _Layout.of(levels[0], rgb, channel_axis)
+    width = levels[0].shape[layout.axis] if layout.channels else 1
+    n_clustered = width if layout.features else min(width, 3)
+    if palette.centers.shape[1] != n_clustered:
+        raise InvalidInputError(
+            f"centers must be a (k, {n_clustered}) array for this image, got shape "
+            f"{palette.centers.shape}"
+        )
+    dtype = working_table(np.empty(0, levels[0].dtype)).dtype
+    space = FeatureSpace.for_palette(palette, dtype, layout.channels and not layout.features)
+    # the precision the eager path labels with, so that both give the same labels
+    work = np.float32 if space.identity and dtype.itemsize == 1 else np.float64
+    outputs = [
+        _lazy_outputs(layout.arrange(level), layout, space, work, palette.centers, mask)
+        for level in levels
+    ]
+    labels = [out[0] for out in outputs]
+    images = [layout.restore(out[1]) for out in outputs]
+    counts = palette.counts if palette.counts is not None else np.zeros(palette.k, np.int64)
+    return Quantization(
+        labels=labels if multiscale else labels[0],
+        centers=palette.centers,
+        image=images if multiscale else images[0],
+        compactness=float("nan"),
+        counts=counts,
+        params={
+            **palette.params,
+            "k": palette.k,
+            "method": "palette",
+            "color_space": palette.color_space,
+            "rgb": layout.channels and not layout.features,
+            "channel_axis": channel_axis,
+            "lazy": True,
+            "multiscale": multiscale,
+            **(
+                {}
+                if palette.channel_scale is None
+                else {
+                    "channel_scale": palette.channel_scale.tolist(),
+                    "channel_offset": space.offset.tolist(),
+                }
+            ),
+        },
+        elapsed=time.perf_counter() - started,
+    )
+
+
+register_applier(lambda image: is_lazy(image) or is_multiscale(image), apply_lazy)
+
+
+def as_dask(array):
+    """A dask array of ``array``, chunked as it is stored (zarr) or else automatically."""
+    import dask.array as da
+
+    if isinstance(array, da.Array):
+        return array
+    chunks = getattr(array, "chunks", None)
+    if isinstance(chunks, tuple) and all(isinstance(c, (int, np.integer)) for c in chunks):
+        return da.from_array(array, chunks=chunks)
+    return da.from_array(array, chunks="auto")
+
+
+def _check_sample_size(sample_size) -> int:
+    if sample_size is None:
+        return DEFAULT_SAMPLE
+    return check_count("sample_size", sample_size)
+
+
+def fit_sample(data, layout, k, sample_size, mask, options) -> tuple[Job, Quantization]:
+    """Fit ``k`` centres on a sample of ``data`` (channels last); the job and its result.
+
+    The result's params record the pixels actually fitted on (``sampled``).
+    """
+    started = time.perf_counter()
+    table, kept = sample_pixels(data, layout, sample_size, options["seed"], mask)
+    if not kept:
+        raise InvalidInputError(
+            "no pixel to cluster: the mask selects none, or every selected pixel is NaN or inf"
+        )
+    job = Job.of(
+        table if layout.channels else table[:, 0],
+        **{**options, "rgb": layout.channels and not layout.features, "mask": None},
+        channel_axis=-1 if layout.features else None,
+    )
+    job.check_k(k)
+    fitted = job.result(job.fit(k), started)
+    return job, replace(fitted, params={**fitted.params, "sampled": int(kept)})
+
+
+def quantize_sampled(image: np.ndarray, k: int, *, sample_size: int, **options) -> Quantization:
+    """Eager quantize() fitted on a sample, every pixel labelled with its nearest centre.
+
+    The centres are those the lazy path fits on the same pixels.
+    """
+    import dask.array as da
+
+    started = time.perf_counter()
+    k = check_k(k)
+    options = {**QUANTIZE_DEFAULTS, **options}
+    if options.pop("planes") != "stack":
+        raise InvalidInputError(
+            "planes='each' fits every plane on all its pixels: drop sample_size"
+        )
+    sample_size = _check_sample_size(sample_size)
+    mask, rgb, axis = options.pop("mask"), options.pop("rgb"), options.pop("channel_axis")
+    layout = _Layout.of(image, rgb, axis)
+    data = layout.arrange(da.from_array(image, chunks=image.shape))
+    _, fitted = fit_sample(data, layout, k, sample_size, mask, options)
+    applied = fitted.palette.apply(
+        image, mask=mask, rgb=None if layout.features else layout.channels, channel_axis=axis
+    )
+    params = {**fitted.params, "channel_axis": axis, "sample_size": sample_size}
+    return replace(applied, params=params, elapsed=time.perf_counter() - started)
+
+
+class _Layout:
+    """Where an image keeps its channels, and how to put them last and back."""
+
+    def __init__(self, ndim, channels, features, axis):
+        self.ndim, self.channels, self.features, self.axis = ndim, channels, features, axis
+
+    @classmethod
+    def of(cls, data, rgb, axis) -> _Layout:
+        if axis is not None:
+            if rgb:
+                raise InvalidInputError("give rgb=True or channel_axis, not both")
+            check_image(data, False)
+            axis = check_axis(data, axis)
+            return cls(data.ndim, True, True, axis)
+        rgb = check_image(data, rgb)  # reads only shape, dtype and size: stays lazy
+        return cls(data.ndim, bool(rgb), False, data.ndim - 1 if rgb else None)
+
+    def arrange(self, data):
+        """The channels last, in one chunk."""
+        import dask.array as da
+
+        data = da.asarray(data)
+        if not self.channels:
+            return data
+        data = da.moveaxis(data, self.axis, -1) if self.features else data
+        return data.rechunk({data.ndim - 1: -1})
+
+    def restore(self, data):
+        if self.features and self.axis != self.ndim - 1:
+            import dask.array as da
+
+            return da.moveaxis(data, -1, self.axis)
+        return data
+
+
+def sample_pixels(data, layout: _Layout, sample_size: int, seed: int, mask=None):
+    """Up to ``sample_size`` pixels of ``data`` (channels last), drawn chunk by chunk.
+
+    Returns the (n, width) table of the drawn pixels that are clustered (inside the
+    mask, finite), in C order of their positions, and n.
+    """
+    import dask
+    import dask.array as da
+
+    spatial = data.shape[:-1] if layout.channels else data.shape
+    n_pixels = int(np.prod(spatial))
+    if sample_size >= n_pixels:
+        positions = np.arange(n_pixels, dtype=np.int64)
+    else:
+        rng = np.random.default_rng(seed)
+        positions = np.sort(rng.choice(n_pixels, size=sample_size, replace=False))
+    coords = np.unravel_index(positions, spatial)
+    spatial_chunks = data.chunks[: len(spatial)]
+    # which chunk along each axis holds each drawn pixel
+    block_index = [
+        np.searchsorted(np.cumsum(chunks), c, side="right")
+        for chunks, c in zip(spatial_chunks, coords, strict=True)
+    ]
+    block_ids = np.ravel_multi_index(block_index, [len(c) for c in spatial_chunks])
+    order = np.argsort(block_ids, kind="stable")
+    starts = [np.concatenate([[0], np.cumsum(c)[:-1]]) for c in spatial_chunks]
+    blocks = data.to_delayed()
+    if mask is not None:
+        mask = da.asarray(mask)
+        check_mask_shape(mask, spatial)
+        mask_blocks = mask.rechunk(spatial_chunks).to_delayed()
+    tasks, owners = [], []
+    unique_ids, first = np.unique(block_ids[order], return_index=True)
+    bounds = [*first[1:], len(order)]
+    for block_id, begin, end in zip(unique_ids, first, bounds, strict=True):
+        chosen = order[begin:end]
+        index = np.unravel_index(block_id, [len(c) for c in spatial_chunks])
+        local = tuple(c[chosen] - s[i] for c, s, i in zip(coords, starts, index, strict=True))
+        block = blocks[(*index, 0)] if layout.channels else blocks[index]
+        block_mask = None if mask is None else mask_blocks[index]
+        tasks.append(dask.delayed(_take)(block, local, layout.channels, block_mask))
+        owners.append(chosen)
+    pieces = dask.compute(*tasks)
+    width = data.shape[-1] if layout.channels else 1
+    table = np.empty((len(positions), width), dtype=data.dtype)
+    keep = np.zeros(len(positions), dtype=bool)
+    for chosen, (values, inside) in zip(owners, pieces, strict=True):
+        table[chosen] = values
+        keep[chosen] = inside
+    if np.issubdtype(table.dtype, np.floating):
+        clustered = 3 if layout.channels and not layout.features else width  # not alpha
+        keep &= np.isfinite(table[:, :clustered]).all(axis=1)
+    table = table[keep]
+    return table, len(table)
+
+
+def _take(block, local, channels, block_mask):
+    """The drawn pixels of one chunk, and whether each is inside the mask."""
+    block = np.asarray(block)
+    values = block[local] if channels else block[local][:, None]
+    inside = (
+        np.ones(len(values), bool) if block_mask is None else np.asarray(block_mask)[local] != 0
+    )
+    return values, inside
+
+
+def _lazy_outputs(data, layout, space, work, centers, mask):
+    """Labels and quantized image of ``data`` as dask arrays, block by block."""
+    import dask.array as da
+
+    dtype = engines.label_dtype(len(centers))
+    kwargs = {
+        "centers": centers,
+        "feature_centers": space.forward(centers),
+        "space": space,
+        "channels": layout.channels,
+        "n_clustered": centers.shape[1],
+        "work": work,
+    }
+    spatial_ndim = data.ndim - 1 if layout.channels else data.ndim
+    spatial_chunks = data.chunks[:spatial_ndim]
+    args = [data]
+    if mask is not None:
+        args.append(da.asarray(mask).rechunk(spatial_chunks).astype(bool))
+    if layout.channels:
+        labels = da.map_blocks(
+            _label_block,
+            *[data, *(m[..., None] for m in args[1:])],
+            drop_axis=data.ndim - 1,
+            dtype=dtype,
+            **kwargs,
+        )
+        image = da.map_blocks(_render_block, data, labels[..., None], dtype=data.dtype, **kwargs)
+    else:
+        labels = da.map_blocks(_label_block, *args, dtype=dtype, **kwargs)
+        image = da.map_blocks(_render_block, data, labels, dtype=data.dtype, **kwargs)
+    return labels, image
+
+
+def _label_block(block, mask=None, *, centers, feature_centers, space, channels, n_clustered, work):
+    """Nearest centre (1-based) of every pixel of a block; 0 outside the mask or non-finite."""
+    block = np.asarray(block)
+    spatial = block.shape[:-1] if channels else block.shape
+    table = (
+        block.reshape(-1, block.shape[-1])[:, :n_clustered] if channels else block.reshape(-1, 1)
+    )
+    dtype = engines.label_dtype(len(centers))
+    labels = np.zeros(len(table), dtype=dtype)
+    keep = np.ones(len(table), bool)
+    if mask is not None:
+        keep &= np.asarray(mask).reshape(-1)
+    if np.issubdtype(table.dtype, np.floating):
+        keep &= np.isfinite(table).all(axis=1)
+    if keep.all():
+        keep = slice(None)
+    rows = table[keep]
+    if len(rows):
+        features = space.forward(rows)
+        labels[keep] = engines.nearest(features, feature_centers, work, distances=False)[0] + 1
+    return labels.reshape(spatial)
+
+
+def _render_block(block, labels, *, centers, channels, **_):
+    """The quantized pixels of a block (label 0 keeps the source value)."""
+    labels = np.asarray(labels)
+    if channels:
+        labels = labels[..., 0]
+    return render(np.asarray(block), labels, centers, channels)

@@ -1,0 +1,109 @@
+"""Working-memory estimate and guard for eager runs (core: standard library + numpy).
+
+The estimate reads only the image's shape, dtype and memory layout, so a run that
+cannot fit is refused before a single pixel is copied. ``benchmarks/bench_memory.py``
+and ``tests/test_memory.py`` measure real peaks against it.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .engines import ENGINES
+from .validate import InvalidInputError
+
+
+def available_bytes() -> int | None:
+    """Memory the process can still get, from /proc/meminfo (None where unknown)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def working_bytes(
+    shape: tuple[int, ...],
+    dtype,
+    n_channels: int,
+    method: str,
+    *,
+    contiguous: bool = True,
+    transformed: bool = False,
+) -> int:
+    """Upper estimate of the bytes a quantize() run allocates besides its input.
+
+    Parameters
+    ----------
+    shape, dtype
+        The image's (channels last when it has channels).
+    n_channels : int
+        Channels clustered (3 for RGB(A), 1 for gray, the features otherwise).
+    method : str
+        The engine (a key of ``ENGINES``): it adds what it allocates itself.
+    contiguous : bool
+        Whether the pixels can be read as a table without a copy.
+    transformed : bool
+        Whether the pixels are moved to another space first (Lab, z-score).
+
+    Notes
+    -----
+    The fast engine's largest cost is per distinct colour of its summary, which is
+    not known before the pixels are read; its estimate assumes every pixel may be a
+    distinct colour (up to the summary's 2**24 codes for RGB, 2**16 for gray), so it
+    is tight for noisy, many-colour images and generous for photos.
+    """
+    dtype = np.dtype(dtype)
+    n_values = int(np.prod(shape, dtype=np.float64))
+    width = shape[-1] if len(shape) > 1 and n_channels > 1 else 1
+    n_pixels = n_values // max(width, 1)
+    # both engines: the quantized image and the labels (up to 2 bytes a pixel)
+    total = n_values * dtype.itemsize + 2 * n_pixels
+    if not contiguous:
+        total += n_values * dtype.itemsize  # the pixel table is a copy
+    table_itemsize = dtype.itemsize
+    if dtype == np.float16:
+        total += n_pixels * n_channels * 4  # computed in float32
+        table_itemsize = 4
+    if transformed:
+        total += 3 * n_pixels * n_channels * 8  # the table in the new space, temporaries
+        total += 2 * n_pixels  # the relabelling with the reported centres
+        table_itemsize = 8
+    return total + ENGINES[method].working_bytes(n_pixels, n_channels, table_itemsize)
+
+
+def check_memory(
+    shape: tuple[int, ...],
+    dtype,
+    n_channels: int,
+    method: str,
+    *,
+    decoded: bool = False,
+    **layout,
+) -> None:
+    """Refuse a run whose working memory would exceed what the machine has free.
+
+    Needs only the image's shape and dtype (an array's, or a file's header).
+    ``decoded``: the pixels are still to be read into memory (a file), so they count
+    too. ``layout``: as for :func:`working_bytes`.
+    """
+    needed = working_bytes(shape, dtype, n_channels, method, **layout)
+    if decoded:
+        needed += int(np.prod(shape, dtype=np.float64)) * np.dtype(dtype).itemsize
+    free = available_bytes()
+    if free is not None and needed > free:
+        raise InvalidInputError(
+            f"quantizing this {'x'.join(map(str, shape))} {np.dtype(dtype)} image needs about "
+            f"{needed / 2**30:.1f} GiB of working memory but only {free / 2**30:.1f} GiB is "
+            "available: open it lazily instead (a dask or zarr array, e.g. "
+            "dask.array.from_array(image, chunks=1024)): napari-kquant then fits on a sample "
+            "and labels chunk by chunk; or crop or downsample it, or free memory"
+        )

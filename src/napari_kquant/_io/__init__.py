@@ -1,0 +1,1 @@
+"""Outputs on disk: safe writes, palette files, zarr export (no napari, no Qt)."""

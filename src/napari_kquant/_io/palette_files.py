@@ -1,0 +1,135 @@
+"""Palette files: JSON (lossless), CSV and GIMP ``.gpl`` (core formats; numpy only)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .._core.palette import Palette, as_palette, channel_names
+from .._core.validate import InvalidInputError
+
+PALETTE_FORMATS = (".csv", ".json", ".gpl")
+_META_PREFIX = "# napari-kquant palette: "  # CSV and GIMP files carry the palette's space here
+
+
+def save_palette(path, palette, *, counts=None, params=None) -> Path:
+    """Write a palette as JSON, CSV or GIMP palette (``.gpl``, RGB only), by suffix.
+
+    JSON keeps everything (:meth:`Palette.to_json`). CSV holds one row per label
+    (centre, count, fraction) and GIMP palettes the colours rounded to integers; both
+    carry the palette's colour space and channel scaling in a ``#`` comment line (the
+    last line of a CSV), so that reapplying a loaded palette measures distances as the
+    fit did.
+
+    Parameters
+    ----------
+    path : str or Path
+        Where to write; the suffix picks the format.
+    palette : Palette, Quantization or (k, C) array_like
+        The palette, a result (its palette), or bare centres (row i for label i + 1).
+    counts : (k,) array_like, optional
+        Pixels per label, for bare centres.
+    params : dict, optional
+        How bare centres were made.
+
+    Returns
+    -------
+    Path
+        The file written.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> written = save_palette(folder / "p.json", [[0, 0, 0], [255, 128, 0]], counts=[3, 1])
+    >>> load_palette(written).centers.tolist()
+    [[0.0, 0.0, 0.0], [255.0, 128.0, 0.0]]
+    """
+    path = Path(path)
+    palette = as_palette(palette, counts=counts, params=params)
+    suffix = path.suffix.lower()
+    if suffix not in PALETTE_FORMATS:
+        raise InvalidInputError(f"palette format {suffix!r} is not one of {PALETTE_FORMATS}")
+    centers, k = palette.centers, palette.k
+    meta = _META_PREFIX + json.dumps(palette.space())
+    if suffix == ".json":
+        path.write_text(palette.to_json())
+    elif suffix == ".csv":
+        counted = palette.counts is not None
+        names = channel_names(centers.shape[1])
+        rows = ["label," + ",".join(names) + (",count,fraction" if counted else "")]
+        for i in range(k):
+            row = [str(i + 1), *(repr(float(v)) for v in centers[i])]
+            if counted:
+                row += [str(int(palette.counts[i])), repr(float(palette.fractions[i]))]
+            rows.append(",".join(row))
+        rows.append(meta)  # last, so that the header stays the first line for spreadsheets
+        path.write_text("\n".join(rows) + "\n")
+    else:
+        if centers.shape[1] != 3:
+            raise InvalidInputError("a GIMP palette holds RGB colours: this palette is not RGB")
+        rgb = np.clip(np.rint(centers), 0, 255).astype(int)
+        lines = ["GIMP Palette", f"Name: napari-kquant K={k}", "Columns: 0", meta]
+        lines += [f"{r:3d} {g:3d} {b:3d}\tlabel {i + 1}" for i, (r, g, b) in enumerate(rgb)]
+        path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def load_palette(path) -> Palette:
+    """Read a palette written by :func:`save_palette` (or any CSV/GIMP colour list).
+
+    Returns
+    -------
+    Palette
+        Its centres (row i for label i + 1), colour space and scaling; from JSON also
+        the counts and how it was made.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "p.gpl"
+    >>> load_palette(save_palette(path, [[10, 20, 30]])).centers.tolist()
+    [[10.0, 20.0, 30.0]]
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in PALETTE_FORMATS:
+        raise InvalidInputError(f"palette format {suffix!r} is not one of {PALETTE_FORMATS}")
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(f"{path} is not a text palette file") from exc
+    try:
+        if suffix == ".json":
+            return Palette.from_json(text)
+        lines = [line for line in text.splitlines() if line.strip()]
+        space = {}
+        for line in lines:
+            if line.startswith(_META_PREFIX):
+                space = json.loads(line[len(_META_PREFIX) :])
+        if suffix == ".csv":
+            rows = [line for line in lines if not line.startswith("#")]
+            header = rows[0].split(",")
+            columns = [
+                i for i, name in enumerate(header) if name not in ("label", "count", "fraction")
+            ]
+            centers = np.array([[float(row.split(",")[i]) for i in columns] for row in rows[1:]])
+            counts = None
+            if "count" in header:
+                at = header.index("count")
+                counts = [int(row.split(",")[at]) for row in rows[1:]]
+        else:
+            if not lines or lines[0].strip() != "GIMP Palette":
+                raise InvalidInputError("no 'GIMP Palette' header")
+            rows = [
+                line.split()[:3]
+                for line in lines[1:]
+                if not line.startswith(("#", "Name:", "Columns:"))
+            ]
+            centers, counts = np.array(rows, dtype=np.float64), None
+        return Palette.from_dict({**space, "centers": centers, "counts": counts})
+    except (KeyError, IndexError, TypeError, ValueError, RecursionError) as exc:
+        # JSONDecodeError is a ValueError; RecursionError: JSON nested too deeply
+        raise InvalidInputError(f"{path} is not a readable palette: {exc}") from None

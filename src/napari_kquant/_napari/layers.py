@@ -1,0 +1,711 @@
+"""napari adapter: image layer -> array and options; Quantization -> layers."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from napari.layers import Image, Labels, Layer, Shapes
+from napari.utils import DirectLabelColormap
+from napari.utils.transforms import Affine
+
+from .._core.engines import label_dtype
+from .._core.kmeans import Quantization
+from .._core.lazy import is_lazy, is_multiscale
+from .._core.palette import Palette, display_colors
+from .._core.quantize import apply_palette, quantize
+from .._core.sweep import iter_sweep
+from .._io.palette_files import save_palette
+
+if TYPE_CHECKING:
+    import napari
+
+METADATA_KEY = "napari_kquant"
+# Spatial placement copied from the source so the results overlay it exactly.
+TRANSFORMS = ("scale", "translate", "rotate", "shear", "affine", "units", "axis_labels")
+TRANSPARENT = (0.0, 0.0, 0.0, 0.0)
+
+
+def layer_array(layer: Image):
+    """The pixels of an image layer: a numpy array, a lazy array, or a list of levels.
+
+    Lazy data (dask, zarr) stays lazy and a multiscale layer gives its levels, so the
+    core quantizes them without loading them whole.
+    """
+    if not isinstance(layer, Image):
+        raise ValueError(
+            f"layer {getattr(layer, 'name', layer)!r} is a {type(layer).__name__}, "
+            "not an image layer: choose an image layer"
+        )
+    if layer.multiscale:
+        return list(layer.data)
+    data = layer.data
+    return data if is_lazy(data) else np.asarray(data)
+
+
+def result_names(source_name: str, k: int, suffix: str = "") -> tuple[str, str]:
+    """Names of the quantized image layer and the labels layer for ``k`` clusters."""
+    return f"{source_name} quantized K={k}{suffix}", f"{source_name} clusters K={k}{suffix}"
+
+
+PLANES = ("stack", "each", "current")
+
+
+@dataclass
+class Request:
+    """What to quantize, gathered from layers: the array, quantize() options, provenance.
+
+    ``layers`` are the source image layers (several when they are clustered as
+    features); ``recorded`` goes into the result layers' metadata.
+    """
+
+    layers: list[Image]
+    data: np.ndarray
+    options: dict[str, Any]
+    recorded: dict[str, Any] = field(default_factory=dict)
+    suffix: str = ""
+
+    @property
+    def name(self) -> str:
+        """The sources' names, joined."""
+        return "+".join(layer.name for layer in self.layers)
+
+
+def request_for(
+    viewer: napari.Viewer | None,
+    layers,
+    *,
+    mask: Labels | Shapes | None = None,
+    planes: str = "stack",
+) -> Request:
+    """Gather the array and options to quantize ``layers`` (one, or several as features).
+
+    ``mask``: a labels layer (its non-zero pixels) or a shapes layer (its shapes,
+    rasterised onto the image) restricting the pixels clustered. ``planes``:
+    ``"stack"`` (one palette), ``"each"`` (a palette per 2D plane) or ``"current"``
+    (only the plane the viewer shows; needs ``viewer``).
+    """
+    layers = [layers] if isinstance(layers, Layer) else list(layers)
+    if not layers:
+        raise ValueError("no image layer to quantize: choose an image layer")
+    if planes not in PLANES:
+        raise ValueError(f"planes must be one of {PLANES}, got {planes!r}")
+    arrays = [layer_array(layer) for layer in layers]
+    recorded: dict[str, Any] = {}
+    if len(layers) > 1 and any(is_multiscale(a) for a in arrays):
+        raise ValueError("multiscale layers cannot be combined as features: use one layer")
+    lazy = any(is_lazy(a) or is_multiscale(a) for a in arrays)
+    if lazy and planes == "each":
+        raise ValueError(
+            "a palette per plane needs the stack in memory: this layer is lazy; choose "
+            "'one palette for the stack' or 'current plane only'"
+        )
+    if len(layers) == 1:
+        data, options = arrays[0], {"rgb": layers[0].rgb}
+    else:
+        for layer, array in zip(layers, arrays, strict=True):
+            if layer.rgb:
+                raise ValueError(
+                    f"layer {layer.name!r} is RGB: features are single-channel layers "
+                    "(open channels with channel_axis so each is its own layer)"
+                )
+            if array.shape != arrays[0].shape:
+                raise ValueError(
+                    f"layers {layers[0].name!r} {arrays[0].shape} and {layer.name!r} "
+                    f"{array.shape} differ in shape: features need layers of the same shape"
+                )
+        stack = _dask().stack if lazy else np.stack
+        data, options = stack(arrays, axis=-1), {"channel_axis": -1}
+        recorded["feature_layers"] = [layer.name for layer in layers]
+    full = data[0] if is_multiscale(data) else data
+    spatial = full.shape[:-1] if len(layers) > 1 or layers[0].rgb else full.shape
+    keep = None
+    if mask is not None:
+        if is_multiscale(data):
+            raise ValueError("masks apply to single-resolution layers, not to a multiscale one")
+        keep = mask_array(mask, layers[0], spatial)
+        recorded["mask_layer"] = mask.name
+    suffix = ""
+    if planes == "current":
+        if is_multiscale(data):
+            raise ValueError("'current plane only' needs a single-resolution layer")
+        index = current_plane(viewer, layers[0], spatial)
+        if lazy:  # a lazy mask: nothing the size of the image is allocated
+            plane = _dask().zeros(spatial, dtype=bool, chunks=full.chunks[: len(spatial)])
+        else:
+            plane = np.zeros(spatial, dtype=bool)
+        plane[index] = True
+        keep = plane if keep is None else keep & plane
+        recorded["plane"] = list(index)
+        suffix = f" plane {','.join(map(str, index))}" if index else ""
+    elif planes == "each" and len(spatial) > 2:
+        suffix = " per plane"
+    options["mask"] = keep
+    options["planes"] = "each" if planes == "each" else "stack"
+    recorded["planes"] = planes
+    return Request(layers, data, options, recorded, suffix)
+
+
+def _dask():
+    import dask.array as da
+
+    return da
+
+
+def current_plane(viewer: napari.Viewer | None, layer: Image, spatial: tuple) -> tuple:
+    """Index of the 2D plane of ``layer`` that the viewer shows (its leading axes)."""
+    if len(spatial) <= 2:
+        return ()
+    if viewer is None:
+        raise ValueError("planes='current' needs the viewer whose current plane to use")
+    position = np.asarray(layer.world_to_data(viewer.dims.point))[: len(spatial) - 2]
+    return tuple(
+        int(np.clip(np.round(p), 0, n - 1)) for p, n in zip(position, spatial[:-2], strict=True)
+    )
+
+
+def mask_array(mask: Layer, image: Image, spatial: tuple) -> np.ndarray:
+    """A boolean mask over ``image``'s pixels from a labels or shapes layer.
+
+    Labels: the non-zero pixels; the layer must have the image's pixel shape (a 2D
+    labels layer over a stack applies to every plane). Shapes: the shapes rasterised
+    onto the image's pixel grid, through both layers' scale and translate (a 2D
+    shapes layer over a stack applies to every plane).
+    """
+    if isinstance(mask, Labels):
+        data = mask.data[0] if mask.multiscale else mask.data
+        values = (data if is_lazy(data) else np.asarray(data)) != 0
+        if values.shape != tuple(spatial[-values.ndim :]) or values.ndim > len(spatial):
+            raise ValueError(
+                f"mask layer {mask.name!r} has shape {values.shape} but {image.name!r} has "
+                f"{tuple(spatial)} pixels: draw the mask on the image's grid"
+            )
+        return (
+            _dask().broadcast_to(values, spatial)
+            if is_lazy(values)
+            else np.broadcast_to(values, spatial)
+        )
+    if isinstance(mask, Shapes):
+        if not len(mask.data):
+            raise ValueError(f"shapes layer {mask.name!r} holds no shapes to mask with")
+        ndim = min(mask.ndim, len(spatial))
+        # shape vertices -> world -> the image's pixel coordinates (last ndim axes)
+        scale = np.asarray(image.scale)[-ndim:] / np.asarray(mask.scale)[-ndim:]
+        shift = (np.asarray(mask.translate)[-ndim:] - np.asarray(image.translate)[-ndim:]) / (
+            np.asarray(image.scale)[-ndim:]
+        )
+        vertices = [np.asarray(v)[:, -ndim:] / scale + shift for v in mask.data]
+        grid_shapes = Shapes(vertices, shape_type=mask.shape_type, ndim=ndim)
+        values = grid_shapes.to_masks(mask_shape=tuple(spatial[-ndim:])).any(axis=0)
+        return np.broadcast_to(values, spatial)
+    raise ValueError(
+        f"mask layer {getattr(mask, 'name', mask)!r} is a {type(mask).__name__}: "
+        "use a labels layer (non-zero pixels) or a shapes layer"
+    )
+
+
+def transform_kwargs(layer: Layer) -> dict[str, Any]:
+    """The source layer's placement, ready to pass to a new layer."""
+    kwargs = {name: getattr(layer, name) for name in TRANSFORMS}
+    kwargs["affine"] = layer.affine.affine_matrix
+    kwargs["units"] = tuple(str(u) for u in layer.units)
+    return kwargs
+
+
+def label_colors(layer: Image | list[Image], centers: np.ndarray) -> np.ndarray:
+    """RGBA colour of each centre as the source layer(s) display it.
+
+    For several layers (features) the colours add up as napari's additive blending
+    shows overlaid channels.
+    """
+    if isinstance(layer, list):
+        if len(layer) == 1:
+            return label_colors(layer[0], centers)
+        rgb = sum(label_colors(lyr, centers[:, [c]])[:, :3] for c, lyr in enumerate(layer))
+        return np.column_stack([np.clip(rgb, 0.0, 1.0), np.ones(len(centers))])
+    low, high = (float(v) for v in layer.contrast_limits)
+    if layer.rgb:
+        return display_colors(centers, low, high)
+    span = high - low if high > low else 1.0
+    return np.asarray(layer.colormap.map(np.clip((centers[:, 0] - low) / span, 0.0, 1.0)))
+
+
+def features_table(result: Quantization, names: list[str]) -> pd.DataFrame:
+    """One row per label: the label, its centre values, pixel count and fraction."""
+    labels = np.arange(1, len(result.centers) + 1)
+    # napari looks rows up by the `index` column; `label` is the name people read.
+    table = {"index": labels, "label": labels}
+    if result.params.get("planes") == "each":
+        table["plane"] = (labels - 1) // result.k
+    for c, name in enumerate(names):
+        table[f"center_{name}"] = result.centers[:, c]
+    table["count"] = result.counts
+    table["fraction"] = result.fractions
+    return pd.DataFrame(table)
+
+
+def channel_names(layers: list[Image]) -> list[str]:
+    """Feature column names: r, g, b for RGB, value for gray, layer names for features."""
+    if len(layers) > 1:
+        return [layer.name for layer in layers]
+    return ["r", "g", "b"] if layers[0].rgb else ["value"]
+
+
+def result_metadata(
+    result: Quantization, source_name: str, recorded: dict | None = None
+) -> dict[str, Any]:
+    """Everything needed to know how a result was made, and its palette.
+
+    ``palette`` is the :meth:`Palette.to_dict` serialisation (what a JSON palette file
+    holds); results with a palette per plane have only ``centers`` and ``counts``.
+    """
+    info = {
+        **result.params,
+        **(recorded or {}),
+        "source": source_name,
+        "compactness": result.compactness,
+        "elapsed_s": result.elapsed,
+        "centers": result.centers.tolist(),
+        "counts": result.counts.tolist(),
+    }
+    if result.params.get("planes") != "each":
+        palette = result.palette
+        provenance = {"source": source_name, **(recorded or {})}
+        info["palette"] = replace(palette, params={**palette.params, **provenance}).to_dict()
+    return {METADATA_KEY: info}
+
+
+def colormap_for(colors, values=None) -> DirectLabelColormap:
+    """Label ``values[i]`` (default i + 1) in ``colors[i]``; 0 and unknown transparent."""
+    values = range(1, len(colors) + 1) if values is None else values
+    color_dict = {None: TRANSPARENT, 0: TRANSPARENT}
+    color_dict.update({int(v): tuple(c) for v, c in zip(values, colors, strict=True)})
+    return DirectLabelColormap(color_dict=color_dict)
+
+
+def quantized_image_kwargs(layer: Image, name: str, placement: dict, metadata: dict) -> dict:
+    """Image layer keywords that display the quantized image as the source is displayed."""
+    kwargs = {
+        **placement,
+        "name": name,
+        "rgb": layer.rgb,
+        "contrast_limits": layer.contrast_limits,
+        "metadata": metadata,
+    }
+    if not layer.rgb:
+        kwargs["colormap"] = layer.colormap
+    return kwargs
+
+
+def result_layer_data(source: Image | Request, result: Quantization) -> list[tuple]:
+    """LayerDataTuples for the quantized image(s) and the clusters labels layer.
+
+    For several source layers (features) there is one quantized image layer per
+    source, displayed as that source is, and one labels layer.
+    """
+    request = source if isinstance(source, Request) else Request([source], None, {})
+    layers = request.layers
+    metadata = result_metadata(result, request.name, request.recorded)
+    placement = transform_kwargs(layers[0])
+    out = []
+    channels = [result.image] if len(layers) == 1 else np.moveaxis(result.image, -1, 0)
+    multiscale = isinstance(result.labels, list)
+    for layer, image in zip(layers, channels, strict=True):
+        image_name = result_names(layer.name, result.k, request.suffix)[0]
+        kwargs = quantized_image_kwargs(layer, image_name, transform_kwargs(layer), metadata)
+        if len(layers) > 1:
+            kwargs["blending"] = layer.blending
+        if multiscale:
+            kwargs["multiscale"] = True
+        out.append((image, kwargs, "image"))
+    labels_kwargs = {
+        **placement,
+        "name": result_names(request.name, result.k, request.suffix)[1],
+        "colormap": colormap_for(label_colors(layers, result.centers)),
+        "features": features_table(result, channel_names(layers)),
+        "metadata": metadata,
+    }
+    if multiscale:
+        labels_kwargs["multiscale"] = True
+    return [*out, (result.labels, labels_kwargs, "labels")]
+
+
+def show_layer_data(viewer: napari.Viewer, layer_data: list[tuple]) -> list[Layer]:
+    """Add each LayerDataTuple, or update in place napari-kquant's layer of that name and type.
+
+    Only a layer that napari-kquant made (it carries ``metadata["napari_kquant"]``) is
+    ever updated; any other layer of the same name (a hand-painted labels layer, say)
+    is left as it is, and the result is added beside it under a name napari makes
+    unique (``"... [1]"``).
+    """
+    shown = []
+    for data, kwargs, layer_type in layer_data:
+        name = kwargs["name"]
+        # napari renames a clash "name [1]": that layer is still ours to update
+        named = re.compile(re.escape(name) + r"( \[\d+\])?")
+        existing = next(
+            (
+                lyr
+                for lyr in viewer.layers
+                if named.fullmatch(lyr.name)
+                and type(lyr).__name__.lower() == layer_type
+                and METADATA_KEY in lyr.metadata
+            ),
+            None,
+        )
+        if existing is None:
+            shown.append(viewer.add_layer(Layer.create(data, kwargs, layer_type)))
+            continue
+        existing.data = data
+        for key, value in kwargs.items():
+            if key not in ("name", "rgb", "multiscale"):
+                setattr(existing, key, value)
+        shown.append(existing)
+    return shown
+
+
+def grid(viewer: napari.Viewer):
+    """The viewer's grid settings (``viewer.canvas.grid`` since napari 0.9)."""
+    canvas = getattr(viewer, "canvas", None)
+    return canvas.grid if hasattr(canvas, "grid") else viewer.grid
+
+
+def text_overlay(viewer: napari.Viewer):
+    """The viewer's text overlay (``viewer.canvas.overlays.text`` since napari 0.9)."""
+    overlays = getattr(getattr(viewer, "canvas", None), "overlays", None)
+    return overlays.text if hasattr(overlays, "text") else viewer.text_overlay
+
+
+def resolve_layer(viewer: napari.Viewer, layer: Layer | str | None) -> Layer:
+    """The layer itself, the layer of that name, or the active layer."""
+    if layer is None:
+        layer = viewer.layers.selection.active
+        if layer is None:
+            raise ValueError("no layer is selected: select an image layer or pass layer=")
+    elif isinstance(layer, str):
+        if layer not in viewer.layers:
+            raise ValueError(f"the viewer has no layer named {layer!r}")
+        layer = viewer.layers[layer]
+    return layer
+
+
+def quantize_layer(
+    viewer: napari.Viewer,
+    layer: Image | str | None = None,
+    k: int = 8,
+    *,
+    features=(),
+    mask: Labels | Shapes | str | None = None,
+    planes: str = "stack",
+    **options,
+) -> tuple[Image, Labels]:
+    """Quantize an image layer of ``viewer`` and show the result as two layers.
+
+    Parameters
+    ----------
+    viewer : napari.Viewer
+        The viewer holding the layer; the results are added to it.
+    layer : napari.layers.Image or str, optional
+        The source layer, or its name. Default: the active layer.
+    k : int
+        Number of colours.
+    features : sequence of Image or str, optional
+        More single-channel layers of the same shape: the pixels are clustered on the
+        vector of all the layers' values, and each layer gets its quantized layer.
+    mask : napari.layers.Labels, Shapes or str, optional
+        Cluster only the non-zero pixels of a labels layer, or the inside of a shapes
+        layer's shapes. Pixels outside get label 0 and keep their values.
+    planes : {"stack", "each", "current"}
+        One palette for the whole stack, one per 2D plane, or only the plane the
+        viewer shows (the other planes stay unlabelled).
+    **options
+        Passed to :func:`napari_kquant.quantize` (method, attempts, max_iter, epsilon,
+        criteria, init, seed, color_space, standardize).
+
+    Returns
+    -------
+    (Image, Labels)
+        ``"<source> quantized K=<k>"`` and ``"<source> clusters K=<k>"``, added or,
+        when they exist already, updated in place (with features: the first source's
+        quantized layer; the others are added too).
+
+    Examples
+    --------
+    >>> from napari.components import ViewerModel
+    >>> from skimage import data
+    >>> viewer = ViewerModel()  # a napari.Viewer works the same, with a window
+    >>> _ = viewer.add_image(data.coffee(), name="coffee")
+    >>> quantized, clusters = quantize_layer(viewer, "coffee", k=3)
+    >>> clusters.name, int(clusters.data.max()), clusters.features["label"].tolist()
+    ('coffee clusters K=3', 3, [1, 2, 3])
+    """
+    layers = [resolve_layer(viewer, layer), *(resolve_layer(viewer, f) for f in features)]
+    if isinstance(mask, str):
+        mask = resolve_layer(viewer, mask)
+    request = request_for(viewer, layers, mask=mask, planes=planes)
+    result = quantize(request.data, k, **request.options, **options)
+    shown = show_layer_data(viewer, result_layer_data(request, result))
+    return shown[0], shown[-1]
+
+
+def palette_of(layer: Layer) -> Palette:
+    """The palette a napari-kquant result layer carries (centres, space, provenance).
+
+    Examples
+    --------
+    >>> from napari.components import ViewerModel
+    >>> from skimage import data
+    >>> viewer = ViewerModel()
+    >>> _ = viewer.add_image(data.astronaut(), name="astronaut")
+    >>> _, clusters = quantize_layer(viewer, "astronaut", k=4, color_space="lab")
+    >>> palette = palette_of(clusters)
+    >>> palette.centers.shape, palette.color_space, palette.params["source"]
+    ((4, 3), 'lab', 'astronaut')
+    """
+    info = layer.metadata.get(METADATA_KEY) if isinstance(layer, Layer) else None
+    if not info or not isinstance(info.get("centers"), list):
+        raise ValueError(
+            f"layer {getattr(layer, 'name', layer)!r} holds no napari-kquant palette: choose "
+            "a clusters or quantized layer made with one K"
+        )
+    if info.get("planes") == "each":
+        raise ValueError(
+            f"layer {layer.name!r} holds one palette per plane: fit one palette to reapply it"
+        )
+    # layers saved before the palette was stored whole carry its parts at the top
+    return Palette.from_dict(info.get("palette", info))
+
+
+def use_palette(request: Request, palette_layer: Layer) -> Palette:
+    """Turn ``request`` into one for apply_palette() with ``palette_layer``'s palette.
+
+    Returns the palette; the request's names and metadata now say whose palette it is.
+    """
+    palette = palette_of(palette_layer)
+    request.options.pop("planes", None)
+    source = palette_layer.metadata[METADATA_KEY].get("source", palette_layer.name)
+    request.suffix += f" palette of {source}"
+    request.recorded["palette_layer"] = palette_layer.name
+    return palette
+
+
+def apply_layer_palette(
+    viewer: napari.Viewer,
+    palette_layer: Layer | str,
+    layer: Image | str | None = None,
+    *,
+    features=(),
+    mask: Labels | Shapes | str | None = None,
+    planes: str = "stack",
+) -> tuple[Image, Labels]:
+    """Quantize ``layer`` with the palette of ``palette_layer`` (a napari-kquant result).
+
+    Every pixel takes its nearest centre of that palette, in the colour space and
+    channel scaling it was fitted in. The results are named ``"<source> quantized
+    K=<k> palette of <palette source>"`` (and ``clusters``).
+
+    Examples
+    --------
+    >>> from napari.components import ViewerModel
+    >>> from skimage import data
+    >>> viewer = ViewerModel()
+    >>> _ = viewer.add_image(data.astronaut(), name="astronaut")
+    >>> _ = viewer.add_image(data.coffee(), name="coffee")
+    >>> _, fitted = quantize_layer(viewer, "astronaut", k=4)
+    >>> _, applied = apply_layer_palette(viewer, fitted, "coffee")
+    >>> applied.name, applied.features["label"].tolist()
+    ('coffee clusters K=4 palette of astronaut', [1, 2, 3, 4])
+    """
+    palette_layer = resolve_layer(viewer, palette_layer)
+    layers = [resolve_layer(viewer, layer), *(resolve_layer(viewer, f) for f in features)]
+    if isinstance(mask, str):
+        mask = resolve_layer(viewer, mask)
+    request = request_for(viewer, layers, mask=mask, planes="stack" if planes == "each" else planes)
+    palette = use_palette(request, palette_layer)
+    result = apply_palette(request.data, palette, **request.options)
+    shown = show_layer_data(viewer, result_layer_data(request, result))
+    return shown[0], shown[-1]
+
+
+DISPLAYS = ("layers", "stack")
+
+
+def stack_names(source_name: str) -> tuple[str, str]:
+    """Names of the stacked quantized image and labels layers of a K sweep."""
+    return f"{source_name} quantized K sweep", f"{source_name} clusters K sweep"
+
+
+def stacked_placement(layer: Layer) -> dict[str, Any]:
+    """The source's placement behind a new leading K axis (identity on that axis)."""
+    physical = Affine(
+        scale=layer.scale, translate=layer.translate, rotate=layer.rotate, shear=layer.shear
+    ).affine_matrix
+    world = layer.affine.affine_matrix @ physical
+    stacked = np.eye(len(world) + 1)
+    stacked[1:, 1:] = world
+    return {"affine": stacked, "axis_labels": ("K", *layer.axis_labels)}
+
+
+def stack_layer_data(layer: Image, results: list[Quantization]) -> list[tuple]:
+    """LayerDataTuples stacking the results along a leading K axis.
+
+    In the stacked labels, cluster ``i`` of the j-th K is ``offsets[j] + i`` so that
+    every K keeps its own colours; the features table maps values back to (k, label).
+    """
+    image_name, labels_name = stack_names(layer.name)
+    ks = [r.k for r in results]
+    offsets = np.concatenate([[0], np.cumsum(ks)[:-1]]).astype(int)
+    dtype = label_dtype(int(sum(ks)))
+    labels = np.stack([r.labels.astype(dtype) for r in results])
+    for j, offset in enumerate(offsets):
+        labels[j][labels[j] > 0] += dtype.type(offset)
+    tables = []
+    for offset, result in zip(offsets, results, strict=True):
+        table = features_table(result, channel_names([layer]))
+        table.insert(1, "k", result.k)
+        table["index"] += offset
+        tables.append(table)
+    colors = np.concatenate([label_colors(layer, r.centers) for r in results])
+    metadata = {
+        METADATA_KEY: {
+            **{key: v for key, v in results[0].params.items() if key != "k"},
+            "source": layer.name,
+            "ks": ks,
+            "offsets": offsets.tolist(),
+            "compactness": [r.compactness for r in results],
+            "centers": {str(r.k): r.centers.tolist() for r in results},
+        }
+    }
+    placement = stacked_placement(layer)
+    image_kwargs = quantized_image_kwargs(layer, image_name, placement, metadata)
+    features = pd.concat(tables, ignore_index=True)
+    labels_kwargs = {
+        **placement,
+        "name": labels_name,
+        "colormap": colormap_for(colors, features["index"]),
+        "features": features,
+        "metadata": metadata,
+    }
+    return [
+        (np.stack([r.image for r in results]), image_kwargs, "image"),
+        (labels, labels_kwargs, "labels"),
+    ]
+
+
+def stack_k_at(layer: Layer, viewer: napari.Viewer) -> int | None:
+    """The K that the viewer's K slider shows on a stacked sweep layer."""
+    ks = layer.metadata.get(METADATA_KEY, {}).get("ks")
+    if not ks:
+        return None
+    index = int(np.clip(np.round(layer.world_to_data(viewer.dims.point)[0]), 0, len(ks) - 1))
+    return ks[index]
+
+
+def announce_k(viewer: napari.Viewer, layer: Layer) -> None:
+    """Show the current K of a stacked layer in the viewer's text overlay as the slider moves."""
+    overlay = text_overlay(viewer)
+
+    def update(event=None):
+        if layer in viewer.layers:
+            overlay.text = f"{layer.name}: K={stack_k_at(layer, viewer)}"
+
+    overlay.visible = True
+    viewer.dims.events.current_step.connect(update)
+    update()
+
+
+def show_sweep_results(
+    viewer: napari.Viewer, layer: Image, results: list[Quantization], display: str
+) -> list[Layer]:
+    """Show the newest of a sweep's results: its own pair of layers, or the stacked pair."""
+    if display == "layers":
+        return show_layer_data(viewer, result_layer_data(layer, results[-1]))
+    before = {id(existing) for existing in viewer.layers}
+    shown = show_layer_data(viewer, stack_layer_data(layer, results))
+    if id(shown[0]) not in before:
+        announce_k(viewer, shown[0])
+    return shown
+
+
+def sweep_layer(
+    viewer: napari.Viewer,
+    layer: Image | str | None,
+    ks,
+    display: str = "layers",
+    *,
+    mask: Labels | Shapes | str | None = None,
+    planes: str = "stack",
+    **options,
+) -> list[Layer]:
+    """Quantize an image layer at several K and show the results in ``viewer``.
+
+    Parameters
+    ----------
+    viewer : napari.Viewer
+        The viewer holding the layer.
+    layer : napari.layers.Image or str, optional
+        The source layer or its name; default the active layer.
+    ks : iterable of int or str
+        K values (``[2, 4, 8]``, ``range(2, 9)`` or ``"2..8"``).
+    display : {"layers", "stack"}
+        ``"layers"``: a quantized and a clusters layer per K. ``"stack"``: one image
+        and one labels layer with a leading K axis (its slider picks the K).
+    mask : napari.layers.Labels, Shapes or str, optional
+        Sweep only over the pixels of a mask (see :func:`quantize_layer`).
+    planes : {"stack", "current"}
+        The whole stack, or only the plane the viewer shows.
+    **options
+        Passed to :func:`napari_kquant.sweep`.
+
+    Returns
+    -------
+    list of Layer
+        The layers added or updated.
+
+    Examples
+    --------
+    >>> from napari.components import ViewerModel
+    >>> from skimage import data
+    >>> viewer = ViewerModel()
+    >>> _ = viewer.add_image(data.coffee(), name="coffee")
+    >>> stacked = sweep_layer(viewer, "coffee", "2..4", display="stack")
+    >>> [layer.name for layer in stacked], stacked[-1].data.shape
+    (['coffee quantized K sweep', 'coffee clusters K sweep'], (3, 400, 600))
+    """
+    layer = resolve_layer(viewer, layer)
+    if display not in DISPLAYS:
+        raise ValueError(f"display must be one of {DISPLAYS}, got {display!r}")
+    if isinstance(mask, str):
+        mask = resolve_layer(viewer, mask)
+    request = request_for(viewer, layer, mask=mask, planes=planes)
+    shown, results = [], []
+    for result in iter_sweep(request.data, ks, **request.options, **options):
+        results.append(result)
+        latest = show_sweep_results(viewer, layer, results, display)
+        shown = [*shown, *latest] if display == "layers" else latest
+    return shown
+
+
+def write_palette(path: str, data, meta: dict) -> list[str]:
+    """npe2 writer: save a clusters layer's palette as CSV, JSON or GIMP palette.
+
+    The palette (centres, counts, parameters) comes from the layer's
+    ``metadata["napari_kquant"]``, so a layer made by this plugin can be saved with
+    File > Save Selected Layers (or ``viewer.layers.save(path, plugin="napari-kquant")``).
+    """
+    info = (meta.get("metadata") or {}).get(METADATA_KEY)
+    if not info or "centers" not in info:
+        raise ValueError("this layer holds no napari-kquant palette (make it with napari-kquant)")
+    if isinstance(info["centers"], dict):
+        raise ValueError(
+            "a stacked K sweep holds one palette per K: save the clusters layer of one K"
+        )
+    if "palette" in info:
+        palette = Palette.from_dict(info["palette"])
+    else:  # a layer saved before the palette was stored whole
+        params = {key: v for key, v in info.items() if key not in ("centers", "counts")}
+        palette = Palette.from_dict({**info, "params": params})
+    return [str(save_palette(path, palette))]

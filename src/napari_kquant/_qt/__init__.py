@@ -1,0 +1,1 @@
+"""The dock widgets (Qt, magicgui): thin, built from the core's Options."""

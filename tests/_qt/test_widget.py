@@ -1,0 +1,281 @@
+"""The dock widget in a real napari viewer, driven as a person would."""
+
+import numpy as np
+from napari.layers import Image, Labels
+from skimage import data
+
+from napari_kquant._cli import open_demo
+from napari_kquant._napari.layers import METADATA_KEY
+
+WIDGET = ("napari-kquant", "K-means quantization")
+
+
+def dock(viewer):
+    _, widget = viewer.window.add_plugin_dock_widget(*WIDGET)
+    return widget
+
+
+def docked_on(make_napari_viewer, image, name):
+    """A viewer showing ``image`` as layer ``name``, with the widget docked."""
+    viewer = make_napari_viewer()
+    viewer.add_image(image, name=name)
+    return viewer, dock(viewer)
+
+
+def click_run_and_wait(qtbot, widget, timeout=30_000):
+    widget.run_button.native.click()
+    qtbot.waitUntil(lambda: not widget.running, timeout=timeout)
+
+
+def test_run_from_dock_widget(make_napari_viewer, qtbot, astronaut):
+    viewer = make_napari_viewer()
+    viewer.add_image(data.camera(), name="camera")
+    source = viewer.add_image(astronaut, name="astronaut", scale=(2, 2))
+    before = source.data.copy()
+    widget = dock(viewer)
+    assert widget.image.value is source  # follows the active layer
+    assert [c.name for c in widget.image.choices] == ["camera", "astronaut"]
+
+    widget.k.value = 5
+    widget.seed.value = 3
+    widget.run_button.native.click()
+    assert widget.running and widget.run_button.text == "Cancel"
+    qtbot.waitUntil(lambda: not widget.running, timeout=30_000)
+    assert widget.run_button.text == "Run"
+
+    quantized = viewer.layers["astronaut quantized K=5"]
+    clusters = viewer.layers["astronaut clusters K=5"]
+    assert isinstance(quantized, Image) and isinstance(clusters, Labels)
+    np.testing.assert_allclose(clusters.scale, (2, 2))
+    assert set(np.unique(clusters.data)) == {1, 2, 3, 4, 5}
+    assert clusters.metadata[METADATA_KEY]["seed"] == 3
+    assert "K=5" in widget.status.value
+    np.testing.assert_array_equal(source.data, before)
+
+    # the same settings again update the two layers in place
+    widget.method.value = "opencv"
+    click_run_and_wait(qtbot, widget)
+    assert len(viewer.layers) == 4
+    assert viewer.layers["astronaut clusters K=5"].metadata[METADATA_KEY]["method"] == "opencv"
+
+
+def test_widget_result_matches_api(make_napari_viewer, qtbot, coffee):
+    from napari_kquant import quantize
+
+    viewer, widget = docked_on(make_napari_viewer, coffee, "coffee")
+    widget.k.value = 4
+    widget.attempts.value = 2
+    click_run_and_wait(qtbot, widget)
+    expected = quantize(coffee, 4, attempts=2, seed=0)
+    np.testing.assert_array_equal(viewer.layers["coffee clusters K=4"].data, expected.labels)
+    np.testing.assert_array_equal(viewer.layers["coffee quantized K=4"].data, expected.image)
+
+
+def test_no_image_layer_is_a_notification(make_napari_viewer, qtbot, notifications):
+    viewer = make_napari_viewer()
+    viewer.add_points(np.zeros((2, 2)))
+    widget = dock(viewer)
+    widget.run_button.native.click()
+    assert not widget.running
+    assert any("no image layer" in message for message in notifications)
+    assert len(viewer.layers) == 1
+
+
+def test_bad_k_is_a_notification_and_viewer_stays_usable(make_napari_viewer, qtbot, notifications):
+    viewer = make_napari_viewer()
+    viewer.add_image(np.full((20, 20, 3), 7, np.uint8), name="flat")
+    widget = dock(viewer)
+    widget.k.value = 3
+    click_run_and_wait(qtbot, widget)
+    assert any("distinct colours" in message for message in notifications)
+    assert len(viewer.layers) == 1
+    widget.k.value = 1
+    click_run_and_wait(qtbot, widget)
+    assert "flat clusters K=1" in viewer.layers
+
+
+def test_cancel_discards_the_result(make_napari_viewer, qtbot, astronaut):
+    viewer, widget = docked_on(make_napari_viewer, astronaut, "astronaut")
+    widget.method.value = "opencv"
+    widget.attempts.value = 5
+    widget.run_button.native.click()
+    widget.run_button.native.click()  # the button is "Cancel" now
+    qtbot.waitUntil(lambda: not widget.running, timeout=60_000)
+    assert widget.status.value == "cancelled"
+    assert len(viewer.layers) == 1
+
+
+def test_sample_data_and_demo(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    widget = open_demo(viewer, "coffee", k=3)
+    assert viewer.layers[0].name == "coffee" and viewer.layers[0].rgb
+    assert widget.image.value is viewer.layers[0]
+    click_run_and_wait(qtbot, widget)
+    assert "coffee clusters K=3" in viewer.layers
+    viewer.open_sample("napari-kquant", "astronaut")
+    assert viewer.layers["astronaut"].data.shape == (512, 512, 3)
+
+
+def threads_done(qtbot):
+    from qtpy.QtCore import QThreadPool
+
+    qtbot.waitUntil(lambda: QThreadPool.globalInstance().activeThreadCount() == 0, timeout=60_000)
+
+
+def slow_run(widget):
+    """Settings that keep a worker busy for a moment on the astronaut."""
+    widget.method.value = "opencv"
+    widget.attempts.value = 4
+    widget.k.value = 12
+
+
+def test_cancel_leaves_no_thread(make_napari_viewer, qtbot, astronaut):
+    viewer, widget = docked_on(make_napari_viewer, astronaut, "astronaut")
+    slow_run(widget)
+    widget.run_button.native.click()
+    widget.run_button.native.click()
+    threads_done(qtbot)
+    qtbot.wait(50)
+    assert not widget.running and widget.run_button.text == "Run"
+    assert [layer.name for layer in viewer.layers] == ["astronaut"]
+
+
+def test_run_twice_starts_one_worker(make_napari_viewer, qtbot, astronaut, notifications):
+    viewer, widget = docked_on(make_napari_viewer, astronaut, "astronaut")
+    slow_run(widget)
+    widget.run()
+    first = widget._worker
+    widget.run()  # a script calling run() again while the first is in flight
+    assert widget._worker is first
+    assert any("in progress" in message for message in notifications)
+    qtbot.waitUntil(lambda: not widget.running, timeout=60_000)
+    assert len(viewer.layers) == 3
+
+
+def test_deleting_the_source_mid_run_discards_the_result(
+    make_napari_viewer, qtbot, astronaut, notifications
+):
+    viewer = make_napari_viewer()
+    source = viewer.add_image(astronaut, name="astronaut")
+    before = astronaut.copy()
+    widget = dock(viewer)
+    slow_run(widget)
+    widget.run_button.native.click()
+    viewer.layers.remove(source)
+    qtbot.waitUntil(lambda: not widget.running, timeout=60_000)
+    assert len(viewer.layers) == 0
+    assert any("removed during the run" in message for message in notifications)
+    np.testing.assert_array_equal(astronaut, before)
+    # the viewer is still usable
+    viewer.add_image(astronaut[::2, ::2], name="small")
+    widget.k.value = 3
+    widget.method.value = "fast"
+    click_run_and_wait(qtbot, widget)
+    assert "small clusters K=3" in viewer.layers
+
+
+def test_closing_the_viewer_mid_run_leaves_no_thread(make_napari_viewer, qtbot, astronaut):
+    viewer, widget = docked_on(make_napari_viewer, astronaut, "astronaut")
+    slow_run(widget)
+    widget.run_button.native.click()
+    assert widget.running
+    viewer.close()
+    threads_done(qtbot)
+
+
+def test_closing_the_viewer_mid_run_returns_at_once(make_napari_viewer, qtbot):
+    import time
+
+    # many colours and a large K: several seconds of work for the fast engine
+    noisy = np.random.default_rng(0).integers(0, 256, (2048, 2048, 3), dtype=np.uint8)
+    viewer, widget = docked_on(make_napari_viewer, noisy, "noise")
+    widget.k.value = 64
+    widget.run_button.native.click()
+    qtbot.wait(300)
+    assert widget.running
+    started = time.perf_counter()
+    viewer.close()
+    threads_done(qtbot)
+    assert time.perf_counter() - started < 3
+
+
+def test_a_result_never_replaces_a_layer_napari_kquant_did_not_make(
+    make_napari_viewer, qtbot, coffee
+):
+    viewer, widget = docked_on(make_napari_viewer, coffee, "coffee")
+    painted = np.zeros(coffee.shape[:2], np.uint8)
+    painted[10:20, 10:20] = 1
+    mine = viewer.add_labels(painted, name="coffee clusters K=3")
+    widget.image.value = viewer.layers["coffee"]
+    widget.k.value = 3
+    click_run_and_wait(qtbot, widget)
+    assert viewer.layers["coffee clusters K=3"] is mine
+    np.testing.assert_array_equal(mine.data, painted)
+    ours = [layer for layer in viewer.layers if METADATA_KEY in layer.metadata]
+    assert {layer.name for layer in ours} == {"coffee quantized K=3", "coffee clusters K=3 [1]"}
+    # a second run updates napari-kquant's layers only
+    click_run_and_wait(qtbot, widget)
+    assert len(viewer.layers) == 4
+    np.testing.assert_array_equal(mine.data, painted)
+
+
+def test_export_from_the_widget_refuses_a_users_folder(
+    make_napari_viewer, qtbot, tmp_path, coffee, notifications
+):
+    import zarr
+
+    _, widget = docked_on(make_napari_viewer, coffee, "coffee")
+    widget.k.value = 3
+    click_run_and_wait(qtbot, widget)
+    folder = tmp_path / "results.zarr"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep me")
+    widget.export_path.value = folder
+    widget.export_replace.value = True  # even when asked: it is not an export
+    widget.export_button.native.click()
+    assert not widget.running
+    assert any("did not make" in message for message in notifications)
+    assert [p.name for p in folder.iterdir()] == ["notes.txt"]
+    # a new path exports; the same path again needs 'replace'
+    widget.export_path.value = tmp_path / "k3.zarr"
+    widget.export_replace.value = False
+    widget.export_button.native.click()
+    qtbot.waitUntil(lambda: not widget.running, timeout=60_000)
+    assert widget.status.value.startswith("exported to")
+    widget.export_button.native.click()
+    assert not widget.running and any("exists" in message for message in notifications)
+    widget.k.value = 4
+    click_run_and_wait(qtbot, widget)
+    widget.export_replace.value = True
+    widget.export_button.native.click()
+    qtbot.waitUntil(lambda: not widget.running, timeout=60_000)
+    group = zarr.open_group(str(tmp_path / "k3.zarr"), mode="r")
+    assert group.attrs["napari_kquant"]["params"]["k"] == 4
+
+
+def test_worker_thread_gives_the_same_bytes_as_the_api(make_napari_viewer, qtbot, coffee):
+    from napari_kquant import quantize
+
+    viewer, widget = docked_on(make_napari_viewer, coffee, "coffee")
+    widget.method.value = "opencv"
+    widget.k.value = 5
+    widget.seed.value = 9
+    click_run_and_wait(qtbot, widget)
+    direct = quantize(coffee, 5, method="opencv", seed=9)
+    clusters = viewer.layers["coffee clusters K=5"]
+    np.testing.assert_array_equal(clusters.data, direct.labels)
+    np.testing.assert_array_equal(
+        np.asarray(clusters.metadata[METADATA_KEY]["centers"]), direct.centers
+    )
+
+
+def test_memory_guard_is_a_notification(make_napari_viewer, qtbot, monkeypatch, notifications):
+    from napari_kquant._core import memory as _memory
+
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 1 << 20)
+    viewer = make_napari_viewer()
+    viewer.add_image(data.coffee(), name="coffee")
+    widget = dock(viewer)
+    click_run_and_wait(qtbot, widget)
+    assert any("working memory" in message for message in notifications)
+    assert len(viewer.layers) == 1

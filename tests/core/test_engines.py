@@ -1,0 +1,145 @@
+"""The fast engine's correctness (not its speed): quality, exact labels, every code path."""
+
+import numpy as np
+import pytest
+from skimage import data
+
+from napari_kquant import quantize
+from napari_kquant._core import engines as _engines
+
+
+def brute_force_nearest(image, centers, rgb=True):
+    """Nearest centre (1-based) of every pixel, in float64, and the distance margin."""
+    table = image.reshape(-1, 3 if rgb else 1).astype(np.float64)
+    d = ((table[:, None, :] - centers[None]) ** 2).sum(-1)
+    return d
+
+
+def assert_nearest(image, result, rgb=True):
+    """Every pixel holds a centre at (rounding-)minimal distance."""
+    table = image.reshape(-1, 3 if rgb else 1)
+    labels = result.labels.ravel()
+    for start in range(0, len(table), 1 << 16):
+        d = brute_force_nearest(table[start : start + (1 << 16)], result.centers, rgb)
+        chosen = d[np.arange(len(d)), labels[start : start + (1 << 16)] - 1]
+        tolerance = 1e-9 * max(1.0, float(np.abs(result.centers).max()) ** 2)
+        assert np.all(chosen <= d.min(axis=1) + tolerance)
+
+
+def exact_sse(image, result, rgb=True):
+    table = image.reshape(-1, 3 if rgb else 1).astype(np.float64)
+    return float(((table - result.centers[result.labels.ravel() - 1]) ** 2).sum())
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda im: im.astype(np.uint16) * 257,
+        lambda im: (im / 255.0).astype(np.float32),
+        lambda im: im / 255.0 * 1e3 - 7.5,  # float64, negative values
+        lambda im: im.astype(np.int32) - 100,
+    ],
+    ids=["uint16", "float32", "float64", "int32"],
+)
+def test_inexact_grids_still_give_exact_labels_and_compactness(astronaut, make):
+    image = make(astronaut)
+    result = quantize(image, 12, seed=4)
+    assert_nearest(image, result)
+    assert result.compactness == pytest.approx(exact_sse(image, result), rel=1e-6)
+    np.testing.assert_array_equal(
+        np.bincount(result.labels.ravel(), minlength=13)[1:], result.counts
+    )
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        data.camera(),  # uint8 gray: exact codes
+        data.camera().astype(np.uint16) * 300,  # uint16 gray spanning > 65536 values: coded
+        data.camera() / 255.0,  # float gray: coded on 65536 levels
+    ],
+    ids=["uint8", "uint16-wide", "float"],
+)
+def test_gray_paths_give_exact_labels(image):
+    result = quantize(image, 7, seed=0)
+    assert_nearest(image, result, rgb=False)
+    assert result.compactness == pytest.approx(exact_sse(image, result, rgb=False), rel=1e-6)
+
+
+def test_uint16_gives_the_uint8_answer_scaled(astronaut):
+    """uint16 = uint8 * 257 is the same image: same partition, centres scaled."""
+    small = quantize(astronaut, 8, seed=1)
+    wide = quantize(astronaut.astype(np.uint16) * 257, 8, seed=1)
+    agree = np.mean(small.labels == wide.labels)
+    assert agree > 0.99
+    assert wide.compactness / 257**2 == pytest.approx(small.compactness, rel=0.01)
+
+
+def test_large_image_histogram_path(monkeypatch):
+    """retina (2 Mpx) goes through calcHist; the int64 bincount path agrees with it."""
+    image = data.retina()
+    assert image.shape[0] * image.shape[1] > _engines.SMALL_IMAGE
+    by_hist = quantize(image, 6, seed=2)
+    monkeypatch.setattr(_engines, "MAX_HIST_PIXELS", 1)
+    by_bincount = quantize(image, 6, seed=2)
+    np.testing.assert_array_equal(by_hist.labels, by_bincount.labels)
+    np.testing.assert_array_equal(by_hist.centers, by_bincount.centers)
+    # and the sort path agrees too
+    monkeypatch.setattr(_engines, "SMALL_IMAGE", 1 << 30)
+    by_sort = quantize(image, 6, seed=2)
+    np.testing.assert_array_equal(by_hist.labels, by_sort.labels)
+    rows = np.random.default_rng(0).choice(image.shape[0], 40, replace=False)
+    subset = image[rows]
+    d = brute_force_nearest(subset, by_hist.centers)
+    chosen = d[np.arange(len(d)), by_hist.labels[rows].ravel() - 1]
+    assert np.all(chosen <= d.min(axis=1) + 1e-6)
+
+
+@pytest.mark.parametrize("name", ["astronaut", "coffee", "retina"])
+def test_fast_is_within_one_percent_of_exact(name):
+    image = getattr(data, name)()
+    fast = quantize(image, 8, seed=0)
+    exact = quantize(image, 8, method="opencv", seed=0)
+    assert fast.compactness <= 1.01 * exact.compactness
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float64])
+def test_fast_is_deterministic(coffee, dtype):
+    image = coffee.astype(dtype)
+    a, b = quantize(image, 9, seed=11), quantize(image, 9, seed=11)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    np.testing.assert_array_equal(a.centers, b.centers)
+    assert a.compactness == b.compactness
+    c = quantize(image, 9, seed=12)
+    assert c.params["seed"] == 12
+
+
+def test_k_equal_to_distinct_colours_puts_each_colour_alone():
+    rng = np.random.default_rng(3)
+    palette = rng.integers(0, 256, (5, 3), dtype=np.uint8)
+    image = palette[rng.integers(0, 5, (30, 40))]
+    result = quantize(image, 5)
+    assert result.compactness == 0
+    np.testing.assert_array_equal(result.image, image)
+    assert sorted(map(tuple, result.centers.astype(np.uint8))) == sorted(map(tuple, palette))
+    with pytest.raises(ValueError, match="5 distinct colours"):
+        quantize(image, 6)
+
+
+def test_random_init_and_iteration_criteria_are_honoured(coffee):
+    random = quantize(coffee, 6, init="random", seed=0)
+    assert random.params["init"] == "random"
+    one_step = quantize(coffee, 6, criteria="max_iter", max_iter=1, seed=0)
+    converged = quantize(coffee, 6, criteria="max_iter", max_iter=300, seed=0)
+    assert converged.compactness <= one_step.compactness
+    assert one_step.params["criteria"] == "max_iter"
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.uint32, np.float16])
+def test_dtypes_opencv_cannot_read_give_the_float64_answer(astronaut, dtype):
+    image = astronaut[::4, ::4].astype(dtype)
+    reference = quantize(image.astype(np.float64), 5, seed=0)
+    result = quantize(image, 5, seed=0)
+    assert result.image.dtype == dtype
+    np.testing.assert_allclose(result.centers, reference.centers, rtol=1e-3)
+    assert np.mean(result.labels == reference.labels) > 0.999

@@ -1,0 +1,72 @@
+"""The working-memory guard: estimates bound measured peaks, too-large jobs are refused early."""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from napari_kquant import quantize
+from napari_kquant._core import memory as _memory
+
+PEAK_SCRIPT = Path(__file__).parents[2] / "benchmarks" / "memory_peak.py"
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        ("noise_rgb", "fast"),  # every pixel a distinct colour: the hard case
+        ("noise_rgb", "opencv"),
+        ("noise_gray_f32", "fast"),
+        ("features_2", "fast"),
+        ("astronaut", "fast", "color_space=lab"),
+        ("coffee_u16", "opencv"),
+    ],
+    ids="-".join,
+)
+def test_estimate_bounds_the_measured_peak(case):
+    # each run in its own process, its peak RSS measured by the kernel (OpenCV's
+    # allocations included, which tracemalloc does not see)
+    done = subprocess.run(
+        [sys.executable, str(PEAK_SCRIPT), *case], capture_output=True, text=True, check=True
+    )
+    measured = json.loads(done.stdout)
+    assert measured["peak_bytes"] > 0
+    assert measured["estimate_bytes"] >= measured["peak_bytes"], measured
+
+
+def test_a_huge_view_is_refused_before_anything_is_copied():
+    # a zero-stride view: 3 bytes of memory that read as a 60000 x 60000 RGB image
+    view = np.broadcast_to(np.zeros(3, np.uint8), (60000, 60000, 3))
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match="working memory"):
+        quantize(view, 4)
+    assert time.perf_counter() - started < 2  # refused from the shape, not after a copy
+
+
+def test_non_contiguous_input_counts_its_copy():
+    shape = (1000, 1000, 3)
+    contiguous = _memory.working_bytes(shape, np.uint8, 3, "fast")
+    strided = _memory.working_bytes(shape, np.uint8, 3, "fast", contiguous=False)
+    assert strided - contiguous == 3 * 10**6
+
+
+def test_too_large_a_job_is_refused_with_a_clear_message(monkeypatch, astronaut):
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 1 << 20)
+    with pytest.raises(ValueError, match=r"needs about .* GiB of working memory") as info:
+        quantize(astronaut, 4)
+    assert "512x512x3 uint8" in str(info.value)
+    assert "crop or downsample" in str(info.value) and "lazily" in str(info.value)
+
+
+def test_unknown_free_memory_does_not_block(monkeypatch, astronaut):
+    monkeypatch.setattr(_memory, "available_bytes", lambda: None)
+    assert quantize(astronaut, 2).k == 2
+
+
+def test_available_bytes_reads_this_machine():
+    free = _memory.available_bytes()
+    assert free is None or free > 0
