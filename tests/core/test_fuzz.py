@@ -1,7 +1,7 @@
 """Property-based tests: any input gives a valid result or a documented ValueError.
 
 The default profile runs a quick sample for CI; `HYPOTHESIS_PROFILE=long python -m pytest
-tests/test_fuzz.py` runs 10,000 examples per test.
+tests/core/test_fuzz.py` runs 10,000 examples per test.
 """
 
 import os
