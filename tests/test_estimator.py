@@ -1,36 +1,251 @@
-"""KMeansQuantizer: scikit-learn conventions on real pixel tables."""
+"""KMeansQuantizer as a scikit-learn estimator.
+
+scikit-learn's own checks (check_estimator) and the cases of scikit-learn's
+``cluster/tests/test_k_means.py`` that apply to a quantizer without sample weights
+or initial centres, ported to KMeansQuantizer for both methods; then the image
+helpers on real photos.
+"""
 
 import numpy as np
 import pytest
+from numpy.testing import assert_allclose, assert_array_equal
 from skimage import data
 
-from napari_kquant import KMeansQuantizer, NotFittedError, apply_palette, quantize
+sklearn = pytest.importorskip("sklearn")
+from sklearn.base import clone, is_clusterer  # noqa: E402
+from sklearn.cluster import KMeans  # noqa: E402
+from sklearn.datasets import make_blobs  # noqa: E402
+from sklearn.metrics import pairwise_distances, v_measure_score  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn.utils.estimator_checks import check_estimator  # noqa: E402
+from sklearn.utils.validation import check_is_fitted  # noqa: E402
+
+from napari_kquant import (  # noqa: E402
+    KMeansQuantizer,
+    NotFittedError,
+    Palette,
+    apply_palette,
+    quantize,
+)
+
+METHODS = ["fast", "opencv"]
+# scikit-learn's test data: non centred, sparse centres
+CENTERS = np.array(
+    [[0.0, 5.0, 0.0, 0.0, 0.0], [1.0, 1.0, 4.0, 0.0, 0.0], [1.0, 0.0, 0.0, 5.0, 1.0]]
+)
+X, TRUE_LABELS = make_blobs(n_samples=100, centers=CENTERS, cluster_std=1.0, random_state=42)
+N_CLUSTERS = len(CENTERS)
 
 
-@pytest.fixture(scope="module")
-def table(astronaut):
-    return astronaut.reshape(-1, 3)
+def failed_checks(estimator) -> set[str]:
+    results = check_estimator(estimator, on_fail=None, on_skip=None)
+    return {r["check_name"] for r in results if r["status"] == "failed"}
 
 
-def test_fit_predict_agree_with_quantize(table, astronaut):
+@pytest.mark.slow
+@pytest.mark.parametrize("method", METHODS)
+def test_check_estimator_fails_no_more_than_kmeans(method):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours = failed_checks(KMeansQuantizer(method=method))
+        theirs = failed_checks(KMeans(n_init=1))
+    assert ours <= theirs, ours - theirs
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_pipeline_fits_and_predicts(method):
+    pipeline = make_pipeline(StandardScaler(), KMeansQuantizer(k=3, method=method, seed=0))
+    labels = pipeline.fit(X).predict(X)
+    assert labels.dtype == np.intp and v_measure_score(labels, TRUE_LABELS) > 0.9
+    check_is_fitted(pipeline[-1])
+    assert is_clusterer(KMeansQuantizer())
+
+
+def test_unfitted_is_scikit_learns_not_fitted_error():
+    from sklearn.exceptions import NotFittedError as SklearnNotFitted
+
+    assert NotFittedError is SklearnNotFitted
+    for call in ("predict", "transform", "score", "predict_image"):
+        with pytest.raises(SklearnNotFitted):
+            getattr(KMeansQuantizer(), call)(X)
+
+
+# --- ported from scikit-learn's cluster/tests/test_k_means.py ---
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_kmeans_relocated_clusters(method):
+    X_toy = np.array([[0, 0], [0.5, 0], [0.5, 1], [1, 1]])
+    km = KMeansQuantizer(k=2, method=method, seed=0).fit(X_toy)
+    assert_allclose(km.inertia_, 0.25)
+    assert len(set(km.labels_[:2])) == 1 and len(set(km.labels_[2:])) == 1
+    assert km.labels_[0] != km.labels_[2]
+    assert_allclose(sorted(km.cluster_centers_.tolist()), [[0.25, 0], [0.75, 1]])
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_relocating_with_duplicates(method):
+    X_dup = np.array([[0.0], [0.0], [0.0], [1.0], [2.0], [3.0]])
+    km = KMeansQuantizer(k=4, method=method, seed=0).fit(X_dup)
+    assert len(np.unique(km.labels_)) == 4 and km.inertia_ == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_score_max_iter(method):
+    X_rand = np.random.RandomState(0).randn(100, 10)
+    s1 = KMeansQuantizer(method=method, attempts=1, max_iter=1, seed=0).fit(X_rand).score(X_rand)
+    s2 = KMeansQuantizer(method=method, attempts=1, max_iter=10, seed=0).fit(X_rand).score(X_rand)
+    assert s2 > s1
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("max_iter", [2, 100])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_kmeans_predict(method, max_iter, dtype):
+    X_blobs, _ = make_blobs(n_samples=200, n_features=10, centers=10, random_state=0)
+    X_blobs = X_blobs.astype(dtype)
+    km = KMeansQuantizer(k=10, method=method, init="random", attempts=10, max_iter=max_iter)
+    km.fit(X_blobs)
+    assert_array_equal(km.predict(X_blobs), km.labels_)
+    assert_array_equal(km.fit_predict(X_blobs), km.labels_)
+    assert_array_equal(km.predict(km.cluster_centers_), np.arange(10))
+
+
+def test_sparse_input_is_refused_with_a_message_about_sparse_input():
+    from scipy.sparse import csr_matrix
+
+    with pytest.raises(TypeError, match=r"[Ss]parse"):
+        KMeansQuantizer(k=3).fit(csr_matrix(X))
+    km = KMeansQuantizer(k=3).fit(X)
+    with pytest.raises(TypeError, match=r"[Ss]parse"):
+        km.predict(csr_matrix(X))
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+def test_integer_input(method, dtype):
+    X_int = np.array([[0, 0], [10, 10], [12, 9], [-1, 1], [2, 0], [8, 10]], dtype=dtype)
+    km = KMeansQuantizer(k=2, method=method, seed=0).fit(X_int)
+    assert km.cluster_centers_.dtype == np.float64
+    assert_allclose(v_measure_score(km.labels_, [0, 1, 1, 0, 0, 1]), 1.0)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_transform(method):
+    km = KMeansQuantizer(k=N_CLUSTERS, method=method, seed=0).fit(X)
+    Xt = km.transform(km.cluster_centers_)
+    assert_allclose(Xt, pairwise_distances(km.cluster_centers_), atol=1e-12)
+    assert_array_equal(Xt.diagonal(), np.zeros(N_CLUSTERS))
+    assert_allclose(km.transform(X), pairwise_distances(X, km.cluster_centers_))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_fit_transform(method):
+    X1 = KMeansQuantizer(method=method, seed=0).fit(X).transform(X)
+    X2 = KMeansQuantizer(method=method, seed=0).fit_transform(X)
+    assert_allclose(X1, X2)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_fortran_aligned_data(method):
+    km_c = KMeansQuantizer(k=N_CLUSTERS, method=method, seed=0).fit(X)
+    km_f = KMeansQuantizer(k=N_CLUSTERS, method=method, seed=0).fit(np.asfortranarray(X))
+    assert_allclose(km_c.cluster_centers_, km_f.cluster_centers_)
+    assert_array_equal(km_c.labels_, km_f.labels_)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_float_precision(method):
+    km32 = KMeansQuantizer(k=N_CLUSTERS, method=method, seed=0).fit(X.astype(np.float32))
+    km64 = KMeansQuantizer(k=N_CLUSTERS, method=method, seed=0).fit(X)
+    assert_allclose(km32.cluster_centers_, km64.cluster_centers_, rtol=1e-4, atol=1e-4)
+    assert v_measure_score(km32.labels_, km64.labels_) == pytest.approx(1.0)
+    assert_allclose(km32.inertia_, km64.inertia_, rtol=1e-4)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_centers_not_mutated_and_input_untouched(method):
+    X_copy = X.copy()
+    km = KMeansQuantizer(k=N_CLUSTERS, method=method, seed=0).fit(X)
+    centers = km.cluster_centers_.copy()
+    km.predict(X[:10])
+    km.transform(X[:10])
+    assert_array_equal(km.cluster_centers_, centers)
+    assert_array_equal(X, X_copy)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_kmeans_empty_cluster_relocated(method):
+    X_two = np.array([[-1.0], [1.0]])
+    km = KMeansQuantizer(k=2, method=method, seed=0).fit(X_two)
+    assert len(set(km.labels_)) == 2
+    assert_allclose(km.cluster_centers_, [[-1.0], [1.0]])  # darkest (lowest) first
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_inertia(method):
+    km = KMeansQuantizer(k=N_CLUSTERS, method=method, seed=0).fit(X)
+    distances = ((X - km.cluster_centers_[km.labels_]) ** 2).sum()
+    assert_allclose(km.inertia_, distances, rtol=1e-6)
+    assert km.score(X) == pytest.approx(-km.inertia_)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_kmeans_convergence(method):
+    km = KMeansQuantizer(k=5, method=method, max_iter=300, seed=0).fit(X)
+    assert 1 <= km.n_iter_ <= 300
+
+
+def test_feature_names_out_and_set_output():
+    km = KMeansQuantizer(k=3).fit(X)
+    assert km.get_feature_names_out().tolist() == [
+        "kmeansquantizer0",
+        "kmeansquantizer1",
+        "kmeansquantizer2",
+    ]
+    pandas = pytest.importorskip("pandas")
+    frame = km.set_output(transform="pandas").transform(X)
+    assert isinstance(frame, pandas.DataFrame)
+    assert list(frame.columns) == km.get_feature_names_out().tolist()
+
+
+def test_predict_does_not_change_cluster_centers():
+    km = KMeansQuantizer(k=3, seed=0).fit(X)
+    before = km.cluster_centers_.copy()
+    km.predict(X * 2)
+    assert_array_equal(km.cluster_centers_, before)
+
+
+def test_fewer_distinct_points_than_k_is_refused():
+    # scikit-learn warns and returns duplicate centres; a palette of K distinct
+    # colours cannot exist here, so napari-kquant says so
+    X_few = np.array([[0.0], [0.0], [1.0], [1.0]])
+    with pytest.raises(ValueError, match="distinct"):
+        KMeansQuantizer(k=3).fit(X_few)
+
+
+# --- napari-kquant's own: labels, images, palettes ---
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_labels_are_signed_and_equal_predict_on_a_photo(method, coffee):
+    table = coffee.reshape(-1, 3)
+    km = KMeansQuantizer(k=8, method=method, seed=0).fit(table)
+    assert km.labels_.dtype == np.intp and (km.labels_ - 1).min() == -1
+    assert_array_equal(km.predict(table), km.labels_)
+
+
+def test_fit_predict_agree_with_quantize(astronaut):
+    table = astronaut.reshape(-1, 3)
     model = KMeansQuantizer(k=6, seed=2).fit(table)
     reference = quantize(astronaut, 6, seed=2)
-    np.testing.assert_array_equal(model.cluster_centers_, reference.centers)
-    np.testing.assert_array_equal(model.labels_, reference.labels.ravel() - 1)
+    assert_array_equal(model.cluster_centers_, reference.centers)
+    assert_array_equal(model.labels_, reference.labels.ravel() - 1)
     assert model.inertia_ == pytest.approx(reference.compactness)
     assert model.n_features_in_ == 3
-    np.testing.assert_array_equal(model.predict(table), model.labels_)
-    np.testing.assert_array_equal(KMeansQuantizer(k=6, seed=2).fit_predict(table), model.labels_)
-
-
-def test_transform_gives_distances_whose_argmin_is_predict(table):
-    model = KMeansQuantizer(k=5).fit(table)
-    sample = table[::97]
-    distances = model.transform(sample)
-    assert distances.shape == (len(sample), 5)
-    np.testing.assert_array_equal(distances.argmin(axis=1), model.predict(sample))
-    expected = np.linalg.norm(sample[0].astype(float) - model.cluster_centers_[2])
-    assert distances[0, 2] == pytest.approx(expected)
 
 
 def test_fit_once_apply_to_many_images(astronaut, coffee):
@@ -39,38 +254,38 @@ def test_fit_once_apply_to_many_images(astronaut, coffee):
     assert labels.shape == coffee.shape[:2] and labels.min() >= 1 and labels.max() <= 4
     image = model.quantize_image(coffee)
     palette = np.clip(np.rint(model.cluster_centers_), 0, 255).astype(np.uint8)
-    np.testing.assert_array_equal(image, palette[labels - 1])
-    np.testing.assert_array_equal(labels, apply_palette(coffee, model.cluster_centers_).labels)
+    assert_array_equal(image, palette[labels - 1])
+    assert_array_equal(labels, apply_palette(coffee, model.cluster_centers_).labels)
+    assert isinstance(model.palette_, Palette)
 
 
-def test_gray_tables():
+def test_gray_tables_and_images():
     camera = data.camera()
     model = KMeansQuantizer(k=3).fit(camera.reshape(-1, 1))
     assert model.cluster_centers_.shape == (3, 1)
-    assert model.predict(camera.ravel()[:10]).shape == (10,)
+    assert model.predict(camera.reshape(-1, 1)[:10]).shape == (10,)
     assert model.predict_image(camera).shape == camera.shape
 
 
-def test_params_and_clone(table):
-    sklearn = pytest.importorskip("sklearn")
+def test_params_clone_and_repr():
     model = KMeansQuantizer(k=3, method="opencv", seed=5)
     assert model.get_params()["k"] == 3 and model.get_params()["method"] == "opencv"
     assert model.set_params(k=4) is model and model.k == 4
-    with pytest.raises(ValueError, match="not a parameter"):
+    with pytest.raises(ValueError, match="Invalid parameter"):
         model.set_params(colours=3)
-    twin = sklearn.base.clone(model)
+    twin = clone(model)
     assert twin is not model and twin.get_params() == model.get_params()
     assert "k=4" in repr(model) and "method='opencv'" in repr(model)
 
 
-def test_not_fitted_and_bad_tables(table):
-    model = KMeansQuantizer()
-    for call in (model.predict, model.transform, model.predict_image):
-        with pytest.raises(NotFittedError, match="not fitted"):
-            call(table)
-    assert issubclass(NotFittedError, ValueError) and issubclass(NotFittedError, AttributeError)
-    with pytest.raises(ValueError, match="pixel table"):
+def test_bad_tables_are_refused_as_scikit_learn_refuses_them():
+    model = KMeansQuantizer(k=3)
+    with pytest.raises(ValueError, match="2D array"):
+        model.fit(np.arange(10.0))  # 1-D
+    with pytest.raises(ValueError, match="dim 3"):
         model.fit(np.zeros((4, 4, 3)))
-    model.fit(table[:5000])
-    with pytest.raises(ValueError, match="fitted on 3"):
+    model.fit(X)
+    with pytest.raises(ValueError, match="5 features"):
         model.predict(np.zeros((3, 1)))
+    with pytest.raises(ValueError, match="NaN"):
+        KMeansQuantizer(k=2).fit(np.array([[0.0], [np.nan], [1.0]]))

@@ -9,11 +9,12 @@ from ._core.palette import Palette
 from ._core.quantize import apply_palette, quantize
 from ._core.sweep import Sweep, iter_sweep, sweep
 from ._core.validate import InvalidInputError
-from ._estimator import KMeansQuantizer, NotFittedError
 from ._io.palette_files import load_palette, save_palette
 from ._io.zarr_export import export_zarr
 
-# The napari adapter is imported on first use so that `import napari_kquant` stays headless.
+# The napari adapter and the scikit-learn estimator are imported on first use, so that
+# `import napari_kquant` loads neither napari, Qt nor scikit-learn.
+_ESTIMATOR = ("KMeansQuantizer", "NotFittedError")
 _ADAPTER = ("apply_layer_palette", "palette_of", "quantize_layer", "sweep_layer")
 
 __all__ = [
@@ -38,6 +39,10 @@ __all__ = [
 
 
 def __getattr__(name: str):
+    if name in _ESTIMATOR:
+        from . import _estimator
+
+        return getattr(_estimator, name)
     if name in _ADAPTER:
         from ._napari import layers
 

@@ -28,7 +28,7 @@ compactness (sum of squared distances from each pixel to its centre, OpenCV's fi
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -64,8 +64,9 @@ BYTES_PER_SUMMARY_POINT = 96
 class Fit:
     """Engine output, darkest centre first.
 
-    Centres (k, C) float64, labels 1..k (N,), pixels per label, compactness, and the
-    ``epsilon`` the run used.
+    Centres (k, C) float64, labels 1..k (N,), pixels per label, compactness, the
+    ``epsilon`` the run used, and the Lloyd iterations that gave the centres (None
+    where the engine does not say).
     """
 
     centers: np.ndarray
@@ -73,6 +74,7 @@ class Fit:
     compactness: float
     counts: np.ndarray
     epsilon: float
+    n_iter: int | None = None
 
 
 def default_epsilon(low, high) -> float:
@@ -185,8 +187,8 @@ class FastEngine:
                 weighted_lloyd(mid, mid_w, c, max_iter, tol, work)
                 for c, *_ in candidates[:attempts]
             ]
-        centers = min(candidates, key=lambda fit: fit[1])[0]
-        return self.finish(centers, max_iter, tol, epsilon)
+        best = min(candidates, key=lambda fit: fit[1])
+        return self.finish(best[0], max_iter, tol, epsilon, best[3])
 
     def sweep(self, ks, max_iter, epsilon, use_epsilon, attempts, init, rng):
         """Yield a Fit per K of ``ks`` (ascending), sharing work between them.
@@ -210,10 +212,10 @@ class FastEngine:
             warm = extend_centers(coarse, coarse_w, fit.centers, k, rng)
             starts = [warm, *(sequence[:k] for sequence in sequences)]
             candidates = [weighted_lloyd(coarse, coarse_w, c, max_iter, tol, work) for c in starts]
-            centers = min(candidates, key=lambda fit: fit[1])[0]
+            best = min(candidates, key=lambda fit: fit[1])
             if mid is not coarse:
-                centers = weighted_lloyd(mid, mid_w, centers, max_iter, tol, work)[0]
-            fit = self.finish(centers, max_iter, tol, epsilon)
+                best = weighted_lloyd(mid, mid_w, best[0], max_iter, tol, work)
+            fit = self.finish(best[0], max_iter, tol, epsilon, best[3])
             yield fit
 
     def _tolerance(self, epsilon, use_epsilon):
@@ -222,10 +224,13 @@ class FastEngine:
             epsilon = default_epsilon(self.low, self.high)
         return (epsilon if use_epsilon else 0.0), epsilon
 
-    def finish(self, centers, max_iter, tol, epsilon) -> Fit:
-        """Polish ``centers`` on the full summary, order them and label every pixel."""
+    def finish(self, centers, max_iter, tol, epsilon, n_iter=0) -> Fit:
+        """Polish ``centers`` on the full summary, order them and label every pixel.
+
+        ``n_iter``: the Lloyd iterations that found ``centers`` (reported with these).
+        """
         summary = self.summary
-        centers, _, code_labels = weighted_lloyd(
+        centers, _, code_labels, polish = weighted_lloyd(
             summary.points,
             summary.weights,
             centers,
@@ -241,7 +246,8 @@ class FastEngine:
             centers = clipped
             code_labels = None  # the clipped centres need their own labelling
         centers, rank = darkest_first_ranks(centers)
-        return self.assign(centers, epsilon, None if code_labels is None else rank[code_labels])
+        fit = self.assign(centers, epsilon, None if code_labels is None else rank[code_labels])
+        return replace(fit, n_iter=n_iter + polish)
 
     def assign(self, centers, epsilon=0.0, code_labels=None) -> Fit:
         """Label every pixel with its nearest of ``centers`` (label i = row i - 1).
@@ -669,7 +675,7 @@ def init_centers(points, weights, k, init, rng):
 
 
 def weighted_lloyd(points, weights, centers, max_iter, epsilon, work=np.float64):
-    """Lloyd iterations on weighted points; returns centres, weighted inertia, labels.
+    """Lloyd iterations on weighted points: centres, weighted inertia, labels, iterations.
 
     Stops after ``max_iter`` updates or when no centre moves by more than ``epsilon``
     (OpenCV's rule). An empty cluster takes the point that costs most where it is.
@@ -679,7 +685,8 @@ def weighted_lloyd(points, weights, centers, max_iter, epsilon, work=np.float64)
     norms = (points * points).sum(axis=1)
     weighted = points * weights[:, None]
     points = points.astype(work)  # cast once, not in every iteration
-    for _ in range(max_iter):
+    n_iter = 0
+    for n_iter in range(1, max_iter + 1):  # noqa: B007 - the count is returned
         checkpoint()
         labels, _ = nearest(points, centers, work, distances=False)
         mass = np.bincount(labels, weights=weights, minlength=k)
@@ -703,7 +710,7 @@ def weighted_lloyd(points, weights, centers, max_iter, epsilon, work=np.float64)
         if shift <= epsilon:
             break
     labels, d = nearest(points, centers, work, norms)
-    return centers, float(np.dot(d, weights)), labels
+    return centers, float(np.dot(d, weights)), labels, n_iter
 
 
 class FastKMeans:

@@ -382,6 +382,7 @@ class Job:
             "color_space": self.space.color_space,
             "standardize": self.space.scale is not None,
             "planes": "stack",
+            **({} if fit.n_iter is None else {"n_iter": fit.n_iter}),
             **params,
         }
         if self.space.scale is not None:
