@@ -273,3 +273,39 @@ def test_parser_refuses_unknown_sample_and_method():
         build_parser().parse_args(["quantize", "x.png", "--method", "sklearn"])
     args = build_parser().parse_args(["demo", "--sample", "coffee", "-k", "5"])
     assert (args.sample, args.k) == ("coffee", 5)
+
+
+def test_ome_zarr_output(files):
+    import zarr
+
+    out = files / "ome"
+    done = run("quantize", files / "coffee.png", "-k", "4", "-o", out, "--format", "ome-zarr", "-q")
+    assert done.returncode == 0, done.stderr
+    assert [p.name for p in out.iterdir()] == ["coffee_k4.ome.zarr"]
+    root = zarr.open_group(str(out / "coffee_k4.ome.zarr"), mode="r")
+    labels = root["labels/clusters/0"][:]
+    assert labels.shape == (400, 600) and labels.max() == 4
+    assert root.attrs["napari_kquant"]["palette"]["k"] == 4
+    again = run(
+        "quantize", files / "coffee.png", "-k", "4", "-o", out, "--format", "ome-zarr", "-q"
+    )
+    assert again.returncode == 2 and "exists" in again.stderr
+    forced = run(
+        "quantize",
+        files / "coffee.png",
+        "-k",
+        "4",
+        "-o",
+        out,
+        "--format",
+        "ome-zarr",
+        "-q",
+        "--overwrite",
+        "--seed",
+        "9",
+    )
+    assert forced.returncode == 0, forced.stderr
+    assert (
+        zarr.open_group(str(out / "coffee_k4.ome.zarr")).attrs["napari_kquant"]["params"]["seed"]
+        == 9
+    )

@@ -22,6 +22,7 @@ READABLE = (".png", ".jpg", ".jpeg", *TIFF)
 # PNG colour types: channels per pixel (0 gray, 2 RGB, 3 palette, 4 gray+alpha, 6 RGBA)
 PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}
 EXIT_FAILED, EXIT_USAGE = 1, 2
+FORMATS = ("files", "ome-zarr")
 
 
 def _version() -> str:
@@ -60,6 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("-k", type=int, default=8, help="number of colours (default 8)")
     q.add_argument(
         "-o", "--output", type=Path, help="output folder (default: beside each input; created)"
+    )
+    q.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="files",
+        help="files (default): image, labels and palette files; ome-zarr: one "
+        "<stem>_k<K>.ome.zarr store per input (the quantized image, the labels coloured "
+        "by the palette, the palette), which napari-ome-zarr, QuPath and Fiji open",
     )
     q.add_argument(
         "--overwrite",
@@ -216,6 +225,7 @@ def outputs_for(image_path: Path, folder: Path | None, k) -> dict[str, Path]:
         "json": folder / f"{stem}_palette_k{k}.json",
         "gpl": folder / f"{stem}_palette_k{k}.gpl",
         "sweep": folder / f"{stem}_sweep.csv",
+        "store": folder / f"{stem}_k{k}.ome.zarr",
     }
 
 
@@ -224,6 +234,8 @@ def planned(path: Path, args, k: int | None, rgb: bool | None) -> dict[str, Path
     out = outputs_for(path, args.output, "" if args.sweep is not None else k)
     if args.sweep is not None:
         return {"sweep": out["sweep"]}
+    if args.format == "ome-zarr":
+        return {"store": out["store"]}
     keys = ["image", "labels", "csv", "json"]
     if rgb is not False:
         keys.append("gpl")  # planned whenever the input may be RGB
@@ -266,6 +278,11 @@ def process(
         result = quantize(image, args.k, mask=mask, **options)
     rgb = result.centers.shape[1] == 3
     out = planned(path, args, result.k, rgb)
+    if "store" in out:
+        from ._io.zarr_export import export_zarr
+
+        export_zarr(result, out["store"], overwrite=args.overwrite)
+        return [out["store"]]
     quantized = result.image if alpha is None else np.dstack([result.image, alpha])
     with replacing(out["image"], **write) as tmp:
         write_image(tmp, quantized)
@@ -298,6 +315,7 @@ def quantize_files(args) -> int:
     from ._core.validate import check_k
     from ._io.palette_files import load_palette
     from ._io.safe import OutputError, plan_outputs
+    from ._io.zarr_export import is_export
 
     if args.output is not None and args.output.exists() and not args.output.is_dir():
         return _refuse(f"-o {args.output} is a file: give a folder for the outputs")
@@ -331,7 +349,12 @@ def quantize_files(args) -> int:
         for target in planned(path, args, k, _channels(path)).values()
     ]
     try:
-        plan_outputs(targets, protected=protected, overwrite=args.overwrite)
+        plan_outputs(
+            targets,
+            protected=protected,
+            overwrite=args.overwrite,
+            is_ours=is_export if args.format == "ome-zarr" else None,
+        )
     except OutputError as exc:
         return _refuse(str(exc))
     if args.output:

@@ -116,13 +116,15 @@ def test_zarr_in_zarr_out(tmp_path, astronaut):
     seen = []
     path = export_zarr(result, tmp_path / "out.zarr", progress=lambda d, t: seen.append((d, t)))
     group = zarr.open_group(str(path), mode="r")
-    np.testing.assert_array_equal(group["labels"][:], result.labels.compute())
-    np.testing.assert_array_equal(group["image"][:], result.image.compute())
-    assert group["labels"].chunks == (128, 128)
+    np.testing.assert_array_equal(group["labels/clusters/0"][:], result.labels.compute())
+    # OME-Zarr: the colour axis first (c, y, x)
+    np.testing.assert_array_equal(group["0"][:], np.moveaxis(result.image.compute(), -1, 0))
+    assert group["labels/clusters/0"].chunks == (128, 128)
     attrs = group.attrs["napari_kquant"]
     np.testing.assert_allclose(attrs["centers"], result.centers)
     assert attrs["params"]["k"] == 4 and attrs["params"]["lazy"] is True
     assert seen[-1][0] == seen[-1][1] == 8  # 4 bands of chunks for each of 2 arrays
+    assert attrs["palette"]["k"] == 4  # the whole palette travels with the store
     np.testing.assert_array_equal(source[:], astronaut)  # the source is untouched
 
 
@@ -143,7 +145,7 @@ def test_multiscale_in_multiscale_out(tmp_path, astronaut):
     assert on_level0.params["fit_level"] == 0 and on_level0.params["sampled"] == 100_000
     path = export_zarr(result, tmp_path / "pyramid.zarr", image=False)
     group = zarr.open_group(str(path), mode="r")
-    assert [group["labels"][str(i)].shape for i in range(3)] == [
+    assert [group["labels/clusters"][str(i)].shape for i in range(3)] == [
         (1024, 1024),
         (512, 512),
         (256, 256),
@@ -189,4 +191,4 @@ def test_runs_unchanged_on_a_distributed_cluster(tmp_path, astronaut):
     assert len(workers) == 2
     np.testing.assert_array_equal(result.centers, local.centers)
     np.testing.assert_array_equal(labels, local.labels.compute())
-    np.testing.assert_array_equal(zarr.open_group(str(path))["labels"][:], labels)
+    np.testing.assert_array_equal(zarr.open_group(str(path))["labels/clusters/0"][:], labels)

@@ -70,13 +70,13 @@ def test_a_cancelled_export_leaves_no_partial_store_and_keeps_the_previous(tmp_p
     path = tmp_path / "out.zarr"
     first = quantize(array, 3)
     export_zarr(first, path)
-    before = zarr.open_group(str(path), mode="r")["labels"][:]
+    before = zarr.open_group(str(path), mode="r")["labels/clusters/0"][:]
     bands = iter_export_zarr(quantize(array, 6), path, overwrite=True)
     assert next(bands)[0] == 1  # one band written...
     bands.close()  # ...then cancelled
     group = zarr.open_group(str(path), mode="r")
     assert group.attrs["napari_kquant"]["params"]["k"] == 3
-    np.testing.assert_array_equal(group["labels"][:], before)
+    np.testing.assert_array_equal(group["labels/clusters/0"][:], before)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.zarr", "source.zarr"]
 
 
@@ -90,3 +90,29 @@ def test_a_failed_export_leaves_nothing(tmp_path, coffee, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         export_zarr(quantize(coffee, 3), tmp_path / "out.zarr")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_export_is_ome_zarr_that_ome_zarr_py_reads(tmp_path, coffee):
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Label, Multiscales, Reader
+
+    result = quantize(coffee, 5, seed=0)
+    path = export_zarr(result, tmp_path / "coffee.ome.zarr")
+    nodes = list(Reader(parse_url(str(path)))())
+    image = next(n for n in nodes if n.load(Multiscales) and not n.load(Label))
+    assert [a["name"] for a in image.metadata["axes"]] == ["c", "y", "x"]
+    np.testing.assert_array_equal(np.asarray(image.data[0]), np.moveaxis(result.image, -1, 0))
+    labels = next(n for n in nodes if n.load(Label))
+    np.testing.assert_array_equal(np.asarray(labels.data[0]), result.labels)
+    # label colours are the centres (uint8: centre / 255), properties the palette
+    for value in range(1, 6):
+        colour = np.asarray(labels.metadata["color"][value][:3]) * 255
+        np.testing.assert_allclose(colour, np.rint(result.centers[value - 1]), atol=1e-6)
+        row = labels.metadata["properties"][value]
+        assert row["count"] == result.counts[value - 1]
+        assert row["center_r"] == pytest.approx(result.centers[value - 1, 0])
+    attrs = zarr.open_group(str(path), mode="r").attrs["napari_kquant"]
+    from napari_kquant import Palette
+
+    palette = Palette.from_dict(attrs["palette"])
+    np.testing.assert_array_equal(palette.apply(coffee).labels, result.labels)

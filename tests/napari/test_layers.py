@@ -39,10 +39,13 @@ def test_quantize_layer_adds_two_overlaid_layers(make_napari_viewer, astronaut):
         )
     assert labels_layer.colormap.map(0)[3] == 0  # unclustered pixels stay transparent
     features = labels_layer.features
-    assert features["label"].tolist() == [1, 2, 3, 4, 5]
+    # napari's convention: row v is label v, row 0 the background
+    assert features["label"].tolist() == [0, 1, 2, 3, 4, 5]
+    assert features["count"].iloc[0] == 0  # nothing left unclustered
+    assert features[["center_r", "center_g", "center_b"]].iloc[0].isna().all()
     assert features["count"].sum() == astronaut.shape[0] * astronaut.shape[1]
     assert features["fraction"].sum() == pytest.approx(1.0)
-    np.testing.assert_allclose(features[["center_r", "center_g", "center_b"]], centers)
+    np.testing.assert_allclose(features[["center_r", "center_g", "center_b"]].iloc[1:], centers)
 
 
 def test_rerun_updates_in_place(make_napari_viewer, coffee):
@@ -122,3 +125,60 @@ def test_quantize_layer_with_features_mask_and_current_plane(make_napari_viewer)
     assert set(np.unique(applied.data)) == {1, 2, 3}
     np.testing.assert_array_equal(applied.data[keep], expected.labels[keep])
     np.testing.assert_array_equal(a.data, stack[0])
+
+
+def check_row_convention(layer):
+    """features.iloc[v] describes label v, for every value in the layer."""
+    table = layer.features
+    assert table["index"].tolist() == list(range(len(table)))
+    assert table["label"].iloc[0] == 0
+    data = layer.data if not isinstance(layer.data, list) else layer.data[0]
+    values = np.unique(np.asarray(data))
+    assert values.max() < len(table)
+    present = values[values > 0]
+    assert (table["count"].iloc[present] > 0).all() or table["count"].isna().all()
+
+
+def test_every_result_layer_follows_the_row_convention(make_napari_viewer, astronaut):
+    import dask.array as da
+
+    from napari_kquant import sweep_layer
+
+    viewer = make_napari_viewer()
+    viewer.add_image(astronaut, name="a")
+    viewer.add_image(np.stack([astronaut[::4, ::4]] * 3), name="stack", rgb=True)
+    viewer.add_image(da.from_array(astronaut, chunks=(128, 128, 3)), name="lazy", rgb=True)
+    region = np.zeros(astronaut.shape[:2], np.uint8)
+    region[100:300, 100:300] = 1
+    viewer.add_labels(region, name="region")
+    layers = [
+        quantize_layer(viewer, "a", k=4)[1],
+        quantize_layer(viewer, "a", k=3, mask="region")[1],
+        quantize_layer(viewer, "stack", k=3, planes="each")[1],
+        quantize_layer(viewer, "lazy", k=5)[1],
+        sweep_layer(viewer, "a", "2..4", display="stack")[-1],
+    ]
+    for layer in layers:
+        check_row_convention(layer)
+    masked = layers[1].features
+    assert masked["count"].iloc[0] == astronaut.shape[0] * astronaut.shape[1] - 200 * 200
+    stacked = layers[-1].features
+    assert stacked["k"].iloc[1:].tolist() == [2, 2, 3, 3, 3, 4, 4, 4, 4]
+
+
+def test_a_failing_update_leaves_the_layer_as_it_was(make_napari_viewer, coffee):
+    viewer = make_napari_viewer()
+    viewer.add_image(coffee, name="coffee")
+    _, clusters = quantize_layer(viewer, "coffee", k=3)
+    before_data, before_features = clusters.data.copy(), clusters.features.copy()
+
+    def refuse(event):  # another plugin's listener that breaks on the new data
+        raise RuntimeError("listener failed")
+
+    clusters.events.data.connect(refuse)
+    with pytest.raises(RuntimeError, match="listener failed"):
+        quantize_layer(viewer, "coffee", k=3, seed=7, attempts=1, init="random")
+    clusters.events.data.disconnect(refuse)
+    np.testing.assert_array_equal(clusters.data, before_data)
+    pd_testing = pytest.importorskip("pandas").testing
+    pd_testing.assert_frame_equal(clusters.features, before_features)

@@ -139,7 +139,13 @@ def replacing(path, **checks) -> Iterator[Path]:
         raise
 
 
-def plan_outputs(targets: Iterable, *, protected: Iterable = (), overwrite: bool = False) -> None:
+def plan_outputs(
+    targets: Iterable,
+    *,
+    protected: Iterable = (),
+    overwrite: bool = False,
+    is_ours: Callable[[Path], bool] | None = None,
+) -> None:
     """Check a whole batch of outputs before anything is written.
 
     ``targets`` are ``(output path, what produces it)`` pairs (an input's name). Two
@@ -156,7 +162,7 @@ def plan_outputs(targets: Iterable, *, protected: Iterable = (), overwrite: bool
             continue
         seen[key] = (Path(path), owner)
         try:
-            check_target(path, overwrite=overwrite, protected=protected)
+            check_target(path, overwrite=overwrite, protected=protected, is_ours=is_ours)
         except OutputError as exc:
             problems.append(str(exc))
     if problems:

@@ -1,4 +1,4 @@
-"""Exporting results to zarr, chunk by chunk and safely (numpy, dask, zarr; no napari)."""
+"""Exporting results as OME-Zarr, chunk by chunk and safely (numpy, dask, zarr, ome-zarr)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import numpy as np
 
 from .._core.cancel import checkpoint
 from .._core.kmeans import Quantization
+from .._core.palette import channel_names, display_colors
+from .._core.validate import InvalidInputError
 
 EXPORT_KEY = "napari_kquant"  # the group attribute that marks (and describes) an export
 
@@ -17,15 +19,20 @@ EXPORT_KEY = "napari_kquant"  # the group attribute that marks (and describes) a
 def export_zarr(
     result: Quantization, path, *, image: bool = True, overwrite: bool = False, progress=None
 ) -> Path:
-    """Write a lazy (or eager) result's labels (and quantized image) to a zarr group.
+    """Write a result as OME-Zarr (NGFF 0.5): the quantized image and its labels.
 
-    The group holds ``labels`` (and ``image``) with the result's chunks, one array per
-    level for multiscale results (``labels/0``, ``labels/1``, ...), and the palette in
-    its attributes (``centers``, ``counts``, ``params``). Chunks are computed and
-    written band by band (on a distributed cluster when a client is active);
-    ``progress(done, total)`` is called after each band.
+    The store is what napari-ome-zarr, ome-zarr-py, QuPath and Fiji/BigDataViewer
+    open: the quantized image as a multiscale image at the root (one level per level
+    of a multiscale result; a colour or feature axis becomes the ``c`` axis), the
+    labels under ``labels/clusters`` with ``image-label`` ``colors`` (each label in
+    its centre's colour) and ``properties`` (count, fraction and centre values per
+    label), and the full palette (:meth:`Palette.to_dict`) with the parameters in the
+    root's ``napari_kquant`` attribute. The metadata are written by ome-zarr-py.
+    Lazy results are computed and written band by band (on a distributed cluster
+    when a client is active); ``progress(done, total)`` is called after each band.
+    ``image=False`` writes only the labels group.
 
-    The group is written under a temporary name beside ``path`` and moved into place
+    The store is written under a temporary name beside ``path`` and moved into place
     when complete: a failed or cancelled export leaves nothing behind and whatever
     was at ``path`` untouched. An existing ``path`` is refused unless ``overwrite``,
     and even then only an earlier napari-kquant export is replaced (never another
@@ -34,13 +41,13 @@ def export_zarr(
     Returns
     -------
     Path
-        The group written.
+        The store written.
 
     Raises
     ------
     ValueError
         If ``path`` exists (without ``overwrite``), is not an earlier export, or
-        touches the source's store.
+        touches the source's store; if the image has more than 4 spatial axes.
 
     Examples
     --------
@@ -48,8 +55,8 @@ def export_zarr(
     >>> from skimage import data
     >>> from napari_kquant import quantize
     >>> folder = pathlib.Path(tempfile.mkdtemp())
-    >>> path = export_zarr(quantize(data.coffee(), 3), folder / "coffee-k3.zarr")
-    >>> zarr.open_group(str(path), mode="r")["labels"].shape
+    >>> path = export_zarr(quantize(data.coffee(), 3), folder / "coffee-k3.ome.zarr")
+    >>> zarr.open_group(str(path), mode="r")["labels/clusters/0"].shape
     (400, 600)
     >>> export_zarr(quantize(data.coffee(), 3), path)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
@@ -74,52 +81,141 @@ def iter_export_zarr(result: Quantization, path, *, image: bool = True, overwrit
 
     from .safe import check_target
 
-    outputs = [("labels", result.labels)]
-    if image:
-        outputs.append(("image", result.image))
     multiscale = isinstance(result.labels, list)
-    arrays = {
-        f"{name}/{level}" if multiscale else name: da.asarray(array)
-        for name, levels in outputs
-        for level, array in enumerate(levels if multiscale else [levels])
-    }
+    labels = [da.asarray(a) for a in (result.labels if multiscale else [result.labels])]
+    images = [da.asarray(a) for a in (result.image if multiscale else [result.image])]
+    channel_axis = _channel_axis(result, images[0].ndim, labels[0].ndim)
+    if channel_axis is not None:  # NGFF puts channels before the spatial axes
+        images = [da.moveaxis(level, channel_axis, 0) for level in images]
+    spatial = labels[0].ndim
+    if spatial > 4:
+        raise InvalidInputError(
+            f"OME-Zarr holds at most 4 spatial axes (t, z, y, x): these labels have {spatial}"
+        )
     checks = {
         "overwrite": overwrite,
-        "protected": source_stores(arrays.values()),
+        "protected": source_stores([*labels, *images]),
         "is_ours": is_export,
     }
     check_target(path, what="export", **checks)
-    return _write_export(result, path, arrays, checks)
+    return _write_export(result, path, labels, images if image else None, checks)
 
 
-def _write_export(result, path, arrays: dict, checks: dict):
-    """Write ``arrays`` (zarr path -> dask array) band by band into a new group at ``path``."""
+def _channel_axis(result, image_ndim: int, label_ndim: int) -> int | None:
+    """Where the quantized image keeps its channels (None for gray)."""
+    if image_ndim == label_ndim:
+        return None
+    axis = result.params.get("channel_axis")
+    return image_ndim - 1 if axis is None else axis % image_ndim
+
+
+def _axes(spatial: int, channels: bool) -> list[dict]:
+    names = ["t", "z", "y", "x"][-spatial:]
+    axes = [{"name": n, "type": "time" if n == "t" else "space"} for n in names]
+    return [{"name": "c", "type": "channel"}, *axes] if channels else axes
+
+
+def _datasets(levels, spatial_from: int) -> list[dict]:
+    """One dataset per level, scaled from level 0 by the ratio of the shapes."""
+    first = levels[0].shape
+    return [
+        {
+            "path": str(i),
+            "coordinateTransformations": [
+                {
+                    "type": "scale",
+                    "scale": [
+                        1.0 if axis < spatial_from else first[axis] / level.shape[axis]
+                        for axis in range(level.ndim)
+                    ],
+                }
+            ],
+        }
+        for i, level in enumerate(levels)
+    ]
+
+
+def label_colors_and_properties(result) -> tuple[list[dict], list[dict]]:
+    """NGFF ``image-label`` colours (each label in its centre's colour) and properties."""
+    centers = np.asarray(result.centers, dtype=np.float64)
+    dtype = np.dtype((result.image[0] if isinstance(result.image, list) else result.image).dtype)
+    if np.issubdtype(dtype, np.integer):
+        low, high = 0.0, float(np.iinfo(dtype).max)
+    else:
+        low, high = float(centers.min()), float(centers.max())
+    rgba = np.rint(display_colors(centers, low, high) * 255).astype(int)
+    names = channel_names(centers.shape[1])
+    total = result.counts.sum()
+    colors, properties = [], []
+    for i, (colour, count) in enumerate(zip(rgba, result.counts, strict=True), 1):
+        colors.append({"label-value": i, "rgba": colour.tolist()})
+        row = {"label-value": i, "count": int(count)}
+        row["fraction"] = float(count / total) if total else 0.0
+        row.update({f"center_{n}": float(v) for n, v in zip(names, centers[i - 1], strict=True)})
+        properties.append(row)
+    return colors, properties
+
+
+def _write_export(result, path, labels: list, images: list | None, checks: dict):
+    """Write the OME-Zarr store band by band into a temporary sibling, then move it."""
     import dask.array as da
     import zarr
+    from ome_zarr.writer import write_label_metadata, write_multiscales_metadata
 
     from .safe import replacing
 
+    spatial = labels[0].ndim
     with replacing(path, what="export", **checks) as partial:
-        group = zarr.open_group(str(partial), mode="w-")
-        palette = {
-            "centers": result.centers.tolist(),
-            "counts": result.counts.tolist(),
-            "params": result.params,
-        }
-        group.attrs[EXPORT_KEY] = json.loads(json.dumps(palette, default=str))
-        bands = []
-        for name, array in arrays.items():
-            target = group.create_array(
-                name,
-                shape=array.shape,
-                chunks=tuple(c[0] for c in array.chunks),
-                dtype=array.dtype,
+        root = zarr.open_group(str(partial), mode="w-")
+        jobs = []
+        if images is not None:
+            channels = images[0].ndim > spatial
+            for i, level in enumerate(images):
+                jobs.append((level, _create(root, str(i), level), int(channels)))
+            write_multiscales_metadata(
+                root,
+                _datasets(images, int(channels)),
+                axes=_axes(spatial, channels),
+                name="quantized",
             )
-            bands += [(array, target, start) for start in _band_starts(array)]
-        for done, (array, target, (begin, end)) in enumerate(bands, 1):
+        group = root.require_group("labels").create_group("clusters")
+        for i, level in enumerate(labels):
+            jobs.append((level, _create(group, str(i), level), 0))
+        write_multiscales_metadata(
+            group, _datasets(labels, 0), axes=_axes(spatial, False), name="clusters"
+        )
+        colors, properties = label_colors_and_properties(result)
+        write_label_metadata(
+            root["labels"],
+            "clusters",
+            colors=colors,
+            properties=properties,
+            source={"image": "../../"},
+        )
+        root.attrs[EXPORT_KEY] = json.loads(json.dumps(_provenance(result), default=str))
+        bands = [(a, target, axis, b) for a, target, axis in jobs for b in _bands(a, axis)]
+        for done, (array, target, axis, (begin, end)) in enumerate(bands, 1):
             checkpoint()
-            da.store(array[begin:end], target, regions=(slice(begin, end),), lock=False)
+            region = tuple(
+                slice(begin, end) if d == axis else slice(None) for d in range(array.ndim)
+            )
+            da.store(array[region], target, regions=region, lock=False)
             yield done, len(bands)
+
+
+def _create(group, name: str, array):
+    return group.create_array(
+        name, shape=array.shape, chunks=tuple(c[0] for c in array.chunks), dtype=array.dtype
+    )
+
+
+def _provenance(result) -> dict:
+    """The palette (when the result has one) and the parameters, for the root attributes."""
+    out = {"params": result.params, "centers": result.centers.tolist()}
+    out["counts"] = result.counts.tolist()
+    if result.params.get("planes") != "each":
+        out["palette"] = result.palette.to_dict()
+    return out
 
 
 def is_export(path) -> bool:
@@ -160,7 +256,7 @@ def source_stores(arrays) -> list[Path]:
     return list(unique.values())
 
 
-def _band_starts(array):
-    """Row ranges of the array's chunk rows along its first axis."""
-    edges = np.concatenate([[0], np.cumsum(array.chunks[0])])
+def _bands(array, axis: int):
+    """Index ranges of the array's chunks along ``axis`` (the first spatial axis)."""
+    edges = np.concatenate([[0], np.cumsum(array.chunks[axis])])
     return list(zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True))

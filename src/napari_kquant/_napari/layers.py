@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -234,7 +235,25 @@ def label_colors(layer: Image | list[Image], centers: np.ndarray) -> np.ndarray:
 
 
 def features_table(result: Quantization, names: list[str]) -> pd.DataFrame:
-    """One row per label: the label, its centre values, pixel count and fraction."""
+    """Napari's convention: row v describes label v, row 0 the background.
+
+    Columns: ``index`` and ``label`` (the label value), ``plane`` (per-plane
+    palettes), the centre per channel (NaN for the background), ``count`` (pixels
+    with the label; the background's is the unclustered pixels, NaN for lazy results
+    whose labels are not computed) and ``fraction`` (of all the layer's pixels).
+    """
+    return _with_background(_cluster_rows(result, names), unclustered(result))
+
+
+def unclustered(result: Quantization) -> float:
+    """Pixels left out of the clustering (label 0); NaN when the labels are lazy."""
+    if not isinstance(result.labels, np.ndarray):
+        return float("nan")
+    return float(result.labels.size - result.counts.sum())
+
+
+def _cluster_rows(result: Quantization, names: list[str]) -> pd.DataFrame:
+    """One row per label 1..K: its centre values and pixel count."""
     labels = np.arange(1, len(result.centers) + 1)
     # napari looks rows up by the `index` column; `label` is the name people read.
     table = {"index": labels, "label": labels}
@@ -243,8 +262,19 @@ def features_table(result: Quantization, names: list[str]) -> pd.DataFrame:
     for c, name in enumerate(names):
         table[f"center_{name}"] = result.centers[:, c]
     table["count"] = result.counts
-    table["fraction"] = result.fractions
     return pd.DataFrame(table)
+
+
+def _with_background(rows: pd.DataFrame, background_count: float) -> pd.DataFrame:
+    """``rows`` after a row 0 for the background label, and the fractions of all pixels."""
+    background = {column: np.nan for column in rows.columns}
+    background.update(index=0, label=0, count=background_count)
+    table = pd.concat([pd.DataFrame([background]), rows], ignore_index=True)
+    for column in ("index", "label"):
+        table[column] = table[column].astype(np.int64)
+    total = table["count"].sum()  # NaN background (lazy): fractions of the counted pixels
+    table["fraction"] = table["count"] / total if total else 0.0
+    return table
 
 
 def channel_names(layers: list[Image]) -> list[str]:
@@ -359,12 +389,29 @@ def show_layer_data(viewer: napari.Viewer, layer_data: list[tuple]) -> list[Laye
         if existing is None:
             shown.append(viewer.add_layer(Layer.create(data, kwargs, layer_type)))
             continue
-        existing.data = data
-        for key, value in kwargs.items():
-            if key not in ("name", "rgb", "multiscale"):
-                setattr(existing, key, value)
+        update_layer(existing, data, kwargs)
         shown.append(existing)
     return shown
+
+
+def update_layer(layer: Layer, data, kwargs: dict) -> None:
+    """Give ``layer`` new data and attributes, all or none.
+
+    Everything was built before this is called; if setting any of it fails (a
+    listener of another plugin raising, say), the layer gets its old data and
+    attributes back, so it never holds new data with an old features table.
+    """
+    keys = [key for key in kwargs if key not in ("name", "rgb", "multiscale")]
+    before = {"data": layer.data, **{key: getattr(layer, key) for key in keys}}
+    try:
+        layer.data = data
+        for key in keys:
+            setattr(layer, key, kwargs[key])
+    except Exception:
+        for key, value in before.items():
+            with contextlib.suppress(Exception):
+                setattr(layer, key, value)
+        raise
 
 
 def grid(viewer: napari.Viewer):
@@ -440,7 +487,7 @@ def quantize_layer(
     >>> _ = viewer.add_image(data.coffee(), name="coffee")
     >>> quantized, clusters = quantize_layer(viewer, "coffee", k=3)
     >>> clusters.name, int(clusters.data.max()), clusters.features["label"].tolist()
-    ('coffee clusters K=3', 3, [1, 2, 3])
+    ('coffee clusters K=3', 3, [0, 1, 2, 3])
     """
     layers = [resolve_layer(viewer, layer), *(resolve_layer(viewer, f) for f in features)]
     if isinstance(mask, str):
@@ -517,7 +564,7 @@ def apply_layer_palette(
     >>> _, fitted = quantize_layer(viewer, "astronaut", k=4)
     >>> _, applied = apply_layer_palette(viewer, fitted, "coffee")
     >>> applied.name, applied.features["label"].tolist()
-    ('coffee clusters K=4 palette of astronaut', [1, 2, 3, 4])
+    ('coffee clusters K=4 palette of astronaut', [0, 1, 2, 3, 4])
     """
     palette_layer = resolve_layer(viewer, palette_layer)
     layers = [resolve_layer(viewer, layer), *(resolve_layer(viewer, f) for f in features)]
@@ -564,10 +611,12 @@ def stack_layer_data(layer: Image, results: list[Quantization]) -> list[tuple]:
         labels[j][labels[j] > 0] += dtype.type(offset)
     tables = []
     for offset, result in zip(offsets, results, strict=True):
-        table = features_table(result, channel_names([layer]))
+        table = _cluster_rows(result, channel_names([layer]))
         table.insert(1, "k", result.k)
         table["index"] += offset
         tables.append(table)
+    # every K leaves the same pixels unclustered, once per K plane of the stack
+    background = sum(unclustered(result) for result in results)
     colors = np.concatenate([label_colors(layer, r.centers) for r in results])
     metadata = {
         METADATA_KEY: {
@@ -581,11 +630,11 @@ def stack_layer_data(layer: Image, results: list[Quantization]) -> list[tuple]:
     }
     placement = stacked_placement(layer)
     image_kwargs = quantized_image_kwargs(layer, image_name, placement, metadata)
-    features = pd.concat(tables, ignore_index=True)
+    features = _with_background(pd.concat(tables, ignore_index=True), background)
     labels_kwargs = {
         **placement,
         "name": labels_name,
-        "colormap": colormap_for(colors, features["index"]),
+        "colormap": colormap_for(colors, features["index"][1:]),
         "features": features,
         "metadata": metadata,
     }

@@ -310,7 +310,7 @@ class QuantizeWidget(_KQuantWidget):
             tooltip="Replace a zarr folder that napari-kquant exported before. Other "
             "files and folders are never replaced.",
         )
-        self.export_button = PushButton(text="Export result to zarr")
+        self.export_button = PushButton(text="Export result as OME-Zarr")
         self.extend([self.export_path, self.export_replace, self.export_button])
         self.export_button.changed.connect(self.export)
         # the choices read the viewer's layers, known from here on
@@ -375,7 +375,7 @@ class QuantizeWidget(_KQuantWidget):
         )
 
     def export(self):
-        """Compute the latest result's labels and quantized image into a zarr group."""
+        """Write the latest result as OME-Zarr (labels and quantized image), chunk by chunk."""
         if self.running:
             show_info("napari-kquant: a run is in progress: wait for it or cancel it")
             return
