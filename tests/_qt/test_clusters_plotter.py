@@ -1,0 +1,51 @@
+"""napari-clusters-plotter, the main consumer of labels features, on our result layers."""
+
+import numpy as np
+import pytest
+
+from napari_kquant import quantize_layer
+
+
+@pytest.fixture
+def plotter(make_napari_viewer, coffee):
+    pytest.importorskip("napari_clusters_plotter")
+    from napari_clusters_plotter._new_plotter_widget import PlotterWidget
+
+    viewer = make_napari_viewer()
+    viewer.add_image(coffee, name="coffee")
+    widget = PlotterWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    return viewer, widget
+
+
+def test_the_plotter_plots_our_rows_and_selects_a_cluster(plotter):
+    viewer, widget = plotter
+    _, clusters = quantize_layer(viewer, "coffee", k=4, seed=0)
+    viewer.layers.selection.active = clusters
+    widget.x_axis = "center_r"
+    widget.y_axis = "center_g"
+    plotted = widget.plotting_widget.active_artist.data
+    table = clusters.features
+    np.testing.assert_allclose(plotted[1:], table[["center_r", "center_g"]].iloc[1:])
+    # picking label K on the canvas marks row K: the row of label K (no IndexError)
+    for label in (4, 1):
+        clusters.selected_label = label
+        chosen = np.asarray(clusters.features["SELECTED_LAYER_CLUSTER_ID"]).astype(int)
+        assert chosen.tolist() == [int(v == label) for v in range(5)]
+
+
+def test_a_rerun_with_the_plotter_open_updates_the_layer_whole(plotter):
+    viewer, widget = plotter
+    _, clusters = quantize_layer(viewer, "coffee", k=4, seed=0)
+    viewer.layers.selection.active = clusters
+    widget.x_axis = "center_r"
+    widget.y_axis = "count"
+    _, again = quantize_layer(viewer, "coffee", k=4, seed=5, init="random", attempts=1)
+    assert again is clusters
+    palette = np.asarray(again.metadata["napari_kquant"]["centers"])
+    np.testing.assert_allclose(
+        again.features[["center_r", "center_g", "center_b"]].iloc[1:], palette
+    )
+    assert again.features["count"].iloc[1:].tolist() == [
+        int((again.data == v).sum()) for v in range(1, 5)
+    ]
