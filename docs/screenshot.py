@@ -3,9 +3,9 @@
 Run under a display (or `xvfb-run -a python docs/screenshot.py`).
 """
 
+import napari
 from _shots import run_and_wait, save
 
-import napari
 from napari_kquant._cli import open_demo
 from napari_kquant._napari.layers import grid
 

@@ -3,11 +3,11 @@
 Run under a display (or `xvfb-run -a python docs/screenshot_channels.py`).
 """
 
+import napari
 import numpy as np
 from _shots import run_and_wait, save
 from skimage import data
 
-import napari
 from napari_kquant._napari.layers import grid
 
 ihc = data.immunohistochemistry()
