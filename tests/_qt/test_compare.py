@@ -34,10 +34,11 @@ def test_one_layer_pair_per_k(make_napari_viewer, qtbot, coffee):
         assert clusters.data.max() == k
         np.testing.assert_allclose(clusters.scale, source.scale)
     assert len(viewer.layers) == 11
-    # the plot holds one point per K; the palette shows the last K
+    # the plot holds one point per K; when the sweep ends the elbow K is shown
     assert list(widget.plot.line.get_xdata()) == [2, 3, 4, 5, 6]
     assert widget.plot.elbow in range(2, 7)
-    assert len(widget.plot.palette.patches) == 6
+    assert widget.shown_k == widget.plot.elbow == widget.k_choice.value
+    assert len(widget.plot.palette.patches) == widget.shown_k
     # re-run updates in place
     run_sweep(qtbot, widget)
     assert len(viewer.layers) == 11

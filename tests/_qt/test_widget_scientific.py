@@ -36,8 +36,8 @@ def test_palette_per_plane(make_napari_viewer, qtbot, frames):
     widget.planes.value = "each"
     widget.k.value = 4
     run(qtbot, widget)
-    clusters = viewer.layers["frames clusters K=4 per plane"]
-    quantized = viewer.layers["frames quantized K=4 per plane"]
+    clusters = viewer.layers["frames clusters K=4 (per plane)"]
+    quantized = viewer.layers["frames quantized K=4 (per plane)"]
     assert clusters.data.shape == frames.shape[:3]
     for t in range(3):
         assert set(np.unique(clusters.data[t])) == set(range(4 * t + 1, 4 * t + 5))
@@ -61,12 +61,14 @@ def test_current_plane_only(make_napari_viewer, qtbot, frames):
     widget.planes.value = "current"
     widget.k.value = 5
     run(qtbot, widget)
-    clusters = viewer.layers["frames clusters K=5 plane 2"]
+    clusters = viewer.layers["frames clusters K=5 (plane 2)"]
     assert clusters.data.shape == frames.shape[:3]
     assert not clusters.data[:2].any()
     np.testing.assert_array_equal(clusters.data[2], quantize(frames[2], 5).labels)
     assert clusters.metadata[METADATA_KEY]["plane"] == [2]
-    np.testing.assert_array_equal(viewer.layers["frames quantized K=5 plane 2"].data[0], frames[0])
+    np.testing.assert_array_equal(
+        viewer.layers["frames quantized K=5 (plane 2)"].data[0], frames[0]
+    )
 
 
 def test_channel_layers_as_features(make_napari_viewer, qtbot):
@@ -82,9 +84,13 @@ def test_channel_layers_as_features(make_napari_viewer, qtbot):
     widget.standardize.value = True
     widget.k.value = 4
     run(qtbot, widget)
-    clusters = viewer.layers["hema+dab clusters K=4"]
-    hema_q = viewer.layers["hema quantized K=4"]
-    dab_q = viewer.layers["dab quantized K=4"]
+    clusters = viewer.layers["hema+dab clusters K=4 (z-scored)"]
+    hema_q = viewer.layers["hema quantized K=4 (of hema+dab, z-scored)"]
+    dab_q = viewer.layers["dab quantized K=4 (of hema+dab, z-scored)"]
+    # the clusters of features get colours far apart (not mixes of magenta and green)
+    colors = clusters.colormap.map(np.arange(1, 5))[:, :3]
+    gaps = np.linalg.norm(colors[:, None] - colors[None], axis=-1)[np.triu_indices(4, 1)]
+    assert gaps.min() > 0.3
     assert hema_q.colormap.name == "magenta" and dab_q.colormap.name == "green"
     assert hema_q.blending == first.blending
     expected = quantize(np.stack(channels, -1), 4, channel_axis=-1, standardize=True)
@@ -108,8 +114,8 @@ def test_mask_from_a_labels_layer(make_napari_viewer, qtbot, coffee):
     widget.mask.value = mask_layer
     widget.k.value = 4
     run(qtbot, widget)
-    clusters = viewer.layers["coffee clusters K=4"]
-    quantized = viewer.layers["coffee quantized K=4"]
+    clusters = viewer.layers["coffee clusters K=4 (mask cup)"]
+    quantized = viewer.layers["coffee quantized K=4 (mask cup)"]
     assert not clusters.data[region == 0].any()
     assert set(np.unique(clusters.data[region > 0])) == {1, 2, 3, 4}
     np.testing.assert_array_equal(quantized.data[region == 0], coffee[region == 0])
@@ -127,7 +133,7 @@ def test_mask_from_a_shapes_layer(make_napari_viewer, qtbot, coffee):
     widget.mask.value = shapes
     widget.k.value = 3
     run(qtbot, widget)
-    clusters = viewer.layers["coffee clusters K=3"]
+    clusters = viewer.layers["coffee clusters K=3 (mask roi)"]
     inside = clusters.data > 0
     rows, cols = np.nonzero(inside)
     assert abs(rows.min() - 100) <= 1 and abs(rows.max() - 300) <= 1
@@ -141,7 +147,7 @@ def test_lab_from_the_widget(make_napari_viewer, qtbot, astronaut):
     widget.color_space.value = "lab"
     widget.k.value = 6
     run(qtbot, widget)
-    clusters = viewer.layers["astronaut clusters K=6"]
+    clusters = viewer.layers["astronaut clusters K=6 (lab)"]
     assert clusters.metadata[METADATA_KEY]["color_space"] == "lab"
     np.testing.assert_array_equal(clusters.data, quantize(astronaut, 6, color_space="lab").labels)
 
@@ -158,12 +164,12 @@ def test_reapply_a_palette_to_another_layer(make_napari_viewer, qtbot, astronaut
     widget.palette_from.value = fitted
     widget.k.value = 2  # ignored: the palette decides K
     run(qtbot, widget)
-    applied = viewer.layers["coffee clusters K=5 palette of astronaut"]
+    applied = viewer.layers["coffee clusters K=5 (palette of astronaut)"]
     centers = np.asarray(fitted.metadata[METADATA_KEY]["centers"])
     expected = apply_palette(coffee, centers)
     np.testing.assert_array_equal(applied.data, expected.labels)
     np.testing.assert_allclose(applied.metadata[METADATA_KEY]["centers"], centers)
-    assert isinstance(viewer.layers["coffee quantized K=5 palette of astronaut"], Image)
+    assert isinstance(viewer.layers["coffee quantized K=5 (palette of astronaut)"], Image)
     assert isinstance(applied, Labels)
     np.testing.assert_array_equal(target.data, coffee)
 

@@ -31,8 +31,97 @@ def cancellable(event: threading.Event) -> Iterator[threading.Event]:
         _local.event = previous
 
 
+def active() -> bool:
+    """Whether the run on this thread can be cancelled (it runs inside :func:`cancellable`)."""
+    return getattr(_local, "event", None) is not None
+
+
 def checkpoint() -> None:
     """Raise :class:`Cancelled` if the run on this thread was asked to stop."""
     event = getattr(_local, "event", None)
     if event is not None and event.is_set():
         raise Cancelled("cancelled")
+
+
+def in_child_process(function, *args, poll_s: float = 0.05):
+    """``function(*args)`` run in a fresh Python process that a cancel ends at once.
+
+    For a call that cannot stop half way (one ``cv2.kmeans`` attempt can take a
+    minute): the calling thread waits for the result, checking the cancel event every
+    ``poll_s`` seconds, and kills the process when it is set. ``function`` must be
+    importable (a module-level function); its exceptions come back as
+    :class:`ChildError` with the original message.
+
+    The process is a new interpreter (``python -c``) that gets its call and returns
+    its result through files in a private temporary folder: not a fork (forking a
+    process with threads, as napari's, is unsafe) and not multiprocessing's spawn,
+    which runs the caller's main script again (a napari script without a main
+    guard would open a second viewer).
+    """
+    import os
+    import pickle
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="napari-kquant-") as folder:
+        call, answer = os.path.join(folder, "call"), os.path.join(folder, "answer")
+        with open(call, "wb") as file:
+            pickle.dump((function, args), file, protocol=pickle.HIGHEST_PROTOCOL)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        errors = open(os.path.join(folder, "errors"), "w+b")  # noqa: SIM115 (closed below)
+        process = subprocess.Popen(
+            [sys.executable, "-c", _CHILD, call, answer],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+        )
+        try:
+            while True:
+                try:
+                    process.wait(poll_s)
+                    break
+                except subprocess.TimeoutExpired:
+                    checkpoint()
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            errors.seek(0)
+            error = errors.read().decode(errors="replace")
+            errors.close()
+        if not os.path.exists(answer):
+            lines = error.strip().splitlines() or [f"exit code {process.returncode}"]
+            raise ChildError(f"the worker process failed: {lines[-1]}")
+        with open(answer, "rb") as file:
+            ok, value = pickle.load(file)
+    if not ok:
+        raise ChildError(value)
+    return value
+
+
+class ChildError(RuntimeError):
+    """An exception in :func:`in_child_process`'s worker, with its message."""
+
+
+_CHILD = "from napari_kquant._core.cancel import _child; _child()"
+
+
+def _child() -> None:
+    """The worker process: run the pickled call, pickle what it returns or raises."""
+    import pickle
+    import sys
+
+    call, answer = sys.argv[1:3]
+    with open(call, "rb") as file:
+        function, args = pickle.load(file)
+    try:
+        result = (True, function(*args))
+    except Exception as exc:  # the parent raises it
+        result = (False, f"{type(exc).__name__}: {exc}")
+    with open(answer + ".part", "wb") as file:
+        pickle.dump(result, file, protocol=pickle.HIGHEST_PROTOCOL)
+    import os
+
+    os.replace(answer + ".part", answer)

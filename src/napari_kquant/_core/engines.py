@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 import cv2
 import numpy as np
 
-from .cancel import checkpoint
+from .cancel import ChildError, active, checkpoint, in_child_process
 from .palette import darkest_first
 from .validate import FLOAT32_SAFE, MAX_FLOAT_MAGNITUDE, InvalidInputError
 
@@ -104,19 +104,17 @@ def opencv_kmeans(table, k, *, criteria, attempts, init, seed) -> Fit:
     flags = cv2.KMEANS_PP_CENTERS if init == "kmeans++" else cv2.KMEANS_RANDOM_CENTERS
     # cv2's RNG is per thread: seeding here, on the thread that clusters, makes runs
     # in napari's worker threads reproducible too.
-    cv2.setRNGSeed(int(seed))
     try:
-        # One attempt per call, keeping the first most compact, is what cv2.kmeans does
-        # with `attempts` (the RNG runs on between calls): the same result, bit for bit,
-        # with a chance to stop between attempts.
-        best = None
-        for _ in range(attempts):
-            checkpoint()
-            run = cv2.kmeans(samples, k, None, criteria, 1, flags)
-            if best is None or run[0] < best[0]:
-                best = run
-        compactness, labels, centers = best
-    except cv2.error as exc:
+        if active() and len(samples) * k >= IN_PROCESS_WORK:
+            # a cancel must not wait for a call that cannot stop: run it where it can be ended
+            compactness, labels, centers = in_child_process(
+                _opencv_attempts, samples, k, criteria, attempts, flags, seed
+            )
+        else:
+            compactness, labels, centers = _opencv_attempts(
+                samples, k, criteria, attempts, flags, seed
+            )
+    except (cv2.error, ChildError) as exc:
         # e.g. values so large that squared distances overflow OpenCV's float32
         reason = str(exc).strip().splitlines()[-1]
         raise InvalidInputError(
@@ -126,6 +124,29 @@ def opencv_kmeans(table, k, *, criteria, attempts, init, seed) -> Fit:
     centers, rank = darkest_first_ranks(centers.astype(np.float64))
     counts = np.bincount(labels.ravel(), minlength=k)[np.argsort(rank)]
     return Fit(centers, rank[labels.ravel()], float(compactness), counts, criteria[2])
+
+
+# Pixels x K from which a cancellable OpenCV fit runs in a worker process (starting
+# one costs about half a second; a call this size takes seconds).
+IN_PROCESS_WORK = 1 << 21
+
+
+def _opencv_attempts(samples, k, criteria, attempts, flags, seed):
+    """``attempts`` calls of one attempt each, keeping the first most compact.
+
+    That is what cv2.kmeans does with ``attempts`` (the RNG runs on between calls):
+    the same result, bit for bit, with a chance to stop between attempts. cv2's RNG
+    is per thread: seeding here, on the thread (or process) that clusters, makes runs
+    in napari's worker threads reproducible too.
+    """
+    cv2.setRNGSeed(int(seed))
+    best = None
+    for _ in range(attempts):
+        checkpoint()
+        run = cv2.kmeans(samples, k, None, criteria, 1, flags)
+        if best is None or run[0] < best[0]:
+            best = run
+    return best
 
 
 class FastEngine:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import weakref
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +15,7 @@ from napari.utils import DirectLabelColormap
 from napari.utils.transforms import Affine
 
 from .._core.engines import label_dtype
-from .._core.kmeans import Quantization
+from .._core.kmeans import Quantization, to_dtype
 from .._core.lazy import is_lazy, is_multiscale
 from .._core.palette import Palette, display_colors
 from .._core.quantize import apply_palette, quantize
@@ -67,12 +68,23 @@ class Request:
     data: np.ndarray
     options: dict[str, Any]
     recorded: dict[str, Any] = field(default_factory=dict)
-    suffix: str = ""
+    tags: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
         """The sources' names, joined."""
         return "+".join(layer.name for layer in self.layers)
+
+    @property
+    def suffix(self) -> str:
+        """What tells this experiment's layers apart after ``"... K=<k>"``."""
+        return name_suffix(self.tags)
+
+    def image_suffix(self, layer: Image) -> str:
+        """The suffix of ``layer``'s quantized image (it names the features it was part of)."""
+        if len(self.layers) == 1:
+            return self.suffix
+        return name_suffix([f"of {self.name}", *self.tags])
 
 
 def request_for(
@@ -81,13 +93,16 @@ def request_for(
     *,
     mask: Labels | Shapes | None = None,
     planes: str = "stack",
+    fit_options: dict | None = None,
 ) -> Request:
     """Gather the array and options to quantize ``layers`` (one, or several as features).
 
     ``mask``: a labels layer (its non-zero pixels) or a shapes layer (its shapes,
     rasterised onto the image) restricting the pixels clustered. ``planes``:
     ``"stack"`` (one palette), ``"each"`` (a palette per 2D plane) or ``"current"``
-    (only the plane the viewer shows; needs ``viewer``).
+    (only the plane the viewer shows; needs ``viewer``). ``fit_options``: the
+    quantize() options the request will run with; those that make another experiment
+    (colour space, standardize) name it, with the mask, features and planes.
     """
     layers = [layers] if isinstance(layers, Layer) else list(layers)
     if not layers:
@@ -129,7 +144,10 @@ def request_for(
             raise ValueError("masks apply to single-resolution layers, not to a multiscale one")
         keep = mask_array(mask, layers[0], spatial)
         recorded["mask_layer"] = mask.name
-    suffix = ""
+    tags = []
+    if mask is not None:
+        tags.append(f"mask {mask.name}")
+    tags.extend(experiment_tags(fit_options or {}))
     if planes == "current":
         if is_multiscale(data):
             raise ValueError("'current plane only' needs a single-resolution layer")
@@ -141,13 +159,34 @@ def request_for(
         plane[index] = True
         keep = plane if keep is None else keep & plane
         recorded["plane"] = list(index)
-        suffix = f" plane {','.join(map(str, index))}" if index else ""
+        if index:
+            tags.append(f"plane {','.join(map(str, index))}")
     elif planes == "each" and len(spatial) > 2:
-        suffix = " per plane"
+        tags.append("per plane")
     options["mask"] = keep
     options["planes"] = "each" if planes == "each" else "stack"
     recorded["planes"] = planes
-    return Request(layers, data, options, recorded, suffix)
+    return Request(layers, data, options, recorded, tags)
+
+
+def name_suffix(tags: list[str]) -> str:
+    """What follows ``"... K=<k>"`` in a result's layer names: its tags in brackets."""
+    return f" ({', '.join(tags)})" if tags else ""
+
+
+def experiment_tags(fit_options: dict) -> list[str]:
+    """The quantize() options that make a different experiment, as words for a layer name.
+
+    The colour space and z-scoring change what is clustered; method, seed or
+    attempts only change how well (a re-run with those replaces the layers).
+    """
+    tags = []
+    space = fit_options.get("color_space") or "rgb"
+    if space != "rgb":
+        tags.append(space)
+    if fit_options.get("standardize"):
+        tags.append("z-scored")
+    return tags
 
 
 def _dask():
@@ -217,16 +256,16 @@ def transform_kwargs(layer: Layer) -> dict[str, Any]:
 
 
 def label_colors(layer: Image | list[Image], centers: np.ndarray) -> np.ndarray:
-    """RGBA colour of each centre as the source layer(s) display it.
+    """RGBA colour of each centre as the source layer displays it.
 
-    For several layers (features) the colours add up as napari's additive blending
-    shows overlaid channels.
+    For several layers (features) a centre has no one colour (mixing the channels'
+    colours makes pale, alike tints), so the clusters get distinct colours
+    (:func:`distinct_colors`).
     """
     if isinstance(layer, list):
         if len(layer) == 1:
             return label_colors(layer[0], centers)
-        rgb = sum(label_colors(lyr, centers[:, [c]])[:, :3] for c, lyr in enumerate(layer))
-        return np.column_stack([np.clip(rgb, 0.0, 1.0), np.ones(len(centers))])
+        return distinct_colors(len(centers))
     low, high = (float(v) for v in layer.contrast_limits)
     if layer.rgb:
         return display_colors(centers, low, high)
@@ -234,15 +273,40 @@ def label_colors(layer: Image | list[Image], centers: np.ndarray) -> np.ndarray:
     return np.asarray(layer.colormap.map(np.clip((centers[:, 0] - low) / span, 0.0, 1.0)))
 
 
+def distinct_colors(n: int) -> np.ndarray:
+    """``n`` RGBA colours that are easy to tell apart: tab10/tab20, then golden-angle hues."""
+    from matplotlib import colormaps
+    from matplotlib.colors import hsv_to_rgb
+
+    if n <= 20:
+        colors = colormaps["tab10" if n <= 10 else "tab20"].colors[:n]
+        rgb = np.asarray(colors, dtype=float).reshape(-1, 3)
+    else:
+        i = np.arange(n)
+        hsv = np.column_stack(
+            [(i * 0.618033988749895) % 1.0, 0.55 + 0.45 * (i % 3) / 2, 0.95 - 0.3 * (i % 2)]
+        )
+        rgb = hsv_to_rgb(hsv)
+    return np.column_stack([rgb, np.ones(n)])
+
+
 def features_table(result: Quantization, names: list[str]) -> pd.DataFrame:
     """Napari's convention: row v describes label v, row 0 the background.
 
     Columns: ``index`` and ``label`` (the label value), ``plane`` (per-plane
-    palettes), the centre per channel (NaN for the background), ``count`` (pixels
-    with the label; the background's is the unclustered pixels, NaN for lazy results
-    whose labels are not computed) and ``fraction`` (of all the layer's pixels).
+    palettes), the centre per channel (NaN for the background; for integer images
+    the value the quantized image holds, so napari's status bar shows 7190, not
+    7.19e+03), ``count`` (pixels with the label; the background's is the unclustered
+    pixels, NaN for lazy results whose labels are not computed) and ``fraction``
+    (of all the layer's pixels; with a palette per plane, of that plane's pixels).
     """
-    return _with_background(_cluster_rows(result, names), unclustered(result))
+    table = _with_background(_cluster_rows(result, names), unclustered(result))
+    if "plane" in table and isinstance(result.labels, np.ndarray):
+        n_planes = int(table["plane"].max()) + 1
+        per_plane = result.labels.size / n_planes
+        rows = table["label"] > 0
+        table.loc[rows, "fraction"] = table.loc[rows, "count"] / per_plane
+    return table
 
 
 def unclustered(result: Quantization) -> float:
@@ -259,8 +323,12 @@ def _cluster_rows(result: Quantization, names: list[str]) -> pd.DataFrame:
     table = {"index": labels, "label": labels}
     if result.params.get("planes") == "each":
         table["plane"] = (labels - 1) // result.k
+    centers = result.centers
+    dtype = (result.image[0] if isinstance(result.image, list) else result.image).dtype
+    if np.issubdtype(dtype, np.integer):
+        centers = to_dtype(centers, dtype)
     for c, name in enumerate(names):
-        table[f"center_{name}"] = result.centers[:, c]
+        table[f"center_{name}"] = centers[:, c]
     table["count"] = result.counts
     return pd.DataFrame(table)
 
@@ -344,7 +412,7 @@ def result_layer_data(source: Image | Request, result: Quantization) -> list[tup
     channels = [result.image] if len(layers) == 1 else np.moveaxis(result.image, -1, 0)
     multiscale = isinstance(result.labels, list)
     for layer, image in zip(layers, channels, strict=True):
-        image_name = result_names(layer.name, result.k, request.suffix)[0]
+        image_name = result_names(layer.name, result.k, request.image_suffix(layer))[0]
         kwargs = quantized_image_kwargs(layer, image_name, transform_kwargs(layer), metadata)
         if len(layers) > 1:
             kwargs["blending"] = layer.blending
@@ -492,7 +560,7 @@ def quantize_layer(
     layers = [resolve_layer(viewer, layer), *(resolve_layer(viewer, f) for f in features)]
     if isinstance(mask, str):
         mask = resolve_layer(viewer, mask)
-    request = request_for(viewer, layers, mask=mask, planes=planes)
+    request = request_for(viewer, layers, mask=mask, planes=planes, fit_options=options)
     result = quantize(request.data, k, **request.options, **options)
     shown = show_layer_data(viewer, result_layer_data(request, result))
     return shown[0], shown[-1]
@@ -534,7 +602,10 @@ def use_palette(request: Request, palette_layer: Layer) -> Palette:
     palette = palette_of(palette_layer)
     request.options.pop("planes", None)
     source = palette_layer.metadata[METADATA_KEY].get("source", palette_layer.name)
-    request.suffix += f" palette of {source}"
+    # the palette's own colour space and scaling apply, not the fit options'
+    fitted = experiment_tags({"color_space": "lab", "standardize": True})
+    request.tags = [tag for tag in request.tags if tag not in fitted]
+    request.tags.append(f"palette of {source}")
     request.recorded["palette_layer"] = palette_layer.name
     return palette
 
@@ -552,7 +623,7 @@ def apply_layer_palette(
 
     Every pixel takes its nearest centre of that palette, in the colour space and
     channel scaling it was fitted in. The results are named ``"<source> quantized
-    K=<k> palette of <palette source>"`` (and ``clusters``).
+    K=<k> (palette of <palette source>)"`` (and ``clusters``).
 
     Examples
     --------
@@ -564,7 +635,7 @@ def apply_layer_palette(
     >>> _, fitted = quantize_layer(viewer, "astronaut", k=4)
     >>> _, applied = apply_layer_palette(viewer, fitted, "coffee")
     >>> applied.name, applied.features["label"].tolist()
-    ('coffee clusters K=4 palette of astronaut', [0, 1, 2, 3, 4])
+    ('coffee clusters K=4 (palette of astronaut)', [0, 1, 2, 3, 4])
     """
     palette_layer = resolve_layer(viewer, palette_layer)
     layers = [resolve_layer(viewer, layer), *(resolve_layer(viewer, f) for f in features)]
@@ -580,9 +651,9 @@ def apply_layer_palette(
 DISPLAYS = ("layers", "stack")
 
 
-def stack_names(source_name: str) -> tuple[str, str]:
+def stack_names(source_name: str, suffix: str = "") -> tuple[str, str]:
     """Names of the stacked quantized image and labels layers of a K sweep."""
-    return f"{source_name} quantized K sweep", f"{source_name} clusters K sweep"
+    return f"{source_name} quantized K sweep{suffix}", f"{source_name} clusters K sweep{suffix}"
 
 
 def stacked_placement(layer: Layer) -> dict[str, Any]:
@@ -596,13 +667,15 @@ def stacked_placement(layer: Layer) -> dict[str, Any]:
     return {"affine": stacked, "axis_labels": ("K", *layer.axis_labels)}
 
 
-def stack_layer_data(layer: Image, results: list[Quantization]) -> list[tuple]:
+def stack_layer_data(source: Image | Request, results: list[Quantization]) -> list[tuple]:
     """LayerDataTuples stacking the results along a leading K axis.
 
     In the stacked labels, cluster ``i`` of the j-th K is ``offsets[j] + i`` so that
     every K keeps its own colours; the features table maps values back to (k, label).
     """
-    image_name, labels_name = stack_names(layer.name)
+    request = source if isinstance(source, Request) else Request([source], None, {})
+    layer = request.layers[0]
+    image_name, labels_name = stack_names(layer.name, request.suffix)
     ks = [r.k for r in results]
     offsets = np.concatenate([[0], np.cumsum(ks)[:-1]]).astype(int)
     dtype = label_dtype(int(sum(ks)))
@@ -621,6 +694,7 @@ def stack_layer_data(layer: Image, results: list[Quantization]) -> list[tuple]:
     metadata = {
         METADATA_KEY: {
             **{key: v for key, v in results[0].params.items() if key != "k"},
+            **request.recorded,
             "source": layer.name,
             "ks": ks,
             "offsets": offsets.tolist(),
@@ -653,29 +727,52 @@ def stack_k_at(layer: Layer, viewer: napari.Viewer) -> int | None:
     return ks[index]
 
 
-def announce_k(viewer: napari.Viewer, layer: Layer) -> None:
-    """Show the current K of a stacked layer in the viewer's text overlay as the slider moves."""
+def overlay_follows(viewer: napari.Viewer) -> None:
+    """Keep the viewer's text overlay on the K of the visible stacked sweep layer.
+
+    The overlay reads ``"<layer>: K=<k>"`` while a stacked sweep layer is visible
+    (the topmost one, if several are) and is hidden when none is: it never labels
+    other layers. Connected once per viewer.
+    """
+    if viewer in _FOLLOWED:
+        _FOLLOWED[viewer]()
+        return
     overlay = text_overlay(viewer)
 
     def update(event=None):
-        if layer in viewer.layers:
-            overlay.text = f"{layer.name}: K={stack_k_at(layer, viewer)}"
+        stacked = [
+            layer
+            for layer in viewer.layers
+            if "ks" in layer.metadata.get(METADATA_KEY, {}) and isinstance(layer, Labels)
+        ]
+        for layer in stacked:  # connecting twice is a no-op for napari's events
+            layer.events.visible.connect(update)
+        visible = [layer for layer in stacked if layer.visible]
+        if not visible:
+            overlay.visible = False
+            return
+        layer = visible[-1]
+        overlay.text = f"{layer.name}: K={stack_k_at(layer, viewer)}"
+        overlay.visible = True
 
-    overlay.visible = True
+    _FOLLOWED[viewer] = update
     viewer.dims.events.current_step.connect(update)
+    viewer.layers.events.inserted.connect(update)
+    viewer.layers.events.removed.connect(update)
     update()
 
 
+_FOLLOWED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def show_sweep_results(
-    viewer: napari.Viewer, layer: Image, results: list[Quantization], display: str
+    viewer: napari.Viewer, source: Image | Request, results: list[Quantization], display: str
 ) -> list[Layer]:
     """Show the newest of a sweep's results: its own pair of layers, or the stacked pair."""
     if display == "layers":
-        return show_layer_data(viewer, result_layer_data(layer, results[-1]))
-    before = {id(existing) for existing in viewer.layers}
-    shown = show_layer_data(viewer, stack_layer_data(layer, results))
-    if id(shown[0]) not in before:
-        announce_k(viewer, shown[0])
+        return show_layer_data(viewer, result_layer_data(source, results[-1]))
+    shown = show_layer_data(viewer, stack_layer_data(source, results))
+    overlay_follows(viewer)
     return shown
 
 
@@ -729,11 +826,11 @@ def sweep_layer(
         raise ValueError(f"display must be one of {DISPLAYS}, got {display!r}")
     if isinstance(mask, str):
         mask = resolve_layer(viewer, mask)
-    request = request_for(viewer, layer, mask=mask, planes=planes)
+    request = request_for(viewer, layer, mask=mask, planes=planes, fit_options=options)
     shown, results = [], []
     for result in iter_sweep(request.data, ks, **request.options, **options):
         results.append(result)
-        latest = show_sweep_results(viewer, layer, results, display)
+        latest = show_sweep_results(viewer, request, results, display)
         shown = [*shown, *latest] if display == "layers" else latest
     return shown
 

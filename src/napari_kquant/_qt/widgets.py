@@ -22,12 +22,14 @@ from magicgui.widgets import (
 from napari.layers import Image, Labels, Shapes
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import QThreadPool
+from qtpy.QtCore import Qt, QThreadPool
+from qtpy.QtWidgets import QSizePolicy
+from superqt import QCollapsible
 
 from .._core.cancel import Cancelled, cancellable
 from .._core.options import MAX_K, bounds, choices, default, describe, kind, optional
 from .._core.quantize import apply_palette, quantize
-from .._core.sweep import Sweep, iter_sweep, parse_ks, psnr_peak
+from .._core.sweep import Sweep, iter_sweep, parse_ks, psnr_peak, sweep
 from .._io.zarr_export import iter_export_zarr
 from .._napari.layers import (
     METADATA_KEY,
@@ -39,16 +41,18 @@ from .._napari.layers import (
     result_names,
     show_layer_data,
     show_sweep_results,
+    stack_k_at,
     stack_names,
+    sweep_layer,
     use_palette,
 )
 
 if TYPE_CHECKING:
     import napari
 
-# Cancelled runs stop at the engines' next checkpoint, within about a second; an
-# OpenCV attempt in progress cannot be interrupted and is left to end on its own.
-SHUTDOWN_WAIT_MS = 5_000
+# Cancelled runs stop at the engines' next checkpoint, within about a second (a long
+# OpenCV call runs in a worker process that the cancel ends).
+SHUTDOWN_WAIT_MS = 3_000
 
 
 # The options each dock offers, in this order; their widgets, bounds, defaults and
@@ -85,19 +89,40 @@ def option_widget(name: str):
         return SpinBox(
             value=value, min=int(limits.low), max=int(limits.high), label=label, tooltip=tooltip
         )
-    # a float that may be automatic: 0 shows "auto"
-    return FloatSpinBox(
+    # a float that may be automatic: its minimum, 0, reads "auto"
+    spin = FloatSpinBox(
         value=0.0,
         min=0.0,
         max=1e9,
         step=0.1,
         label=label,
-        tooltip=f"{tooltip} 0: automatic.",
+        tooltip=f"{tooltip} At 0 it reads 'auto': that default is used.",
     )
+    spin.native.setSpecialValueText("auto")
+    return spin
 
 
 def _tooltips() -> dict[str, str]:
-    return describe(quantize.__doc__)
+    """Every field's tooltip, from the docstrings of the functions the docks run."""
+    return {
+        **describe(sweep_layer.__doc__),
+        **describe(sweep.__doc__),
+        **describe(quantize.__doc__),
+    }
+
+
+def tooltip(name: str, extra: str = "") -> str:
+    """The docstring text of parameter ``name``, and ``extra`` for what the dock adds."""
+    return " ".join(text for text in (_tooltips().get(name, ""), extra) if text)
+
+
+def collapsible(title: str, widgets: list) -> tuple[Container, QCollapsible]:
+    """``widgets`` in a labelled container inside a section the user can fold (folded)."""
+    inner = Container(widgets=widgets, labels=True)
+    section = QCollapsible(title)
+    section.addWidget(inner.native)
+    section.collapse(animate=False)
+    return inner, section
 
 
 class _Refused(NamedTuple):
@@ -109,7 +134,9 @@ class _Refused(NamedTuple):
 class _KQuantWidget(Container):
     """What both dock widgets share: the source layer, the k-means options, Run/Cancel.
 
-    Work runs in a napari thread worker; the Run button reads Cancel meanwhile.
+    The essential fields come first (image, K, Run, status); the rest sits in a
+    folded "advanced options" section so that the dock fits small screens. Work
+    runs in a napari thread worker; the Run button reads Cancel meanwhile.
     """
 
     PLANE_CHOICES = (
@@ -117,44 +144,71 @@ class _KQuantWidget(Container):
         ("a palette per plane", "each"),
         ("current plane only", "current"),
     )
+    RUN_TEXT = "Run"
 
-    def __init__(self, napari_viewer: napari.Viewer, k_widgets: list, input_widgets=()):
+    def __init__(self, napari_viewer: napari.Viewer, essentials: list, inputs=()):
         super().__init__(labels=True)
         self._viewer = napari_viewer
         self._worker = None
         self._stop = threading.Event()  # set to cancel the run in flight
-        self.image = create_widget(annotation=Image, label="image")
+        self.image = create_widget(
+            annotation=Image, label="image", options={"tooltip": "The image layer to quantize."}
+        )
         self.mask = ComboBox(
             choices=self._mask_choices,
             nullable=True,
             value=None,
             label="mask",
-            tooltip="Cluster only the non-zero pixels of a labels layer or inside the "
-            "shapes of a shapes layer; the rest keeps label 0 and its values.",
+            tooltip=tooltip(
+                "mask",
+                "Here: the non-zero pixels of a labels layer, or the inside of the shapes "
+                "of a shapes layer.",
+            ),
         )
-        self.planes = ComboBox(choices=self.PLANE_CHOICES, value="stack", label="nD")
+        self.planes = ComboBox(
+            choices=self.PLANE_CHOICES,
+            value="stack",
+            label="nD",
+            tooltip=tooltip("planes", "'current plane only': just the 2D plane the viewer shows."),
+        )
         for name in WIDGET_OPTIONS:
             setattr(self, name, option_widget(name))
-        self.run_button = PushButton(text="Run")
-        self.status = Label(value="")
-        self.extend(
-            [
-                self.image,
-                *input_widgets,
-                self.mask,
-                self.planes,
-                *k_widgets,
-                *(getattr(self, name) for name in WIDGET_OPTIONS),
-                self.run_button,
-                self.status,
-            ]
-        )
+        self.run_button = PushButton(text=self.RUN_TEXT, tooltip="Run, or cancel the run")
+        self.status = Label(value="", label="status")
+        # long messages wrap instead of widening the dock
+        self.status.native.setWordWrap(True)
+        self.status.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.status.native.setMinimumWidth(0)
+        self.extend([self.image, *essentials, self.run_button, self.status])
+        self._advanced_widgets = [
+            *inputs,
+            self.mask,
+            self.planes,
+            *(getattr(self, name) for name in WIDGET_OPTIONS),
+        ]
+        self._sections: list[Container] = []
         self.run_button.changed.connect(self._on_click)
         self._viewer.layers.selection.events.active.connect(self._follow_active_layer)
-        self.reset_choices()
-        self._follow_active_layer()
         # Closing the viewer (or the dock) mid-run must leave no thread behind.
         self.native.destroyed.connect(self._shutdown)
+
+    def _add_section(self, title: str, widgets: list) -> Container:
+        """Append a folded section holding ``widgets``."""
+        inner, section = collapsible(title, widgets)
+        self._sections.append(inner)
+        self.native.layout().addWidget(section)
+        return inner
+
+    def _ready(self):
+        """Fill the choices and follow the active layer (once every field exists)."""
+        self.reset_choices()
+        self._follow_active_layer()
+
+    def reset_choices(self, *_):
+        """Refresh every layer list, in the folded sections too (napari calls this)."""
+        super().reset_choices()
+        for section in getattr(self, "_sections", ()):
+            section.reset_choices()
 
     @property
     def running(self) -> bool:
@@ -187,6 +241,7 @@ class _KQuantWidget(Container):
             [layer, *self._feature_layers()],
             mask=self.mask.value,
             planes=self.planes.value,
+            fit_options=self.options(),
         )
 
     def _feature_layers(self) -> list:
@@ -218,10 +273,13 @@ class _KQuantWidget(Container):
         try:
             worker = self._make_worker(self.request())
         except ValueError as exc:
-            show_error(f"napari-kquant: {exc}")
-            self.status.value = "refused: see the notification"
+            self._refuse(str(exc))
             return
         self._start(worker)
+
+    def _refuse(self, message: str):
+        show_error(f"napari-kquant: {message}")
+        self.status.value = f"refused: {message}"
 
     def _start(self, worker):
         self._worker = worker
@@ -238,7 +296,7 @@ class _KQuantWidget(Container):
         """Stop the run in flight at the engines' next checkpoint; nothing more is shown."""
         if self._worker is not None:
             self._stop.set()
-            self.status.value = "cancelled"
+            self.status.value = "cancelling…"
 
     @property
     def cancelled(self) -> bool:
@@ -260,8 +318,7 @@ class _KQuantWidget(Container):
         if self.cancelled or result is _CANCELLED:
             return True
         if isinstance(result, _Refused):
-            show_error(f"napari-kquant: {result.message}")
-            self.status.value = "refused: see the notification"
+            self._refuse(result.message)
             return True
         return False
 
@@ -275,7 +332,7 @@ class _KQuantWidget(Container):
 
     def _finished(self):
         self._worker = None
-        self.run_button.text = "Run"
+        self.run_button.text = self.RUN_TEXT
         if self.cancelled:
             self.status.value = "cancelled"
 
@@ -284,13 +341,16 @@ class QuantizeWidget(_KQuantWidget):
     """Dock widget that quantizes the chosen image layer at one K, off the GUI thread."""
 
     def __init__(self, napari_viewer: napari.Viewer):
-        self.k = SpinBox(value=8, min=1, max=MAX_K, label="K")
+        self.k = SpinBox(value=8, min=1, max=MAX_K, label="K", tooltip=tooltip("k"))
         self.features = Select(
             choices=(),
             value=[],
             label="with layers",
-            tooltip="Cluster on the image and these single-channel layers together "
-            "(e.g. fluorescence channels): each pixel is the vector of their values.",
+            tooltip=tooltip(
+                "channel_axis",
+                "Here: the image and these single-channel layers clustered together "
+                "(e.g. fluorescence channels): each pixel is the vector of their values.",
+            ),
         )
         self.features.native.setMaximumHeight(80)
         self.palette_from = ComboBox(
@@ -303,25 +363,40 @@ class QuantizeWidget(_KQuantWidget):
         )
         super().__init__(napari_viewer, [self.k], [self.features, self.palette_from])
         self.last = None  # (request, result) of the latest run, for export
-        self.export_path = FileEdit(mode="w", filter="*.zarr", label="export to")
+        self.export_path = FileEdit(
+            mode="w",
+            filter="*.zarr",
+            label="export to",
+            tooltip="A new folder ending in .zarr: the latest result's labels and "
+            "quantized image as OME-Zarr, with the palette in its attributes.",
+        )
         self.export_replace = CheckBox(
             value=False,
             text="replace an earlier export there",
             tooltip="Replace a zarr folder that napari-kquant exported before. Other "
             "files and folders are never replaced.",
         )
-        self.export_button = PushButton(text="Export result as OME-Zarr")
-        self.extend([self.export_path, self.export_replace, self.export_button])
+        self.export_button = PushButton(
+            text="Export result as OME-Zarr", tooltip="Write the latest result (cancellable)."
+        )
         self.export_button.changed.connect(self.export)
+        self._add_section("advanced options", self._advanced_widgets)
+        self._add_section("export", [self.export_path, self.export_replace, self.export_button])
         # the choices read the viewer's layers, known from here on
         self.features.choices = self._feature_choices
         self.palette_from.choices = self._palette_choices
+        self.image.changed.connect(lambda *_: self.features.reset_choices())
+        self._ready()
 
     def _feature_choices(self, widget=None) -> list:
+        chosen = self.image.value
         return [
             (layer.name, layer)
             for layer in self._viewer.layers
-            if isinstance(layer, Image) and not layer.rgb and METADATA_KEY not in layer.metadata
+            if isinstance(layer, Image)
+            and not layer.rgb
+            and METADATA_KEY not in layer.metadata
+            and layer is not chosen
         ]
 
     def _palette_choices(self, widget=None) -> list:
@@ -380,17 +455,16 @@ class QuantizeWidget(_KQuantWidget):
             show_info("napari-kquant: a run is in progress: wait for it or cancel it")
             return
         if self.last is None:
-            show_error("napari-kquant: nothing to export yet: run a quantization first")
+            self._refuse("nothing to export yet: run a quantization first")
             return
         path = str(self.export_path.value)
         if not path or path == ".":
-            show_error("napari-kquant: choose where to export (a folder name ending in .zarr)")
+            self._refuse("choose where to export (a folder name ending in .zarr)")
             return
         try:
             bands = iter_export_zarr(self.last[1], path, overwrite=self.export_replace.value)
         except ValueError as exc:
-            show_error(f"napari-kquant: {exc}")
-            self.status.value = "export refused: see the notification"
+            self._refuse(f"export: {exc}")
             return
         self._stop = threading.Event()
         self.status.value = f"exporting to {path}…"
@@ -419,43 +493,63 @@ class CompareWidget(_KQuantWidget):
 
     Results appear as a pair of layers per K or as one stacked pair with a K slider.
     An elbow plot (compactness and PSNR against K, the kneedle elbow marked) and the
-    palette of the chosen K are drawn in the widget; clicking a point of the plot or
-    choosing a K in the list shows that K.
+    palette of the shown K are drawn in the widget.
+
+    One K is shown at a time, and everything names the same one: the K slider of a
+    stacked sweep, the "show K" list, the highlighted point of the plot, the palette,
+    the viewer's text overlay and the visible layers. Moving any of them (the slider,
+    the list, a click on the plot) moves the others; while a sweep runs the newest K
+    is shown, and when it ends the elbow K.
     """
 
+    RUN_TEXT = "Run sweep"
+
     def __init__(self, napari_viewer: napari.Viewer):
-        self.ks = LineEdit(value="2..8", label="K values", tooltip="e.g. 2..16 or 2,4,8")
+        self.ks = LineEdit(value="2..8", label="K values", tooltip=tooltip("ks"))
         self.display = ComboBox(
             choices=[("one layer pair per K", "layers"), ("stacked, K slider", "stack")],
             value="layers",
             label="show as",
+            tooltip=tooltip("display"),
         )
         super().__init__(napari_viewer, [self.ks, self.display])
         # a sweep compares K on one palette per K: no per-plane palettes
         self.planes.choices = [c for c in self.PLANE_CHOICES if c[1] != "each"]
-        self.run_button.text = "Run sweep"
-        self.grid_button = PushButton(text="Grid view on/off")
-        self.k_choice = ComboBox(choices=[], label="show K")
+        self.k_choice = ComboBox(
+            choices=[],
+            label="show K",
+            tooltip="The K shown on the canvas, in the palette and on the plot. The K "
+            "slider of a stacked sweep and clicks on the plot's points choose it too.",
+        )
+        self.grid_button = PushButton(
+            text="Grid view on/off", tooltip="napari's grid view: the layers side by side."
+        )
         self.extend([self.k_choice, self.grid_button])
         self.grid_button.changed.connect(self.toggle_grid)
         self.k_choice.changed.connect(self.show_k)
         self.results = []
-        self._layer = None
+        self._request = None
         self._shown_display = "layers"
+        self.shown_k = None
         self.plot = SweepPlot()
         self.plot.on_pick = self.show_k
         self.native.layout().addWidget(self.plot.canvas)
+        self._add_section("advanced options", self._advanced_widgets)
         self._peak = 1.0
+        self._viewer.dims.events.current_step.connect(self._slider_moved)
+        self._ready()
 
     def _finished(self):
         super()._finished()
-        self.run_button.text = "Run sweep"
+        elbow = self.plot.elbow
+        if not self.cancelled and elbow is not None and self.results:
+            self.show_k(elbow)
 
     def _make_worker(self, request: Request):
         ks = parse_ks(self.ks.value)
         layer = request.layers[0]
         self.results = []
-        self._layer = layer
+        self._request = request
         self._shown_display = self.display.value
         self._peak = psnr_peak(request.data)
         self.status.value = f"sweeping K={ks[0]}..{ks[-1]} on {layer.name}…"
@@ -472,42 +566,56 @@ class CompareWidget(_KQuantWidget):
         )
 
     def _add(self, request: Request, result):
-        layer = request.layers[0]
         if self._refused(result) or self._source_gone(request):
             return
         self.results.append(result)
-        show_sweep_results(self._viewer, layer, self.results, self._shown_display)
+        show_sweep_results(self._viewer, request, self.results, self._shown_display)
         ks = [r.k for r in self.results]
-        self.k_choice.choices = ks
-        self.plot.draw(Sweep(tuple(ks), tuple(self.results), self._peak), layer)
         with self.k_choice.changed.blocked():
-            self.k_choice.value = result.k
-        self.plot.draw_palette(result, label_colors(layer, result.centers))
+            self.k_choice.choices = ks
+        self.plot.draw(Sweep(tuple(ks), tuple(self.results), self._peak), request.name)
         self.status.value = f"K={ks[0]}..{ks[-1]} done ({len(ks)} values)"
+        self.show_k(result.k)
+
+    def _stacked_labels(self):
+        """The stacked labels layer of the latest sweep, if it is still in the viewer."""
+        if self._request is None or self._shown_display != "stack":
+            return None
+        name = stack_names(self._request.name, self._request.suffix)[1]
+        return self._viewer.layers[name] if name in self._viewer.layers else None  # noqa: SIM401
+
+    def _slider_moved(self, event=None):
+        stacked = self._stacked_labels()
+        if stacked is None:
+            return
+        k = stack_k_at(stacked, self._viewer)
+        if k is not None and k != self.shown_k:
+            self.show_k(k)
 
     def show_k(self, k=None):
-        """Show the layers of K = ``k`` (default: the K chosen in the list)."""
+        """Show K = ``k`` (default: the K chosen in the list) everywhere at once."""
         k = self.k_choice.value if k is None else k
-        if k is None or self._layer is None:
-            return
         result = next((r for r in self.results if r.k == k), None)
-        if result is None:
+        if result is None or self._request is None:
             return
+        self.shown_k = k
         if self._shown_display == "stack":
-            image_name, _ = stack_names(self._layer.name)
-            if image_name in self._viewer.layers:
-                stacked = self._viewer.layers[image_name]
+            stacked = self._stacked_labels()
+            if stacked is not None:
                 axis = self._viewer.dims.ndim - stacked.ndim
-                self._viewer.dims.set_current_step(axis, [r.k for r in self.results].index(k))
+                index = [r.k for r in self.results].index(k)
+                if self._viewer.dims.current_step[axis] != index:
+                    self._viewer.dims.set_current_step(axis, index)
         else:
             for other in self.results:
-                for name in result_names(self._layer.name, other.k):
+                for name in result_names(self._request.name, other.k, self._request.suffix):
                     if name in self._viewer.layers:
                         self._viewer.layers[name].visible = other.k == k
-        self.plot.draw_palette(result, label_colors(self._layer, result.centers))
         if self.k_choice.value != k:
             with self.k_choice.changed.blocked():
                 self.k_choice.value = k
+        self.plot.highlight(k)
+        self.plot.draw_palette(result, label_colors(self._request.layers, result.centers))
 
     def toggle_grid(self):
         """Switch napari's grid view (side by side layers) on or off."""
@@ -516,42 +624,93 @@ class CompareWidget(_KQuantWidget):
 
 
 class SweepPlot:
-    """Matplotlib canvas with the elbow plot and the chosen K's palette."""
+    """Matplotlib canvas with the elbow plot and the shown K's palette.
+
+    A click anywhere over the curve picks the nearest K (by its x position); hovering
+    near a point shows its figures and a pointing hand.
+    """
+
+    HOVER_PX = 12  # how near (in pixels) the pointer must be to a point to show it
+    EXPLAINED = (
+        "compactness: the sum of squared distances of the pixels to their centres, in "
+        "the clustering space (lower: tighter clusters). PSNR: peak signal-to-noise ratio "
+        "of the quantized image against the source, in dB (higher: closer). The dotted "
+        "line marks the elbow, where more K stops paying. Click a point to show that K."
+    )
 
     def __init__(self):
         from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
         from matplotlib.figure import Figure
 
-        self.figure = Figure(figsize=(3.2, 3.6), layout="constrained")
+        self.figure = Figure(figsize=(3.2, 3.0), layout="constrained")
         self.canvas = FigureCanvasQTAgg(self.figure)
-        self.canvas.setMinimumHeight(300)
+        self.canvas.setMinimumHeight(200)
+        self.canvas.setToolTip(self.EXPLAINED)
         self.curve, self.palette = self.figure.subplots(2, 1, gridspec_kw={"height_ratios": [3, 1]})
         self.psnr_axis = self.curve.twinx()
         self.line = None
+        self.marker = None
+        self.hover = None
+        self.elbow = None
+        self.ks: tuple = ()
+        self.shown_k = None
+        self._figures: dict = {}
         self.on_pick = None
-        self.canvas.mpl_connect("pick_event", self._picked)
+        self.canvas.mpl_connect("button_press_event", self._clicked)
+        self.canvas.mpl_connect("motion_notify_event", self._moved)
 
-    def draw(self, sweep: Sweep, layer):
+    def draw(self, sweep: Sweep, title: str):
         """Compactness and PSNR against K, with the suggested elbow."""
         from matplotlib.ticker import MaxNLocator
 
         ks, compactness, psnr = sweep.ks, sweep.compactness, sweep.psnr
+        self.ks = tuple(ks)
         self.curve.clear()
         self.psnr_axis.clear()
         # clear() puts a twin axis back on the left
         self.psnr_axis.yaxis.tick_right()
         self.psnr_axis.yaxis.set_label_position("right")
-        (self.line,) = self.curve.plot(ks, compactness, "o-", color="tab:blue", picker=6)
+        (self.line,) = self.curve.plot(ks, compactness, "o-", color="tab:blue")
         self.psnr_axis.plot(ks, psnr, "s--", color="tab:orange", markersize=3)
         self.curve.set_xlabel("K")
         self.curve.xaxis.set_major_locator(MaxNLocator(integer=True))
-        self.curve.set_ylabel("compactness", color="tab:blue")
+        self.curve.set_ylabel("compactness (SSE)", color="tab:blue")
         self.psnr_axis.set_ylabel("PSNR (dB)", color="tab:orange")
-        elbow = sweep.elbow()
-        if elbow is not None:
-            self.curve.axvline(elbow, color="grey", linestyle=":")
-            self.curve.set_title(f"{layer.name}: elbow at K={elbow}", fontsize=9)
-        self.elbow = elbow
+        self.elbow = sweep.elbow()
+        if self.elbow is not None:
+            self.curve.axvline(self.elbow, color="grey", linestyle=":")
+            self.curve.set_title(f"{title}: elbow at K={self.elbow}", fontsize=9)
+        (self.marker,) = self.psnr_axis.plot(
+            [],
+            [],
+            "o",
+            markersize=13,
+            markerfacecolor="none",
+            markeredgecolor="black",
+            markeredgewidth=2,
+            zorder=5,
+        )
+        self.marker.set_transform(self.curve.transData)  # drawn on top, placed on the curve
+        self.hover = self.psnr_axis.annotate(
+            "",
+            (0, 0),
+            xycoords=self.curve.transData,
+            xytext=(8, 8),
+            textcoords="offset points",
+            fontsize=7,
+            zorder=6,
+            bbox={"boxstyle": "round", "fc": "lightyellow", "alpha": 0.9},
+        )
+        self.hover.set_visible(False)
+        self._figures = dict(zip(ks, zip(compactness, psnr, strict=True), strict=True))
+        self.canvas.draw_idle()
+
+    def highlight(self, k: int):
+        """Ring the point of ``k`` on the curve."""
+        if self.marker is None or k not in self._figures:
+            return
+        self.marker.set_data([k], [self._figures[k][0]])
+        self.shown_k = k
         self.canvas.draw_idle()
 
     def draw_palette(self, result, colors):
@@ -576,9 +735,47 @@ class SweepPlot:
         self.palette.set_title(f"palette K={result.k} (label, fraction)", fontsize=8)
         self.canvas.draw_idle()
 
-    def _picked(self, event):
-        if event.artist is self.line and self.on_pick is not None and len(event.ind):
-            self.on_pick(int(self.line.get_xdata()[event.ind[0]]))
+    def point_of(self, k: int) -> tuple[float, float]:
+        """Display (pixel) coordinates of K's point on the curve, matplotlib's origin."""
+        return tuple(self.curve.transData.transform((k, self._figures[k][0])))
+
+    def nearest(self, x: float, y: float | None = None, within: float | None = None):
+        """The K whose point is nearest to display position (x, y); x alone when y is None."""
+        if not self.ks:
+            return None
+        points = {k: self.point_of(k) for k in self.ks}
+        distance = {
+            k: abs(px - x) if y is None else ((px - x) ** 2 + (py - y) ** 2) ** 0.5
+            for k, (px, py) in points.items()
+        }
+        k = min(distance, key=distance.get)
+        return k if within is None or distance[k] <= within else None
+
+    def _clicked(self, event):
+        if event.inaxes not in (self.curve, self.psnr_axis) or event.button != 1:
+            return
+        k = self.nearest(event.x)
+        if k is not None and self.on_pick is not None:
+            self.on_pick(k)
+
+    def _moved(self, event):
+        if self.hover is None:
+            return
+        over = event.inaxes in (self.curve, self.psnr_axis)
+        k = self.nearest(event.x, event.y, self.HOVER_PX) if over else None
+        visible = self.hover.get_visible()
+        if k is None:
+            if visible:
+                self.hover.set_visible(False)
+                self.canvas.unsetCursor()
+                self.canvas.draw_idle()
+            return
+        compactness, psnr = self._figures[k]
+        self.hover.xy = (k, compactness)
+        self.hover.set_text(f"K={k}\ncompactness {compactness:.4g}\nPSNR {psnr:.1f} dB")
+        self.hover.set_visible(True)
+        self.canvas.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.canvas.draw_idle()
 
 
 _CANCELLED = object()  # what a cancelled run returns
