@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-from matplotlib.backend_bases import MouseEvent, PickEvent
 from napari.layers import Image, Labels
 
 from napari_kquant._napari.layers import METADATA_KEY, grid, stack_k_at, sweep_layer, text_overlay
@@ -51,23 +50,6 @@ def test_one_layer_pair_per_k(make_napari_viewer, qtbot, coffee):
     assert grid(viewer).enabled
     widget.grid_button.native.click()
     assert not grid(viewer).enabled
-
-
-def test_clicking_a_point_of_the_plot_shows_that_k(make_napari_viewer, qtbot, coffee):
-    viewer = make_napari_viewer()
-    viewer.add_image(coffee, name="coffee")
-    widget = dock(viewer)
-    run_sweep(qtbot, widget, "2..5")
-    canvas = widget.plot.canvas
-    canvas.draw()
-    x, y = widget.plot.curve.transData.transform((3, widget.results[1].compactness))
-    click = MouseEvent("button_press_event", canvas, x, y, 1)
-    # what matplotlib emits when that click lands on the point of K=3
-    pick = PickEvent("pick_event", canvas, click, widget.plot.line, ind=np.array([1]))
-    canvas.callbacks.process("pick_event", pick)
-    assert widget.k_choice.value == 3
-    assert viewer.layers["coffee clusters K=3"].visible
-    assert not viewer.layers["coffee clusters K=5"].visible
 
 
 def test_stacked_layer_with_a_k_axis(make_napari_viewer, qtbot, coffee):

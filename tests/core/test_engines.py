@@ -143,3 +143,43 @@ def test_dtypes_opencv_cannot_read_give_the_float64_answer(astronaut, dtype):
     assert result.image.dtype == dtype
     np.testing.assert_allclose(result.centers, reference.centers, rtol=1e-3)
     assert np.mean(result.labels == reference.labels) > 0.999
+
+
+def test_a_cancellable_opencv_fit_runs_in_a_worker_process_bit_for_bit():
+    """Where a cancel may come, OpenCV runs in a process it can end: same result exactly."""
+    import threading
+
+    from napari_kquant._core.cancel import cancellable
+    from napari_kquant._core.engines import IN_PROCESS_WORK
+
+    image = np.random.default_rng(1).integers(0, 256, (600, 600, 3), dtype=np.uint8)
+    assert IN_PROCESS_WORK <= 600 * 600 * 8  # large enough to go to the worker process
+    here = quantize(image, 8, method="opencv", attempts=2, seed=4)
+    with cancellable(threading.Event()):
+        there = quantize(image, 8, method="opencv", attempts=2, seed=4)
+    np.testing.assert_array_equal(there.labels, here.labels)
+    np.testing.assert_array_equal(there.centers, here.centers)
+    assert there.compactness == here.compactness
+
+
+def test_cancelling_an_opencv_fit_ends_its_process_at_once():
+    import threading
+    import time
+
+    import psutil
+
+    from napari_kquant._core.cancel import Cancelled, cancellable
+
+    image = np.random.default_rng(0).integers(0, 256, (2048, 2048, 3), dtype=np.uint8)
+    stop = threading.Event()
+    threading.Timer(1.0, stop.set).start()
+    started = time.perf_counter()
+    with pytest.raises(Cancelled), cancellable(stop):
+        quantize(image, 16, method="opencv")
+    assert time.perf_counter() - started < 2.0  # a cv2.kmeans call here takes > 10 s
+    workers = [
+        child
+        for child in psutil.Process().children(recursive=True)
+        if "napari_kquant" in " ".join(child.cmdline())
+    ]
+    assert workers == []
