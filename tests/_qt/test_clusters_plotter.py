@@ -27,7 +27,9 @@ def test_the_plotter_plots_our_rows_and_selects_a_cluster(plotted):
     _, widget, clusters = plotted
     plotted_points = widget.plotting_widget.active_artist.data
     table = clusters.features
-    np.testing.assert_allclose(plotted_points[1:], table[["center_r", "center_g"]].iloc[1:])
+    np.testing.assert_allclose(
+        plotted_points[1:], table[["center_r", "center_g"]].iloc[1:].to_numpy(float)
+    )
     # picking label K on the canvas marks row K: the row of label K (no IndexError)
     for label in (4, 1):
         clusters.selected_label = label

@@ -47,7 +47,7 @@ def test_quantize_layer_adds_two_overlaid_layers(make_napari_viewer, astronaut):
     assert features["fraction"].sum() == pytest.approx(1.0)
     # uint8: a centre reads as the value the quantized image holds (napari's status bar)
     np.testing.assert_allclose(
-        features[["center_r", "center_g", "center_b"]].iloc[1:], centers, atol=0.5
+        features[["center_r", "center_g", "center_b"]].iloc[1:].to_numpy(float), centers, atol=0.5
     )
     for label in range(1, 6):
         pixel = image_layer.data[labels_layer.data == label][0]
@@ -189,3 +189,31 @@ def test_a_failing_update_leaves_the_layer_as_it_was(make_napari_viewer, coffee)
     np.testing.assert_array_equal(clusters.data, before_data)
     pd_testing = pytest.importorskip("pandas").testing
     pd_testing.assert_frame_equal(clusters.features, before_features)
+
+
+def test_per_plane_fractions_are_shares_of_their_plane(make_napari_viewer):
+    from skimage import data
+
+    viewer = make_napari_viewer()
+    frames = np.stack([data.camera()[::4, ::4], data.moon()[::4, ::4], data.coins()[:128, :128]])
+    viewer.add_image(frames, name="frames")
+    _, labels_layer = quantize_layer(viewer, "frames", k=3, planes="each")
+    table = labels_layer.features.iloc[1:]
+    for plane in range(3):
+        rows = table[table["plane"] == plane]
+        assert rows["fraction"].sum() == pytest.approx(1.0)
+        expected = [(labels_layer.data[plane] == v).mean() for v in rows["label"]]
+        np.testing.assert_allclose(rows["fraction"], expected)
+
+
+def test_uint16_centres_read_as_the_image_values_in_the_status_bar(make_napari_viewer):
+    from napari.utils.status_messages import format_feature_value
+
+    viewer = make_napari_viewer()
+    gray = (np.linspace(0, 4095, 64 * 64).reshape(64, 64) * 2).astype(np.uint16)
+    viewer.add_image(gray, name="gray")
+    quantized, labels_layer = quantize_layer(viewer, "gray", k=4)
+    column = labels_layer.features["center_value"]
+    for label in range(1, 5):
+        shown = format_feature_value(column.iloc[label])
+        assert shown == str(quantized.data[labels_layer.data == label][0])  # "7190", not 7.19e+03

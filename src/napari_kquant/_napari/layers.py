@@ -340,6 +340,13 @@ def _with_background(rows: pd.DataFrame, background_count: float) -> pd.DataFram
     table = pd.concat([pd.DataFrame([background]), rows], ignore_index=True)
     for column in ("index", "label"):
         table[column] = table[column].astype(np.int64)
+    for column in rows.columns:
+        if column.startswith("center_") and np.issubdtype(rows[column].dtype, np.integer):
+            # integer centres stay integers (napari's status bar shows 7190, not 7.19e+03);
+            # the background's missing centre is pandas' NA
+            table[column] = table[column].astype(
+                rows[column].dtype.name.replace("uint", "UInt").replace("int", "Int")
+            )
     total = table["count"].sum()  # NaN background (lazy): fractions of the counted pixels
     table["fraction"] = table["count"] / total if total else 0.0
     return table
