@@ -10,7 +10,7 @@ from napari_kquant._cli import open_demo
 from napari_kquant._napari.layers import grid
 
 viewer = napari.Viewer(show=True)
-viewer.window.resize(1500, 640)
+viewer.window.resize(1366, 768)  # a small laptop screen
 widget = open_demo(viewer, "astronaut", k=6)
 run_and_wait(widget)
 grid(viewer).enabled = True

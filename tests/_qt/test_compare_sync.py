@@ -150,9 +150,13 @@ def test_the_k_overlay_shows_only_with_its_layers(swept, coffee):
     viewer, widget = swept
     overlay = text_overlay(viewer)
     assert overlay.visible and overlay.text.endswith(f"K={widget.shown_k}")
+    stacked = ["coffee quantized K sweep", "coffee clusters K sweep"]
     viewer.layers["coffee clusters K sweep"].visible = False
-    assert not overlay.visible
+    assert overlay.visible and overlay.text.startswith("coffee quantized K sweep")
+    viewer.layers["coffee quantized K sweep"].visible = False
+    assert not overlay.visible  # only the source is visible: nothing to label
     viewer.layers["coffee clusters K sweep"].visible = True
     assert overlay.visible
-    viewer.layers.remove("coffee clusters K sweep")
+    for name in stacked:
+        viewer.layers.remove(name)
     assert not overlay.visible

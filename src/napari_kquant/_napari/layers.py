@@ -349,6 +349,8 @@ def _with_background(rows: pd.DataFrame, background_count: float) -> pd.DataFram
             )
     total = table["count"].sum()  # NaN background (lazy): fractions of the counted pixels
     table["fraction"] = table["count"] / total if total else 0.0
+    # pixel counts are whole numbers (napari's status bar: 47800, not 4.78e+04)
+    table["count"] = table["count"].astype("Int64" if table["count"].isna().any() else np.int64)
     return table
 
 
@@ -737,8 +739,8 @@ def stack_k_at(layer: Layer, viewer: napari.Viewer) -> int | None:
 def overlay_follows(viewer: napari.Viewer) -> None:
     """Keep the viewer's text overlay on the K of the visible stacked sweep layer.
 
-    The overlay reads ``"<layer>: K=<k>"`` while a stacked sweep layer is visible
-    (the topmost one, if several are) and is hidden when none is: it never labels
+    The overlay reads ``"<layer>: K=<k>"`` while a stacked sweep layer (image or
+    labels) is visible (the topmost one, if several are) and is hidden when none is: it never labels
     other layers. Connected once per viewer.
     """
     if viewer in _FOLLOWED:
@@ -747,11 +749,7 @@ def overlay_follows(viewer: napari.Viewer) -> None:
     overlay = text_overlay(viewer)
 
     def update(event=None):
-        stacked = [
-            layer
-            for layer in viewer.layers
-            if "ks" in layer.metadata.get(METADATA_KEY, {}) and isinstance(layer, Labels)
-        ]
+        stacked = [layer for layer in viewer.layers if "ks" in layer.metadata.get(METADATA_KEY, {})]
         for layer in stacked:  # connecting twice is a no-op for napari's events
             layer.events.visible.connect(update)
         visible = [layer for layer in stacked if layer.visible]

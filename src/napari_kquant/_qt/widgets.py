@@ -661,7 +661,7 @@ class SweepPlot:
 
     def draw(self, sweep: Sweep, title: str):
         """Compactness and PSNR against K, with the suggested elbow."""
-        from matplotlib.ticker import MaxNLocator
+        from matplotlib.ticker import EngFormatter, MaxNLocator
 
         ks, compactness, psnr = sweep.ks, sweep.compactness, sweep.psnr
         self.ks = tuple(ks)
@@ -674,6 +674,8 @@ class SweepPlot:
         self.psnr_axis.plot(ks, psnr, "s--", color="tab:orange", markersize=3)
         self.curve.set_xlabel("K")
         self.curve.xaxis.set_major_locator(MaxNLocator(integer=True))
+        # 1.2 G rather than an offset text "1e9" over the title
+        self.curve.yaxis.set_major_formatter(EngFormatter(places=1, sep=""))
         self.curve.set_ylabel("compactness (SSE)", color="tab:blue")
         self.psnr_axis.set_ylabel("PSNR (dB)", color="tab:orange")
         self.elbow = sweep.elbow()
