@@ -30,6 +30,43 @@ def mosaic(height: int = 2160, width: int = 3840) -> np.ndarray:
     return out
 
 
+def noisy_gradient(height: int = 2160, width: int = 3840, sigma: float = 20.0) -> np.ndarray:
+    """A smooth RGB gradient with Gaussian noise (sigma in uint8 levels): millions of colours."""
+    rng = np.random.default_rng(0)
+    y = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None]
+    x = np.linspace(0.0, 1.0, width, dtype=np.float32)[None, :]
+    out = np.empty((height, width, 3), np.uint8)
+    for c, base in enumerate((40 + 170 * x + 0 * y, 60 + 120 * y + 0 * x, 200 - 150 * (x + y) / 2)):
+        noisy = base + rng.normal(0.0, sigma, (height, width)).astype(np.float32)
+        out[..., c] = np.clip(np.rint(noisy), 0, 255)
+    return out
+
+
+def microscopy_12bit(size: int = 2048) -> np.ndarray:
+    """A 12-bit gray fluorescence-like image: blurred blobs, Poisson shot noise, read noise."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(0)
+    spots = np.zeros((size, size), np.float32)
+    rows, cols = rng.integers(0, size, (2, size * 2))
+    spots[rows, cols] = rng.uniform(0.3, 1.0, len(rows))
+    signal = ndimage.gaussian_filter(spots, 6.0)
+    signal *= 3000.0 / signal.max()
+    signal += ndimage.gaussian_filter(rng.random((size, size), np.float32), 40.0) * 300 + 100
+    photons = rng.poisson(signal).astype(np.float32) + rng.normal(0, 4, signal.shape)
+    return np.clip(np.rint(photons), 0, 4095).astype(np.uint16)
+
+
+def many_colour_images() -> dict[str, np.ndarray]:
+    """Name -> image with many distinct values (noise, sensors): where summaries stop helping."""
+    return {
+        "stereo_motorcycle 500x741": data.stereo_motorcycle()[0],
+        "hubble_deep_field 872x1000": data.hubble_deep_field(),
+        "microscopy 12-bit gray 2048x2048": microscopy_12bit(),
+        "noisy gradient 3840x2160 σ=20": noisy_gradient(),
+    }
+
+
 def benchmark_images() -> dict[str, np.ndarray]:
     """Name -> RGB uint8 image, smallest first."""
     return {

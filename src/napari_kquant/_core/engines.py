@@ -28,6 +28,7 @@ compactness (sum of squared distances from each pixel to its centre, OpenCV's fi
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 
 import cv2
@@ -39,12 +40,14 @@ from .validate import FLOAT32_SAFE, MAX_FLOAT_MAGNITUDE, InvalidInputError
 
 BLOCK = 1 << 18  # pixels per block in full-data passes: bounds the working memory
 SCORE_BLOCK = 1 << 21  # entries of one block of the (points, centres) score matrix
+MID_CANDIDATES = 3  # the most compact coarse results refined on the middle regrid
 MID_POINTS = 1 << 15  # about this many points on the middle regrid
 SWEEP_MID_POINTS = 1 << 13  # the same for sweeps
 COARSE_POINTS = 1 << 11  # about this many points on the coarse regrid (at least 32 per k)
 CANDIDATES_PER_ATTEMPT = 4  # coarse starts per attempt
 MAX_HIST_PIXELS = 1 << 24  # calcHist counts in float32: exact below 2**24 pixels
 MAX_LEVELS = 1 << 10  # finest regrid per channel
+PIXEL_ITERATIONS = 1  # Lloyd updates on the pixels after the grid summary's (large uint8 RGB)
 FINISH_ITERATIONS = 2  # Lloyd updates on the full summary, after the middle stage converged
 CV_DEPTHS = tuple(np.dtype(t) for t in ("u1", "i1", "u2", "i2", "i4", "f4", "f8"))
 SMALL_IMAGE = 1 << 20  # up to here distinct colours come from a sort, not 2**24 tables
@@ -149,6 +152,11 @@ def _opencv_attempts(samples, k, criteria, attempts, flags, seed):
     return best
 
 
+def uses_grid(table: np.ndarray) -> bool:
+    """Whether the fast engine summarises ``table`` on the bounded grid (large uint8 RGB)."""
+    return table.dtype == np.uint8 and table.shape[1] == 3 and len(table) > SMALL_IMAGE
+
+
 class FastEngine:
     """The fast engine's state for one image, reusable across K: summary and regrids.
 
@@ -160,7 +168,11 @@ class FastEngine:
     def __init__(self, table: np.ndarray, keep_codes: bool = False, mid_points: int = MID_POINTS):
         self.table = table
         self.mid_points = mid_points
-        self._use(CodedSummary.of(table, keep_codes))
+        self.keep_codes = keep_codes
+        if uses_grid(table):
+            self._use(GridSummary.of(table))
+        else:
+            self._use(CodedSummary.of(table, keep_codes))
 
     def _use(self, summary: CodedSummary) -> None:
         self.summary = summary
@@ -177,7 +189,12 @@ class FastEngine:
         range): with too few occupied cells, K clusters could not all be filled.
         """
         summary = self.summary
-        if not summary.exact and len(summary.points) < CELLS_PER_CLUSTER * k:
+        if isinstance(summary, GridSummary):
+            # Colours that fill few cells (a photo's, even at 4K) are summarised
+            # exactly: the 24-bit codes are their distinct colours.
+            if len(summary.points) < max(GRID_MIN_CELLS, GRID_CELLS_PER_CLUSTER * k):
+                self._use(CodedSummary.of(self.table, self.keep_codes))
+        elif not summary.exact and len(summary.points) < CELLS_PER_CLUSTER * k:
             self._use(CodedSummary.distinct(self.table))
 
     def coarse(self, k: int):
@@ -195,19 +212,17 @@ class FastEngine:
         """
         self.resolve(k)
         tol, epsilon = self._tolerance(epsilon, use_epsilon)
-        work = self.work
         (mid, mid_w), (coarse, coarse_w) = self.mid, self.coarse(k)
-        candidates = []
+        starts = []
         for _ in range(CANDIDATES_PER_ATTEMPT * attempts):
             checkpoint()
-            start = init_centers(coarse, coarse_w, k, init, rng)
-            candidates.append(weighted_lloyd(coarse, coarse_w, start, max_iter, tol, work))
+            starts.append(init_centers(coarse, coarse_w, k, init, rng))
+        candidates = lloyd_runs(coarse, coarse_w, starts, max_iter, tol)
         candidates.sort(key=lambda fit: fit[1])
         if mid is not coarse:
-            candidates = [
-                weighted_lloyd(mid, mid_w, c, max_iter, tol, work)
-                for c, *_ in candidates[:attempts]
-            ]
+            checkpoint()
+            refine = [c for c, *_ in candidates[:MID_CANDIDATES]]
+            candidates = lloyd_runs(mid, mid_w, refine, max_iter, tol)
         best = min(candidates, key=lambda fit: fit[1])
         return self.finish(best[0], max_iter, tol, epsilon, best[3])
 
@@ -232,7 +247,8 @@ class FastEngine:
         for k in ks[1:]:
             warm = extend_centers(coarse, coarse_w, fit.centers, k, rng)
             starts = [warm, *(sequence[:k] for sequence in sequences)]
-            candidates = [weighted_lloyd(coarse, coarse_w, c, max_iter, tol, work) for c in starts]
+            checkpoint()
+            candidates = lloyd_runs(coarse, coarse_w, starts, max_iter, tol)
             best = min(candidates, key=lambda fit: fit[1])
             if mid is not coarse:
                 best = weighted_lloyd(mid, mid_w, best[0], max_iter, tol, work)
@@ -259,6 +275,8 @@ class FastEngine:
             tol,
             self.work,
         )
+        if isinstance(summary, GridSummary):
+            centers = summary.polish(centers, PIXEL_ITERATIONS, tol)
         # Cell points may sit up to half a cell outside the data, and weighted means of
         # huge values round: keep the centres inside the data's range (which only
         # brings them nearer to every pixel).
@@ -277,6 +295,9 @@ class FastEngine:
         """
         points, weights, summary = self.summary.points, self.summary.weights, self.summary
         k = len(centers)
+        if isinstance(summary, GridSummary):
+            labels, counts, compactness = summary.assign_pixels(centers)
+            return Fit(centers, labels, compactness, counts, epsilon)
         if code_labels is None:
             code_labels = nearest(points, centers, self.work, distances=False)[0]
             code_labels = code_labels.astype(label_dtype(k)) + label_dtype(k).type(1)
@@ -290,6 +311,103 @@ class FastEngine:
         labels = summary.label_pixels(code_labels, centers)
         counts, compactness = pixel_figures(self.table, labels, centers)
         return Fit(centers, labels, compactness, counts, epsilon)
+
+
+GRID_SHIFT = 2  # large uint8 RGB images: cells of 4 x 4 x 4 colours (64**3 cells)
+# The grid summary is used where the colours fill at least this many cells, and this
+# many per cluster (noise, sensor images); otherwise the exact 24-bit summary.
+GRID_MIN_CELLS = 1 << 15
+GRID_CELLS_PER_CLUSTER = 256
+
+
+@dataclass(frozen=True)
+class GridSummary:
+    """A large uint8 RGB image summarised on a bounded grid of colour cells.
+
+    One compiled pass counts the pixels of each cell and sums their values: the
+    points are the cells' exact centroids, weighted by their pixel counts, at most
+    64**3 of them however many distinct colours the image has (a noisy 4K image has
+    millions). k-means on the centroids minimises the pixels' squared error over
+    assignments of whole cells; the finish then runs Lloyd updates on the pixels
+    themselves (:meth:`polish`), and the labels are exact per pixel: a cell whose
+    every colour has the same nearest centre labels its pixels at once, the pixels
+    of the others are measured against the few centres that can be nearest (see
+    :func:`napari_kquant._core.kernels.grid_candidates`).
+    """
+
+    table: np.ndarray
+    shift: int
+    cells: np.ndarray  # the occupied cells' numbers
+    points: np.ndarray
+    weights: np.ndarray
+    value_range: tuple[np.ndarray, np.ndarray]
+    exact: bool = False
+    small_values: bool = True
+
+    @classmethod
+    def of(cls, table: np.ndarray, shift: int = GRID_SHIFT) -> GridSummary:
+        """Summarise an (N, 3) uint8 table."""
+        from . import kernels
+
+        table = np.ascontiguousarray(table)
+        counts, sums = kernels.grid_histogram(table, shift)
+        checkpoint()
+        cells = np.flatnonzero(counts)
+        weights = counts[cells].astype(np.float64)
+        points = sums[cells] / weights[:, None]
+        value_range = (np.zeros(3), np.full(3, 255.0))
+        return cls(table, shift, cells, points, weights, value_range)
+
+    def assign_pixels(self, centers: np.ndarray):
+        """Every pixel's nearest centre (labels 1..k), the pixels per label, the exact SSE."""
+        labels, counts, _, sse = self._label(centers)
+        return labels, counts, sse
+
+    def polish(self, centers: np.ndarray, iterations: int, tol: float):
+        """Lloyd updates on the pixels themselves (exact labels, exact means): new centres.
+
+        Each update is one compiled pass. Stops after ``iterations`` or when no centre
+        moves by more than ``tol``; a centre that loses every pixel stays where it is.
+        """
+        for _ in range(iterations):
+            _, counts, sums, _ = self._label(centers)
+            filled = counts > 0
+            new = centers.copy()
+            new[filled] = sums[filled] / counts[filled, None]
+            shift = float(np.sqrt(((new - centers) ** 2).sum(axis=1)).max())
+            centers = new
+            if shift <= tol:
+                break
+        return centers
+
+    def _label(self, centers: np.ndarray):
+        from . import kernels
+
+        k = len(centers)
+        centers = np.ascontiguousarray(centers, dtype=np.float64)
+        sure, start, index = kernels.grid_candidates(self.cells, self.shift, centers)
+        slot = np.zeros(1 << (3 * (8 - self.shift)), np.int64)
+        slot[self.cells] = np.arange(len(self.cells))
+        labels = np.empty(len(self.table), dtype=label_dtype(k))
+        counts = np.zeros(k + 1, np.int64)
+        sums = np.zeros((k + 1, 3))
+        sse = 0.0
+        for begin in range(0, len(self.table), BLOCK * 8):
+            checkpoint()
+            block = slice(begin, begin + BLOCK * 8)
+            sse += kernels.grid_label_pixels(
+                self.table[block],
+                self.shift,
+                slot,
+                sure,
+                start,
+                index,
+                centers,
+                labels[block],
+                counts,
+                sums,
+            )
+        return labels, counts[1:], sums[1:], sse
 
 
 def extend_centers(points, weights, centers, k, rng):
@@ -600,22 +718,25 @@ def regrid(points, weights, low, high, target):
     levels = _levels(n_channels, target)
     merged = points, weights
     while len(points) > 2 * target and levels <= MAX_LEVELS:
-        keys = _bin_keys(points, low, high, levels)
-        if levels**n_channels <= 1 << 22:  # a dense bincount beats a sort
-            mass = np.bincount(keys, weights=weights, minlength=levels**n_channels)
-            occupied = np.flatnonzero(mass)
-            mass = mass[occupied]
-            index = np.zeros(levels**n_channels, dtype=np.intp)
-            index[occupied] = np.arange(len(occupied))
-            keys = index[keys]
+        if levels**n_channels <= 1 << 22:  # a dense table: one compiled pass
+            from . import kernels
+
+            means, mass = kernels.bin_merge(
+                np.ascontiguousarray(points, dtype=np.float64),
+                np.ascontiguousarray(weights, dtype=np.float64),
+                np.asarray(low, dtype=np.float64),
+                np.asarray(high, dtype=np.float64),
+                levels,
+            )
         else:
-            _, keys = np.unique(keys, return_inverse=True)
+            _, keys = np.unique(_bin_keys(points, low, high, levels), return_inverse=True)
             mass = np.bincount(keys, weights=weights)
-        if 2 * len(mass) <= len(points):
             sums = np.column_stack(
                 [np.bincount(keys, weights=points[:, c] * weights) for c in range(n_channels)]
             )
-            merged = sums / mass[:, None], mass
+            means = sums / mass[:, None]
+        if 2 * len(mass) <= len(points):
+            merged = means, mass
         if len(mass) >= target:
             break
         levels = max(levels + 1, int(levels * 1.1 * np.sqrt(target / len(mass))))
@@ -675,24 +796,41 @@ def init_centers(points, weights, k, init, rng):
         # then some centres repeat, and their clusters stay empty.
         enough = len(points) >= k
         return points[rng.choice(len(points), size=k, replace=not enough, p=p)].copy()
+    from . import kernels
+
     n_trials = 2 + int(np.log(k))
-    centers = np.empty((k, points.shape[1]))
-    centers[0] = points[rng.choice(len(points), p=p)]
-    closest = ((points - centers[0]) ** 2).sum(axis=1)
-    for i in range(1, k):
-        potential = closest * weights
-        total = potential.sum()
-        if total <= 0:  # every remaining point coincides with a centre
-            centers[i:] = centers[0]
-            break
-        picks = np.searchsorted(np.cumsum(potential), rng.random(n_trials) * total)
-        picks = np.minimum(picks, len(points) - 1)
-        trial = ((points[None, :, :] - points[picks][:, None, :]) ** 2).sum(axis=2)
-        np.minimum(trial, closest, out=trial)
-        best = np.argmin(trial @ weights)
-        centers[i] = points[picks[best]]
-        closest = trial[best]
-    return centers
+    first = rng.choice(len(points), p=p)
+    draws = rng.random((k - 1, n_trials))
+    points = np.ascontiguousarray(points, dtype=np.float64)
+    picks = kernels.kmeans_pp(points, np.asarray(weights, dtype=np.float64), first, draws)
+    return points[picks].copy()
+
+
+# Independent Lloyd runs (several starts) go to this many threads at most; the
+# compiled runs release the GIL. Below PARALLEL_WORK point x centre distances a run
+# is too short for a thread to pay.
+MAX_THREADS = 4
+PARALLEL_WORK = 1 << 16
+
+
+def lloyd_runs(points, weights, starts, max_iter, epsilon):
+    """:func:`weighted_lloyd` from each of ``starts``, in order, on parallel threads.
+
+    One thread per core at most (never more threads than runs): each run is one
+    compiled loop on its own data, so the cores work without contending; on a busy
+    machine the runs queue. The results are the same as one after another.
+    """
+    points = np.ascontiguousarray(points, dtype=np.float64)
+    weights = np.ascontiguousarray(weights, dtype=np.float64)
+    threads = min(len(starts), MAX_THREADS, os.cpu_count() or 1)
+    if threads < 2 or len(points) * len(starts[0]) < PARALLEL_WORK:
+        return [weighted_lloyd(points, weights, c, max_iter, epsilon) for c in starts]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(threads) as pool:
+        return list(
+            pool.map(lambda c: weighted_lloyd(points, weights, c, max_iter, epsilon), starts)
+        )
 
 
 def weighted_lloyd(points, weights, centers, max_iter, epsilon, work=np.float64):
@@ -700,38 +838,19 @@ def weighted_lloyd(points, weights, centers, max_iter, epsilon, work=np.float64)
 
     Stops after ``max_iter`` updates or when no centre moves by more than ``epsilon``
     (OpenCV's rule). An empty cluster takes the point that costs most where it is.
+    One compiled pass per iteration, skipping the points Hamerly's bounds settle
+    (:func:`napari_kquant._core.kernels.lloyd`); in float64 whatever ``work``.
     """
-    centers = centers.copy()
-    k = len(centers)
-    norms = (points * points).sum(axis=1)
-    weighted = points * weights[:, None]
-    points = points.astype(work)  # cast once, not in every iteration
-    n_iter = 0
-    for n_iter in range(1, max_iter + 1):  # noqa: B007 - the count is returned
-        checkpoint()
-        labels, _ = nearest(points, centers, work, distances=False)
-        mass = np.bincount(labels, weights=weights, minlength=k)
-        new = np.column_stack(
-            [
-                np.bincount(labels, weights=weighted[:, c], minlength=k)
-                for c in range(points.shape[1])
-            ]
-        )
-        filled = mass > 0
-        new[filled] /= mass[filled, None]
-        new[~filled] = centers[~filled]
-        if not filled.all():
-            cost = nearest(points, centers, work, norms)[1] * weights
-            for j in np.flatnonzero(~filled):
-                far = int(np.argmax(cost))
-                new[j] = points[far]
-                cost[far] = 0.0
-        shift = np.sqrt(((new - centers) ** 2).sum(axis=1)).max()
-        centers = new
-        if shift <= epsilon:
-            break
-    labels, d = nearest(points, centers, work, norms)
-    return centers, float(np.dot(d, weights)), labels, n_iter
+    from . import kernels
+
+    centers, inertia, labels, n_iter = kernels.lloyd(
+        np.ascontiguousarray(points, dtype=np.float64),
+        np.ascontiguousarray(weights, dtype=np.float64),
+        np.ascontiguousarray(centers, dtype=np.float64),
+        int(max_iter),
+        float(epsilon),
+    )
+    return centers, float(inertia), labels, int(n_iter)
 
 
 class FastKMeans:

@@ -1,0 +1,384 @@
+"""Compiled loops of the fast engine (core: numpy + numba).
+
+numpy cannot fuse "find the nearest centre" with "add the point to that centre's
+sums", and on the summaries the fast engine clusters (thousands to a few hundred
+thousand weighted points) the time went into the dozens of small array calls per
+Lloyd iteration, not into arithmetic. These kernels do one pass per iteration, with
+Hamerly's bounds so that points that cannot change cluster are not measured again.
+
+They run on the calling thread and release the GIL (napari's render thread and
+other workers go on); they start no threads of their own, so no thread pool setting
+can make them slower than single-threaded. Compiled on first use and cached on disk
+(``cache=True``): later sessions load the machine code.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+_INF = np.inf
+
+
+@njit(cache=True, nogil=True)
+def _two_nearest(points, i, centers):
+    """Index of the nearest centre to point i, its squared distance and the next one's."""
+    best, second, nearest = _INF, _INF, 0
+    for j in range(centers.shape[0]):
+        d = 0.0
+        for c in range(points.shape[1]):
+            t = points[i, c] - centers[j, c]
+            d += t * t
+        if d < best:
+            second = best
+            best = d
+            nearest = j
+        elif d < second:
+            second = d
+    return nearest, best, second
+
+
+@njit(cache=True, nogil=True)
+def _squared_distance(points, i, centers, j):
+    d = 0.0
+    for c in range(points.shape[1]):
+        t = points[i, c] - centers[j, c]
+        d += t * t
+    return d
+
+
+@njit(cache=True, nogil=True)
+def _assign_all(points, weights, centers, labels, upper, lower, mass, sums):
+    """Every point's nearest centre and bounds; the clusters' weights and weighted sums."""
+    mass[:] = 0.0
+    sums[:] = 0.0
+    for i in range(points.shape[0]):
+        j, best, second = _two_nearest(points, i, centers)
+        labels[i] = j
+        upper[i] = np.sqrt(best)
+        lower[i] = np.sqrt(second)
+        w = weights[i]
+        mass[j] += w
+        for c in range(points.shape[1]):
+            sums[j, c] += w * points[i, c]
+
+
+@njit(cache=True, nogil=True)
+def _half_gaps(centers, gap):
+    k = centers.shape[0]
+    for a in range(k):
+        g = _INF
+        for b in range(k):
+            if a != b:
+                d = _squared_distance(centers, a, centers, b)
+                if d < g:
+                    g = d
+        gap[a] = 0.5 * np.sqrt(g) if k > 1 else _INF
+
+
+@njit(cache=True, nogil=True)
+def lloyd(points, weights, centers, max_iter, tol):
+    """Weighted Lloyd iterations from ``centers``: (centres, inertia, labels, iterations).
+
+    Stops after ``max_iter`` centre updates or when no centre moves by more than
+    ``tol``. An empty cluster takes the point that costs most where it is (the
+    costliest first, each point once). The labels and the inertia returned are those
+    of the final centres (every point's nearest, fixed by one more bounded step).
+    """
+    n, n_channels = points.shape
+    k = centers.shape[0]
+    centers = centers.copy()
+    labels = np.empty(n, np.int64)
+    upper = np.empty(n)
+    lower = np.empty(n)
+    mass = np.zeros(k)
+    sums = np.zeros((k, n_channels))
+    moved = np.empty(k)
+    gap = np.empty(k)
+    _assign_all(points, weights, centers, labels, upper, lower, mass, sums)
+    n_iter = 0
+    for iteration in range(max_iter):
+        n_iter = iteration + 1
+        new = centers.copy()
+        empty = False
+        for j in range(k):
+            if mass[j] > 0:
+                for c in range(n_channels):
+                    new[j, c] = sums[j, c] / mass[j]
+            else:
+                empty = True
+        if empty:
+            cost = np.empty(n)
+            for i in range(n):  # the labels are every point's nearest centre here
+                cost[i] = _squared_distance(points, i, centers, labels[i]) * weights[i]
+            for j in range(k):
+                if mass[j] <= 0:
+                    far = np.argmax(cost)
+                    for c in range(n_channels):
+                        new[j, c] = points[far, c]
+                    cost[far] = 0.0
+        shift = 0.0
+        for j in range(k):
+            moved[j] = np.sqrt(_squared_distance(new, j, centers, j))
+            shift = max(shift, moved[j])
+        centers = new
+        if empty:  # a centre jumped: measure everything again
+            _assign_all(points, weights, centers, labels, upper, lower, mass, sums)
+        else:
+            _reassign(points, weights, centers, moved, labels, upper, lower, mass, sums, gap)
+        if shift <= tol:
+            break
+    # the labels are every point's nearest final centre: the inertia needs one distance each
+    inertia = 0.0
+    for i in range(n):
+        inertia += _squared_distance(points, i, centers, labels[i]) * weights[i]
+    return centers, inertia, labels, n_iter
+
+
+@njit(cache=True, nogil=True)
+def _reassign(points, weights, centers, moved, labels, upper, lower, mass, sums, gap):
+    """Hamerly's step: after the centres moved by ``moved``, fix every point's nearest centre.
+
+    Bounds are loosened by the moves; a point is measured only when its upper bound
+    exceeds both its lower bound and half the gap from its centre to the next one
+    (then no other centre can be nearer). Clusters' sums follow the points that move.
+    """
+    k = centers.shape[0]
+    n_channels = points.shape[1]
+    first, top, runner_up = 0, 0.0, 0.0
+    for j in range(k):
+        if moved[j] > top:
+            runner_up = top
+            top = moved[j]
+            first = j
+        elif moved[j] > runner_up:
+            runner_up = moved[j]
+    _half_gaps(centers, gap)
+    for i in range(points.shape[0]):
+        a = labels[i]
+        upper[i] += moved[a]
+        lower[i] -= runner_up if a == first else top
+        bound = max(lower[i], gap[a])
+        if upper[i] <= bound:
+            continue
+        upper[i] = np.sqrt(_squared_distance(points, i, centers, a))
+        if upper[i] <= bound:
+            continue
+        j, best, second = _two_nearest(points, i, centers)
+        upper[i] = np.sqrt(best)
+        lower[i] = np.sqrt(second)
+        if j != a:
+            w = weights[i]
+            mass[a] -= w
+            mass[j] += w
+            for c in range(n_channels):
+                sums[a, c] -= w * points[i, c]
+                sums[j, c] += w * points[i, c]
+            labels[i] = j
+
+
+@njit(cache=True, nogil=True)
+def nearest(points, centers, labels, distances):
+    """Write each point's nearest centre and squared distance into ``labels``, ``distances``."""
+    for i in range(points.shape[0]):
+        j, best, _ = _two_nearest(points, i, centers)
+        labels[i] = j
+        distances[i] = best
+
+
+@njit(cache=True, nogil=True)
+def kmeans_pp(points, weights, first, draws):
+    """Greedy weighted k-means++ (as scikit-learn): the indices of the points picked.
+
+    ``first`` is the first pick; row ``i`` of ``draws`` holds the uniform numbers
+    (0..1) of the candidates for pick ``i + 1``: each candidate is drawn with
+    probability proportional to weight x squared distance to the nearest pick so
+    far, and the candidate that lowers the weighted potential most is kept. When
+    every point coincides with a pick the remaining picks repeat the first.
+    """
+    n = points.shape[0]
+    k = draws.shape[0] + 1
+    n_trials = draws.shape[1]
+    picks = np.empty(k, np.int64)
+    picks[0] = first
+    closest = np.empty(n)
+    for i in range(n):
+        closest[i] = _squared_distance(points, i, points, first)
+    cumulative = np.empty(n)
+    trial = np.empty(n)
+    best_trial = np.empty(n)
+    for step in range(1, k):
+        total = 0.0
+        for i in range(n):
+            total += closest[i] * weights[i]
+            cumulative[i] = total
+        if total <= 0:
+            for rest in range(step, k):
+                picks[rest] = first
+            break
+        best_cost = _INF
+        best_pick = 0
+        for t in range(n_trials):
+            candidate = min(np.searchsorted(cumulative, draws[step - 1, t] * total), n - 1)
+            cost = 0.0
+            for i in range(n):
+                d = min(_squared_distance(points, i, points, candidate), closest[i])
+                trial[i] = d
+                cost += d * weights[i]
+            if cost < best_cost:
+                best_cost = cost
+                best_pick = candidate
+                best_trial[:] = trial
+        picks[step] = best_pick
+        closest[:] = best_trial
+    return picks
+
+
+@njit(cache=True, nogil=True)
+def grid_histogram(table, shift):
+    """Count the uint8 RGB pixels of each cell of a (256 >> shift)**3 grid and sum their values.
+
+    One pass over the pixels, nothing the size of the image allocated; sums are
+    integers, so the cells' centroids are exact.
+    """
+    bits = 8 - shift
+    cells = 1 << (3 * bits)
+    counts = np.zeros(cells, np.int64)
+    sums = np.zeros((cells, 3), np.int64)
+    for i in range(table.shape[0]):
+        r, g, b = table[i, 0], table[i, 1], table[i, 2]
+        cell = (r >> shift) | ((g >> shift) << bits) | ((b >> shift) << (2 * bits))
+        counts[cell] += 1
+        sums[cell, 0] += r
+        sums[cell, 1] += g
+        sums[cell, 2] += b
+    return counts, sums
+
+
+@njit(cache=True, nogil=True)
+def grid_candidates(cells, shift, centers):
+    """For each cell: its label when every colour in it has the same nearest centre, else 0.
+
+    A cell is a box of side ``2**shift - 1`` around its middle ``m``; a colour ``x``
+    in it lies within ``r`` (half the box diagonal) of ``m``. With ``a`` the centre
+    nearest to ``m``, ``|x - c_j| >= d_j - r`` and ``|x - c_a| <= d_a + r``: only
+    centres with ``d_j <= d_a + 2r`` can be nearest to a colour of the cell. Those
+    candidates are listed (``start``, ``index``, as CSR) for the cells with more than
+    one; their pixels are measured against the candidates only.
+    """
+    bits = 8 - shift
+    mask = (1 << bits) - 1
+    side = (1 << shift) - 1
+    reach = np.sqrt(3.0) * side * (1 + 1e-9) + 1e-9  # 2r, with a margin for rounding
+    k = centers.shape[0]
+    n = cells.shape[0]
+    sure = np.zeros(n, np.int64)
+    start = np.zeros(n + 1, np.int64)
+    index = np.empty(n * min(k, 8), np.int64)
+    used = 0
+    middle = np.empty((1, 3))
+    distance = np.empty(k)
+    for q in range(n):
+        cell = cells[q]
+        for c in range(3):
+            middle[0, c] = ((cell >> (bits * c)) & mask) * (side + 1) + side / 2.0
+        nearest_j, nearest_d = 0, _INF
+        for j in range(k):
+            distance[j] = np.sqrt(_squared_distance(middle, 0, centers, j))
+            if distance[j] < nearest_d:
+                nearest_d = distance[j]
+                nearest_j = j
+        count = 0
+        for j in range(k):
+            if distance[j] <= nearest_d + reach:
+                count += 1
+        if count == 1:
+            sure[q] = nearest_j + 1
+        else:
+            if used + count > index.shape[0]:
+                grown = np.empty(max(2 * index.shape[0], used + count), np.int64)
+                grown[:used] = index[:used]
+                index = grown
+            for j in range(k):
+                if distance[j] <= nearest_d + reach:
+                    index[used] = j
+                    used += 1
+        start[q + 1] = used
+    return sure, start, index[:used]
+
+
+@njit(cache=True, nogil=True)
+def grid_label_pixels(table, shift, slot, sure, start, index, centers, labels, counts, sums):
+    """Label every uint8 RGB pixel with its nearest centre (1-based) and sum the squared distances.
+
+    ``slot[cell]`` is the cell's row in ``sure``/``start``; a sure cell gives its
+    label at once, the others measure the pixel against their candidate centres
+    (the nearest of all, by the bound above). ``counts`` (k + 1) gets the pixels per
+    label and ``sums`` (k + 1, 3) the sums of their values (for a Lloyd update on
+    the pixels); returns the exact sum of squared distances.
+    """
+    bits = 8 - shift
+    total = 0.0
+    point = np.empty((1, 3))
+    for i in range(table.shape[0]):
+        r, g, b = table[i, 0], table[i, 1], table[i, 2]
+        q = slot[(r >> shift) | ((g >> shift) << bits) | ((b >> shift) << (2 * bits))]
+        point[0, 0], point[0, 1], point[0, 2] = r, g, b
+        label = sure[q]
+        if label:
+            d = _squared_distance(point, 0, centers, label - 1)
+        else:
+            d = _INF
+            for p in range(start[q], start[q + 1]):
+                e = _squared_distance(point, 0, centers, index[p])
+                if e < d or (e == d and index[p] + 1 < label):
+                    d = e
+                    label = index[p] + 1
+        labels[i] = label
+        counts[label] += 1
+        sums[label, 0] += r
+        sums[label, 1] += g
+        sums[label, 2] += b
+        total += d
+    return total
+
+
+@njit(cache=True, nogil=True)
+def bin_merge(points, weights, low, high, levels):
+    """Merge weighted points into the bins of a levels**C grid over [low, high].
+
+    Returns the occupied bins' weighted means and total weights, in bin order (a
+    dense table of levels**C bins, so levels**C must stay moderate).
+    """
+    n, n_channels = points.shape
+    bins = levels**n_channels
+    mass = np.zeros(bins)
+    sums = np.zeros((bins, n_channels))
+    scale = np.empty(n_channels)
+    for c in range(n_channels):
+        span = high[c] - low[c]
+        scale[c] = levels / span if span > 0 else 0.0
+    for i in range(n):
+        key = 0
+        for c in range(n_channels):
+            code = int((points[i, c] - low[c]) * scale[c])
+            code = min(max(code, 0), levels - 1)
+            key = key * levels + code
+        w = weights[i]
+        mass[key] += w
+        for c in range(n_channels):
+            sums[key, c] += points[i, c] * w
+    occupied = 0
+    for b in range(bins):
+        if mass[b] > 0:
+            occupied += 1
+    out = np.empty((occupied, n_channels))
+    out_mass = np.empty(occupied)
+    q = 0
+    for b in range(bins):
+        if mass[b] > 0:
+            out_mass[q] = mass[b]
+            for c in range(n_channels):
+                out[q, c] = sums[b, c] / mass[b]
+            q += 1
+    return out, out_mass
