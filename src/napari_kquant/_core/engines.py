@@ -213,11 +213,12 @@ class FastEngine:
         self.resolve(k)
         tol, epsilon = self._tolerance(epsilon, use_epsilon)
         (mid, mid_w), (coarse, coarse_w) = self.mid, self.coarse(k)
-        starts = []
-        for _ in range(CANDIDATES_PER_ATTEMPT * attempts):
-            checkpoint()
-            starts.append(init_centers(coarse, coarse_w, k, init, rng))
-        candidates = lloyd_runs(coarse, coarse_w, starts, max_iter, tol)
+        draws = [
+            _init_draws(coarse, coarse_w, k, init, rng)
+            for _ in range(CANDIDATES_PER_ATTEMPT * attempts)
+        ]
+        checkpoint()
+        candidates = lloyd_runs(coarse, coarse_w, draws, max_iter, tol, seeded=True)
         candidates.sort(key=lambda fit: fit[1])
         if mid is not coarse:
             checkpoint()
@@ -487,10 +488,22 @@ class CodedSummary:
                     step = 1.0
             if n_channels == 3:
                 coded = _code_rgb(table, low, high, step)
+            elif integer and step == 1.0:
+                coded = _offset_codes(table[:, 0], int(low))
             else:
                 # scaled before the subtraction: spans near the float maximum stay finite
                 coded = np.rint(table[:, 0] / step - low / step).astype(np.uint16)
-        if n_channels == 3:
+        indexed = False
+        if n_channels == 3 and len(coded) <= SMALL_IMAGE:
+            # A sort is cheap here and needs no 2**24 tables: each pixel keeps the
+            # index of its code, and the lookup table is as long as the codes.
+            codes, inverse, counts = np.unique(
+                _rgb_codes(coded), return_inverse=True, return_counts=True
+            )
+            coded, indexed = inverse.reshape(-1).astype(np.uint32), True
+            points = np.column_stack([codes & 255, (codes >> 8) & 255, codes >> 16])
+            codes = np.arange(len(codes))  # an indexed summary's codes are its rows
+        elif n_channels == 3:
             codes, counts = _count_rgb_codes(coded)
             points = np.column_stack([codes & 255, (codes >> 8) & 255, codes >> 16])
         else:
@@ -501,10 +514,10 @@ class CodedSummary:
         points = low + step * points.astype(np.float64)
         exact = step == 1.0 and np.issubdtype(table.dtype, np.integer)
         small = table.dtype.itemsize == 1
-        if keep_codes and n_channels == 3:
+        if keep_codes and n_channels == 3 and not indexed:
             coded = _rgb_codes(coded)  # combined once, not once per K
         weights = counts.astype(np.float64)
-        return cls(table, coded, step, codes, points, weights, exact, small, value_range)
+        return cls(table, coded, step, codes, points, weights, exact, small, value_range, indexed)
 
     @classmethod
     def _of_features(cls, table: np.ndarray) -> CodedSummary:
@@ -668,11 +681,20 @@ def pixel_figures(table, labels, centers):
     return counts, max(sse, 0.0)
 
 
+def _offset_codes(column: np.ndarray, low: int) -> np.ndarray:
+    """``column - low`` as uint16 codes (integers spanning fewer than 65536 values).
+
+    No float temporaries: a uint16 column starting at 0 is its own code.
+    """
+    if column.dtype == np.uint16 and low == 0:
+        return column
+    if column.dtype.kind == "u" and column.dtype.itemsize <= 2:
+        return (column - column.dtype.type(low)).astype(np.uint16, copy=False)
+    return (column.astype(np.int64) - low).astype(np.uint16)
+
+
 def _count_rgb_codes(coded: np.ndarray):
     """Occupied 24-bit codes of an (N, 3) uint8 table and their pixel counts."""
-    if len(coded) <= SMALL_IMAGE:
-        # A sort is cheap here and needs no 2**24 tables.
-        return np.unique(_rgb_codes(coded), return_counts=True)
     if len(coded) < MAX_HIST_PIXELS:
         hist = cv2.calcHist([_as_image(coded)], [2, 1, 0], None, [256] * 3, [0, 256] * 3)
         hist = hist.ravel()
@@ -718,7 +740,7 @@ def regrid(points, weights, low, high, target):
     levels = _levels(n_channels, target)
     merged = points, weights
     while len(points) > 2 * target and levels <= MAX_LEVELS:
-        if levels**n_channels <= 1 << 22:  # a dense table: one compiled pass
+        if n_channels <= 4:  # compiled: a dense table or a sort of the bin keys
             from . import kernels
 
             means, mass = kernels.bin_merge(
@@ -790,47 +812,66 @@ def nearest(points, centers, work=np.float64, norms=None, distances=True):
 
 def init_centers(points, weights, k, init, rng):
     """Initial centres: weighted k-means++ (greedy, as scikit-learn) or random pixels."""
+    return _seeded(points, weights, _init_draws(points, weights, k, init, rng))
+
+
+def _init_draws(points, weights, k, init, rng):
+    """The random numbers one start takes from ``rng`` (drawn in order, used anywhere)."""
     p = weights / weights.sum()
     if init == "random":
         # A coarse summary may hold fewer points than k (colours closer than a cell):
         # then some centres repeat, and their clusters stay empty.
         enough = len(points) >= k
-        return points[rng.choice(len(points), size=k, replace=not enough, p=p)].copy()
+        return "random", rng.choice(len(points), size=k, replace=not enough, p=p)
+    n_trials = 2 + int(np.log(k))
+    return "kmeans++", (rng.choice(len(points), p=p), rng.random((k - 1, n_trials)))
+
+
+def _seeded(points, weights, draws):
+    """The start that ``draws`` (from :func:`_init_draws`) picks."""
+    kind, numbers = draws
+    if kind == "random":
+        return points[numbers].copy()
     from . import kernels
 
-    n_trials = 2 + int(np.log(k))
-    first = rng.choice(len(points), p=p)
-    draws = rng.random((k - 1, n_trials))
     points = np.ascontiguousarray(points, dtype=np.float64)
-    picks = kernels.kmeans_pp(points, np.asarray(weights, dtype=np.float64), first, draws)
+    first, trials = numbers
+    picks = kernels.kmeans_pp(points, np.asarray(weights, dtype=np.float64), first, trials)
     return points[picks].copy()
 
 
 # Independent Lloyd runs (several starts) go to this many threads at most; the
-# compiled runs release the GIL. Below PARALLEL_WORK point x centre distances a run
-# is too short for a thread to pay.
+# compiled runs release the GIL. Below PARALLEL_WORK points x runs the runs are too
+# short for threads to pay.
 MAX_THREADS = 4
-PARALLEL_WORK = 1 << 16
+PARALLEL_WORK = 1 << 14
 
 
-def lloyd_runs(points, weights, starts, max_iter, epsilon):
+def lloyd_runs(points, weights, starts, max_iter, epsilon, seeded=False):
     """:func:`weighted_lloyd` from each of ``starts``, in order, on parallel threads.
 
-    One thread per core at most (never more threads than runs): each run is one
-    compiled loop on its own data, so the cores work without contending; on a busy
-    machine the runs queue. The results are the same as one after another.
+    One thread per core at most (never more threads than runs), and no more than
+    OpenCV may use (``cv2.setNumThreads(1)`` makes napari-kquant single-threaded
+    too): each run is one compiled loop on its own data, so the cores work without
+    contending; on a busy machine the runs queue. The results are the same as one
+    after another. With ``seeded`` the starts are :func:`_init_draws` and each run
+    makes its own start first.
     """
     points = np.ascontiguousarray(points, dtype=np.float64)
     weights = np.ascontiguousarray(weights, dtype=np.float64)
-    threads = min(len(starts), MAX_THREADS, os.cpu_count() or 1)
-    if threads < 2 or len(points) * len(starts[0]) < PARALLEL_WORK:
-        return [weighted_lloyd(points, weights, c, max_iter, epsilon) for c in starts]
+
+    def run(start):
+        if seeded:
+            start = _seeded(points, weights, start)
+        return weighted_lloyd(points, weights, start, max_iter, epsilon)
+
+    threads = min(len(starts), MAX_THREADS, os.cpu_count() or 1, max(cv2.getNumThreads(), 1))
+    if threads < 2 or len(points) * len(starts) < PARALLEL_WORK:
+        return [run(start) for start in starts]
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(threads) as pool:
-        return list(
-            pool.map(lambda c: weighted_lloyd(points, weights, c, max_iter, epsilon), starts)
-        )
+        return list(pool.map(run, starts))
 
 
 def weighted_lloyd(points, weights, centers, max_iter, epsilon, work=np.float64):

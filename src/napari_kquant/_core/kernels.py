@@ -343,42 +343,63 @@ def grid_label_pixels(table, shift, slot, sure, start, index, centers, labels, c
     return total
 
 
+DENSE_BINS = 1 << 20  # grids up to this many bins use a dense table (4 bytes a bin)
+
+
 @njit(cache=True, nogil=True)
 def bin_merge(points, weights, low, high, levels):
     """Merge weighted points into the bins of a levels**C grid over [low, high].
 
-    Returns the occupied bins' weighted means and total weights, in bin order (a
-    dense table of levels**C bins, so levels**C must stay moderate).
+    Returns the occupied bins' weighted means and total weights, in bin order.
+    Small grids count in a dense table; larger ones sort the points' bin keys, so
+    the memory stays proportional to the points, not to the grid.
     """
     n, n_channels = points.shape
-    bins = levels**n_channels
-    mass = np.zeros(bins)
-    sums = np.zeros((bins, n_channels))
     scale = np.empty(n_channels)
     for c in range(n_channels):
         span = high[c] - low[c]
         scale[c] = levels / span if span > 0 else 0.0
+    keys = np.empty(n, np.int64)
     for i in range(n):
         key = 0
         for c in range(n_channels):
             code = int((points[i, c] - low[c]) * scale[c])
             code = min(max(code, 0), levels - 1)
             key = key * levels + code
+        keys[i] = key
+    bins = levels**n_channels
+    slot = np.empty(n, np.int64)
+    if bins <= DENSE_BINS:
+        index = np.full(bins, -1, np.int32)
+        occupied = 0
+        for i in range(n):
+            if index[keys[i]] < 0:
+                index[keys[i]] = 0
+        for b in range(bins):
+            if index[b] == 0:
+                index[b] = occupied
+                occupied += 1
+        for i in range(n):
+            slot[i] = index[keys[i]]
+    else:
+        order = np.argsort(keys)
+        occupied = 0
+        previous = -1
+        for r in range(n):
+            i = order[r]
+            if keys[i] != previous:
+                occupied += 1
+                previous = keys[i]
+            slot[i] = occupied - 1
+    mass = np.zeros(occupied)
+    out = np.zeros((occupied, n_channels))
+    for i in range(n):
+        q = slot[i]
         w = weights[i]
-        mass[key] += w
+        mass[q] += w
         for c in range(n_channels):
-            sums[key, c] += points[i, c] * w
-    occupied = 0
-    for b in range(bins):
-        if mass[b] > 0:
-            occupied += 1
-    out = np.empty((occupied, n_channels))
-    out_mass = np.empty(occupied)
-    q = 0
-    for b in range(bins):
-        if mass[b] > 0:
-            out_mass[q] = mass[b]
-            for c in range(n_channels):
-                out[q, c] = sums[b, c] / mass[b]
-            q += 1
-    return out, out_mass
+            out[q, c] += points[i, c] * w
+    for q in range(occupied):
+        for c in range(n_channels):
+            out[q, c] /= mass[q]
+    return out, mass
