@@ -83,6 +83,8 @@ def measure(name: str, method: str, **options) -> dict:
     start = _rss("VmRSS:")
     result = quantize(image, k, method=method, **kwargs, **options)
     peak = _rss("VmHWM:") - start
+    # the second estimate, made once the summary is known (the fast engine), else the first
+    estimate = result.params.get("memory_estimate_bytes", estimate)
     del result
     return {
         "image": name,

@@ -76,11 +76,21 @@ def test_uint16_gives_the_uint8_answer_scaled(astronaut):
 
 
 def test_large_image_histogram_path(monkeypatch):
-    """retina (2 Mpx) goes through calcHist; the int64 bincount path agrees with it."""
+    """retina (2 Mpx) goes through calcHist; recounting its most common colours agrees.
+
+    Above 2**24 pixels of one colour calcHist's float32 counts are recounted exactly;
+    lowering that limit recounts retina's background colours the same way.
+    """
     image = data.retina()
     assert image.shape[0] * image.shape[1] > _engines.SMALL_IMAGE
     by_hist = quantize(image, 6, seed=2)
-    monkeypatch.setattr(_engines, "MAX_HIST_PIXELS", 1)
+    table = image.reshape(-1, 3)
+    codes, counts = _engines._count_rgb_codes(table)
+    monkeypatch.setattr(_engines, "MAX_HIST_PIXELS", 50_000)
+    again, recounted = _engines._count_rgb_codes(table)
+    assert (counts >= 50_000).sum() >= 1
+    np.testing.assert_array_equal(again, codes)
+    np.testing.assert_array_equal(recounted, counts)
     by_bincount = quantize(image, 6, seed=2)
     np.testing.assert_array_equal(by_hist.labels, by_bincount.labels)
     np.testing.assert_array_equal(by_hist.centers, by_bincount.centers)

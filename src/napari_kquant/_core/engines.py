@@ -40,12 +40,13 @@ from .validate import FLOAT32_SAFE, MAX_FLOAT_MAGNITUDE, InvalidInputError
 
 BLOCK = 1 << 18  # pixels per block in full-data passes: bounds the working memory
 SCORE_BLOCK = 1 << 21  # entries of one block of the (points, centres) score matrix
+FINE_START_K = 32  # from this K a k-means++ start on the middle regrid competes too
 MID_CANDIDATES = 3  # the most compact coarse results refined on the middle regrid
 MID_POINTS = 1 << 15  # about this many points on the middle regrid
 SWEEP_MID_POINTS = 1 << 13  # the same for sweeps
 COARSE_POINTS = 1 << 11  # about this many points on the coarse regrid (at least 32 per k)
 CANDIDATES_PER_ATTEMPT = 4  # coarse starts per attempt
-MAX_HIST_PIXELS = 1 << 24  # calcHist counts in float32: exact below 2**24 pixels
+MAX_HIST_PIXELS = 1 << 24  # calcHist counts in float32: exact below 2**24 per colour
 MAX_LEVELS = 1 << 10  # finest regrid per channel
 PIXEL_ITERATIONS = 1  # Lloyd updates on the pixels after the grid summary's (large uint8 RGB)
 FINISH_ITERATIONS = 2  # Lloyd updates on the full summary, after the middle stage converged
@@ -57,10 +58,13 @@ MIB = 1 << 20
 SCORE_BYTES = 16 * MIB  # one block of the (points, centres) score matrix
 LUT_ENTRIES = {3: 1 << 24, 1: 1 << 16}  # code -> label lookup table, by channels coded
 HIST_BYTES = (1 << 24) * 4  # calcHist's float32 colour histogram (large RGB images)
+SORT_BYTES_PER_PIXEL = 10  # small RGB images: the codes, their sort and its mask
+FIXED_BYTES = 2 * MIB  # buffers and allocator slack of any run
+GRID_BYTES_PER_CELL = 40  # the grid's counts and sums, and the labelling's cell slots
 # Weighted Lloyd on the colour summary keeps, per distinct colour: its point and
 # weight, its code, the point cast for the distance products, the weighted point,
 # its norm and its label (float64 mostly): about this many bytes.
-BYTES_PER_SUMMARY_POINT = 96
+BYTES_PER_SUMMARY_POINT = 112
 
 
 @dataclass(frozen=True)
@@ -182,6 +186,34 @@ class FastEngine:
         self.mid = regrid(points, weights, self.low, self.high, self.mid_points)
         self._coarse = {}
 
+    def working_bytes(self, k: int) -> int:
+        """Peak bytes of this engine's own allocations for ``k``, now its summary is known.
+
+        The second, tighter memory estimate (the first, from the shape alone, must
+        assume every pixel a distinct colour): per path, what building the summary
+        took (still held, or released before k-means), the summary's per-point
+        arrays, the lookup tables and the labelling's blocks.
+        """
+        summary, n = self.summary, len(self.table)
+        points = len(summary.points)
+        per_point = points * BYTES_PER_SUMMARY_POINT
+        if isinstance(summary, GridSummary):
+            if points < max(GRID_MIN_CELLS, GRID_CELLS_PER_CLUSTER * k):  # goes exact
+                return FIXED_BYTES + HIST_BYTES + LUT_ENTRIES[3] + 64 * per_point
+            cells = 1 << (3 * (8 - summary.shift))
+            return FIXED_BYTES + GRID_BYTES_PER_CELL * cells + per_point
+        if summary.searched:  # small RGB: a sort of the codes, then per-point arrays
+            kept = summary.coded.nbytes if summary.coded.ndim == 1 else 0
+            return FIXED_BYTES + kept + max(SORT_BYTES_PER_PIXEL * n, per_point)
+        if summary.indexed:  # features: int64 keys, their sort and inverse
+            return FIXED_BYTES + n * (8 * 5 + 8 * summary.table.shape[1]) + per_point
+        if summary.table.shape[1] == 3:  # large RGB: the 2**24 histogram and table
+            kept = summary.coded.nbytes if summary.coded.base is not summary.table else 0
+            return FIXED_BYTES + HIST_BYTES + LUT_ENTRIES[3] + kept + per_point
+        copied = not np.shares_memory(summary.coded, summary.table)
+        inexact = 0 if summary.exact else BLOCK * 8 * 4  # float blocks: coding, figures
+        return FIXED_BYTES + summary.coded.nbytes * copied + (1 << 20) + inexact + per_point
+
     def resolve(self, k: int) -> None:
         """Summarise the distinct colours exactly when the grid is too coarse for ``k``.
 
@@ -224,6 +256,12 @@ class FastEngine:
             checkpoint()
             refine = [c for c, *_ in candidates[:MID_CANDIDATES]]
             candidates = lloyd_runs(mid, mid_w, refine, max_iter, tol)
+        if k >= FINE_START_K:
+            # at large K the coarse regrid has too few points per cluster to place
+            # every centre well: a k-means++ start on the middle regrid competes too
+            checkpoint()
+            fine = [_init_draws(mid, mid_w, k, init, rng)]
+            candidates += lloyd_runs(mid, mid_w, fine, max_iter, tol, seeded=True)
         best = min(candidates, key=lambda fit: fit[1])
         return self.finish(best[0], max_iter, tol, epsilon, best[3])
 
@@ -453,6 +491,7 @@ class CodedSummary:
     small_values: bool
     value_range: tuple[np.ndarray, np.ndarray]  # per-channel min and max of the pixels
     indexed: bool = False  # ``coded`` holds each pixel's index into ``codes``
+    searched: bool = False  # ``codes`` are sorted: a pixel's is found by binary search
     luts: dict = field(default_factory=dict)  # lookup-table buffers, reused across K
 
     @classmethod
@@ -488,36 +527,42 @@ class CodedSummary:
                     step = 1.0
             if n_channels == 3:
                 coded = _code_rgb(table, low, high, step)
+            elif integer and step == 1.0 and table.dtype.kind == "u" and table.itemsize <= 2:
+                coded, low = table[:, 0], 0.0  # uint8/uint16 values are their own codes
             elif integer and step == 1.0:
                 coded = _offset_codes(table[:, 0], int(low))
             else:
-                # scaled before the subtraction: spans near the float maximum stay finite
-                coded = np.rint(table[:, 0] / step - low / step).astype(np.uint16)
-        indexed = False
+                coded = np.empty(len(table), dtype=np.uint16)
+                for start in range(0, len(table), BLOCK):  # float temporaries per block
+                    block = table[start : start + BLOCK, 0]
+                    # scaled before the subtraction: spans near the float maximum stay finite
+                    coded[start : start + BLOCK] = np.rint(block / step - low / step)
+        searched = False
         if n_channels == 3 and len(coded) <= SMALL_IMAGE:
-            # A sort is cheap here and needs no 2**24 tables: each pixel keeps the
-            # index of its code, and the lookup table is as long as the codes.
-            codes, inverse, counts = np.unique(
-                _rgb_codes(coded), return_inverse=True, return_counts=True
-            )
-            coded, indexed = inverse.reshape(-1).astype(np.uint32), True
+            # A sort is cheap here and needs no 2**24 tables; pixels find their code
+            # by a binary search among the sorted codes when they are labelled.
+            codes, counts = np.unique(_rgb_codes(coded), return_counts=True)
             points = np.column_stack([codes & 255, (codes >> 8) & 255, codes >> 16])
-            codes = np.arange(len(codes))  # an indexed summary's codes are its rows
+            searched = True
         elif n_channels == 3:
             codes, counts = _count_rgb_codes(coded)
             points = np.column_stack([codes & 255, (codes >> 8) & 255, codes >> 16])
         else:
-            counts = np.bincount(coded, minlength=1 << 16)
+            from . import kernels
+
+            counts = kernels.count_codes(coded, 1 << 16)  # no int64 copy of the codes
             codes = np.flatnonzero(counts)
             counts = counts[codes]
             points = codes[:, None]
         points = low + step * points.astype(np.float64)
         exact = step == 1.0 and np.issubdtype(table.dtype, np.integer)
         small = table.dtype.itemsize == 1
-        if keep_codes and n_channels == 3 and not indexed:
+        if keep_codes and n_channels == 3:
             coded = _rgb_codes(coded)  # combined once, not once per K
         weights = counts.astype(np.float64)
-        return cls(table, coded, step, codes, points, weights, exact, small, value_range, indexed)
+        return cls(
+            table, coded, step, codes, points, weights, exact, small, value_range, searched=searched
+        )
 
     @classmethod
     def _of_features(cls, table: np.ndarray) -> CodedSummary:
@@ -596,18 +641,24 @@ class CodedSummary:
         if centers is not None:
             code_labels = code_labels.copy()
             code_labels[self._straddling(centers)] = 0
-        # Pixels only ever carry occupied codes, so the table needs no zeroing.
-        n_channels = self.table.shape[1]
-        size = len(self.codes) if self.indexed else 1 << 24 if n_channels == 3 else 1 << 16
-        if code_labels.dtype not in self.luts:
-            self.luts[code_labels.dtype] = np.empty(size, code_labels.dtype)
-        lut = self.luts[code_labels.dtype]
-        lut[self.codes] = code_labels
+        if self.searched:  # sorted codes: the labels are the lookup table
+            lut, codes = code_labels, self.codes
+        else:
+            # Pixels only ever carry occupied codes, so the table needs no zeroing.
+            n_channels = self.table.shape[1]
+            size = len(self.codes) if self.indexed else 1 << 24 if n_channels == 3 else 1 << 16
+            if code_labels.dtype not in self.luts:
+                self.luts[code_labels.dtype] = np.empty(size, code_labels.dtype)
+            lut = self.luts[code_labels.dtype]
+            lut[self.codes] = code_labels
         out = np.empty(len(self.table), dtype=code_labels.dtype)
         for start in range(0, len(self.table), BLOCK):
             checkpoint()
             block = slice(start, start + BLOCK)
-            labels = lut[self._pixel_codes(self.coded[block])]
+            pixel_codes = self._pixel_codes(self.coded[block])
+            if self.searched:
+                pixel_codes = np.searchsorted(codes, pixel_codes)
+            labels = lut[pixel_codes]
             if centers is not None:
                 unsure = np.flatnonzero(labels == 0)
                 if len(unsure):
@@ -682,28 +733,31 @@ def pixel_figures(table, labels, centers):
 
 
 def _offset_codes(column: np.ndarray, low: int) -> np.ndarray:
-    """``column - low`` as uint16 codes (integers spanning fewer than 65536 values).
-
-    No float temporaries: a uint16 column starting at 0 is its own code.
-    """
-    if column.dtype == np.uint16 and low == 0:
-        return column
-    if column.dtype.kind == "u" and column.dtype.itemsize <= 2:
-        return (column - column.dtype.type(low)).astype(np.uint16, copy=False)
+    """``column - low`` as uint16 codes (signed or wide integers spanning < 65536 values)."""
     return (column.astype(np.int64) - low).astype(np.uint16)
 
 
 def _count_rgb_codes(coded: np.ndarray):
-    """Occupied 24-bit codes of an (N, 3) uint8 table and their pixel counts."""
-    if len(coded) < MAX_HIST_PIXELS:
-        hist = cv2.calcHist([_as_image(coded)], [2, 1, 0], None, [256] * 3, [0, 256] * 3)
-        hist = hist.ravel()
-    else:  # float32 histogram counts stop being exact at 2**24
-        hist = np.zeros(1 << 24, dtype=np.int64)
-        for start in range(0, len(coded), BLOCK):
-            hist += np.bincount(_rgb_codes(coded[start : start + BLOCK]), minlength=1 << 24)
+    """Occupied 24-bit codes of an (N, 3) uint8 table and their pixel counts.
+
+    One ``calcHist`` pass at any size: its float32 counts are exact below 2**24, so
+    only a colour held by 2**24 pixels or more (a 16-Mpx single-colour area) is
+    counted again, exactly, in a second pass over its pixels.
+    """
+    hist = cv2.calcHist([_as_image(coded)], [2, 1, 0], None, [256] * 3, [0, 256] * 3)
+    hist = hist.ravel()
     codes = _occupied(hist)
-    return codes, hist[codes]
+    counts = hist[codes].astype(np.int64)
+    large = np.flatnonzero(counts >= MAX_HIST_PIXELS)
+    if len(large):
+        exact = np.zeros(len(large), dtype=np.int64)
+        for start in range(0, len(coded), BLOCK):
+            checkpoint()
+            block = _rgb_codes(coded[start : start + BLOCK])
+            for i, code in enumerate(codes[large]):
+                exact[i] += np.count_nonzero(block == code)
+        counts[large] = exact
+    return codes, counts
 
 
 def _occupied(counts: np.ndarray) -> np.ndarray:
@@ -905,9 +959,12 @@ class FastKMeans:
         """Yield a Fit per K of ``ks``; a sweep shares the summary and warm starts."""
         rng = np.random.default_rng(job.seed)
         if len(ks) == 1:
-            yield FastEngine(job.table).fit(ks[0], *job.engine_options(), rng)
+            engine = FastEngine(job.table)
+            job.check_summary_memory(engine.working_bytes(ks[0]), ks[0])
+            yield engine.fit(ks[0], *job.engine_options(), rng)
             return
         engine = FastEngine(job.table, True, SWEEP_MID_POINTS)
+        job.check_summary_memory(engine.working_bytes(max(ks)), max(ks))
         yield from engine.sweep(ks, *job.engine_options(), rng)
 
     @staticmethod

@@ -403,3 +403,12 @@ def bin_merge(points, weights, low, high, levels):
         for c in range(n_channels):
             out[q, c] /= mass[q]
     return out, mass
+
+
+@njit(cache=True, nogil=True)
+def count_codes(codes, size):
+    """Pixels per code (numpy's bincount would first copy the codes as int64)."""
+    counts = np.zeros(size, np.int64)
+    for i in range(codes.shape[0]):
+        counts[codes[i]] += 1
+    return counts

@@ -12,7 +12,7 @@ import numpy as np
 from . import engines
 from .cancel import checkpoint
 from .engines import ENGINES
-from .memory import check_memory
+from .memory import check_memory, working_bytes
 from .options import QUANTIZE_DEFAULTS, choices
 from .palette import Palette, darkest_first, register_applier
 from .spaces import COLOR_SPACES, FeatureSpace, scaling
@@ -255,14 +255,12 @@ class Job:
             (min(image.shape[-1], 3) if channel_axis is None else image.shape[-1]) if rgb else 1
         )
         # before any copy of the pixels: the estimate needs only the shape and dtype
-        check_memory(
-            image.shape,
-            image.dtype,
-            n_channels,
-            method,
-            contiguous=image.flags.c_contiguous and mask is None,
-            transformed=color_space != "rgb" or standardize is not False,
-        )
+        layout = {
+            "contiguous": image.flags.c_contiguous and mask is None,
+            "transformed": color_space != "rgb" or standardize is not False,
+        }
+        check_memory(image.shape, image.dtype, n_channels, method, **layout)
+        memory = (image.shape, image.dtype, n_channels, method, layout)
         table = image.reshape(-1, image.shape[-1])[:, :n_channels] if rgb else image.reshape(-1, 1)
         keep = _clustered_pixels(image, table, rgb, mask)
         if keep is not None:
@@ -313,8 +311,19 @@ class Job:
             channel_axis,
             space,
             raw,
-            {} if table_range is None else {"value_range": table_range},
+            {"memory": memory} | ({} if table_range is None else {"value_range": table_range}),
         )
+
+    def check_summary_memory(self, engine_bytes: int, k: int) -> None:
+        """The second memory check, once the engine knows what it will allocate.
+
+        Refuses the run (as the first check does) when that does not fit, and keeps
+        the estimate: the result reports it as ``params["memory_estimate_bytes"]``.
+        """
+        shape, dtype, n_channels, method, layout = self.cache["memory"]
+        known = {"engine_bytes": engine_bytes, "k": k, **layout}
+        check_memory(shape, dtype, n_channels, method, **known)
+        self.cache["working_bytes"] = working_bytes(shape, dtype, n_channels, method, **known)
 
     def check_k(self, k_max: int) -> None:
         """Refuse a K the data cannot give."""
@@ -383,6 +392,11 @@ class Job:
             "standardize": self.space.scale is not None,
             "planes": "stack",
             **({} if fit.n_iter is None else {"n_iter": fit.n_iter}),
+            **(
+                {"memory_estimate_bytes": self.cache["working_bytes"]}
+                if "working_bytes" in self.cache
+                else {}
+            ),
             **params,
         }
         if self.space.scale is not None:

@@ -38,6 +38,8 @@ def working_bytes(
     *,
     contiguous: bool = True,
     transformed: bool = False,
+    engine_bytes: int | None = None,
+    k: int | None = None,
 ) -> int:
     """Upper estimate of the bytes a quantize() run allocates besides its input.
 
@@ -53,6 +55,12 @@ def working_bytes(
         Whether the pixels can be read as a table without a copy.
     transformed : bool
         Whether the pixels are moved to another space first (Lab, z-score).
+    engine_bytes : int, optional
+        What the engine allocates, when known better than from the shape (the fast
+        engine's second estimate, once its summary is built).
+    k : int, optional
+        The number of clusters, when known: the labels' width follows it (else the
+        widest, 2 bytes, is assumed).
 
     Notes
     -----
@@ -65,8 +73,10 @@ def working_bytes(
     n_values = int(np.prod(shape, dtype=np.float64))
     width = shape[-1] if len(shape) > 1 and n_channels > 1 else 1
     n_pixels = n_values // max(width, 1)
-    # both engines: the quantized image and the labels (up to 2 bytes a pixel)
-    total = n_values * dtype.itemsize + 2 * n_pixels
+    # both engines: the labels (up to 2 bytes a pixel) and the quantized image
+    label_bytes = 2 if k is None else (1 if k < 256 else 2)
+    total = label_bytes * n_pixels
+    image_bytes = n_values * dtype.itemsize
     if not contiguous:
         total += n_values * dtype.itemsize  # the pixel table is a copy
     table_itemsize = dtype.itemsize
@@ -77,7 +87,11 @@ def working_bytes(
         total += 3 * n_pixels * n_channels * 8  # the table in the new space, temporaries
         total += 2 * n_pixels  # the relabelling with the reported centres
         table_itemsize = 8
-    return total + ENGINES[method].working_bytes(n_pixels, n_channels, table_itemsize)
+    if engine_bytes is None:
+        engine_bytes = ENGINES[method].working_bytes(n_pixels, n_channels, table_itemsize)
+    # The engine's memory is freed before the image is made, but the allocator keeps
+    # most of it (the process does not shrink): the peak is about the sum.
+    return total + image_bytes + engine_bytes
 
 
 def check_memory(
