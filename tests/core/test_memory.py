@@ -52,7 +52,6 @@ def test_many_colour_images_stay_small_and_match_the_estimate(name):
         ("noise_rgb", "fast"),  # every pixel a distinct colour
         ("noise_gray_f32", "fast"),
         ("features_2", "fast"),
-        ("camera", "fast"),
         ("astronaut", "fast"),
         ("astronaut", "fast", "color_space=lab"),
     ],

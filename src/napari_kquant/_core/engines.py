@@ -59,12 +59,13 @@ SCORE_BYTES = 16 * MIB  # one block of the (points, centres) score matrix
 LUT_ENTRIES = {3: 1 << 24, 1: 1 << 16}  # code -> label lookup table, by channels coded
 HIST_BYTES = (1 << 24) * 4  # calcHist's float32 colour histogram (large RGB images)
 SORT_BYTES_PER_PIXEL = 10  # small RGB images: the codes, their sort and its mask
-FIXED_BYTES = 2 * MIB  # buffers and allocator slack of any run
+FIXED_BYTES = 1 * MIB  # buffers and allocator slack of any run
 GRID_BYTES_PER_CELL = 40  # the grid's counts and sums, and the labelling's cell slots
 # Weighted Lloyd on the colour summary keeps, per distinct colour: its point and
 # weight, its code, the point cast for the distance products, the weighted point,
 # its norm and its label (float64 mostly): about this many bytes.
-BYTES_PER_SUMMARY_POINT = 112
+BYTES_PER_SUMMARY_POINT = 64
+FEATURE_BYTES_PER_POINT = 112  # features: wider points, float64 keys and digits
 
 
 @dataclass(frozen=True)
@@ -173,6 +174,8 @@ class FastEngine:
         self.table = table
         self.mid_points = mid_points
         self.keep_codes = keep_codes
+        # a sweep labels the pixels once per K: no extra Lloyd passes over them
+        self.pixel_iterations = 0 if keep_codes else PIXEL_ITERATIONS
         if uses_grid(table):
             self._use(GridSummary.of(table))
         else:
@@ -201,18 +204,21 @@ class FastEngine:
             if points < max(GRID_MIN_CELLS, GRID_CELLS_PER_CLUSTER * k):  # goes exact
                 return FIXED_BYTES + HIST_BYTES + LUT_ENTRIES[3] + 64 * per_point
             cells = 1 << (3 * (8 - summary.shift))
-            return FIXED_BYTES + GRID_BYTES_PER_CELL * cells + per_point
+            polish = n * label_dtype(k).itemsize  # the labels of the pixel Lloyd pass
+            return FIXED_BYTES + GRID_BYTES_PER_CELL * cells + polish + per_point
         if summary.searched:  # small RGB: a sort of the codes, then per-point arrays
             kept = summary.coded.nbytes if summary.coded.ndim == 1 else 0
             return FIXED_BYTES + kept + max(SORT_BYTES_PER_PIXEL * n, per_point)
         if summary.indexed:  # features: int64 keys, their sort and inverse
-            return FIXED_BYTES + n * (8 * 5 + 8 * summary.table.shape[1]) + per_point
+            keys = n * (8 * 5 + 8 * summary.table.shape[1])
+            return FIXED_BYTES + keys + points * FEATURE_BYTES_PER_POINT
         if summary.table.shape[1] == 3:  # large RGB: the 2**24 histogram and table
             kept = summary.coded.nbytes if summary.coded.base is not summary.table else 0
             return FIXED_BYTES + HIST_BYTES + LUT_ENTRIES[3] + kept + per_point
         copied = not np.shares_memory(summary.coded, summary.table)
         inexact = 0 if summary.exact else BLOCK * 8 * 4  # float blocks: coding, figures
-        return FIXED_BYTES + summary.coded.nbytes * copied + (1 << 20) + inexact + per_point
+        counts = (1 << 16) * 8  # the count of each code
+        return FIXED_BYTES + summary.coded.nbytes * copied + counts + inexact + per_point
 
     def resolve(self, k: int) -> None:
         """Summarise the distinct colours exactly when the grid is too coarse for ``k``.
@@ -246,8 +252,7 @@ class FastEngine:
         tol, epsilon = self._tolerance(epsilon, use_epsilon)
         (mid, mid_w), (coarse, coarse_w) = self.mid, self.coarse(k)
         draws = [
-            _init_draws(coarse, coarse_w, k, init, rng)
-            for _ in range(CANDIDATES_PER_ATTEMPT * attempts)
+            _init_draws(coarse, coarse_w, k, init, rng) for _ in range(coarse_starts(k, attempts))
         ]
         checkpoint()
         candidates = lloyd_runs(coarse, coarse_w, draws, max_iter, tol, seeded=True)
@@ -315,7 +320,7 @@ class FastEngine:
             self.work,
         )
         if isinstance(summary, GridSummary):
-            centers = summary.polish(centers, PIXEL_ITERATIONS, tol)
+            centers = summary.polish(centers, self.pixel_iterations, tol)
         # Cell points may sit up to half a cell outside the data, and weighted means of
         # huge values round: keep the centres inside the data's range (which only
         # brings them nearer to every pixel).
@@ -342,11 +347,16 @@ class FastEngine:
             code_labels = code_labels.astype(label_dtype(k)) + label_dtype(k).type(1)
         if summary.exact:
             # Each code is one colour: the summary's figures are the pixels' figures.
+            from . import kernels
+
             labels = summary.label_pixels(code_labels)
-            counts = np.bincount(code_labels, weights=weights, minlength=k + 1)[1:]
-            residual = points - centers[code_labels - 1]
-            compactness = float(np.einsum("ij,ij,i->", residual, residual, weights))
-            return Fit(centers, labels, compactness, counts.astype(np.int64), epsilon)
+            counts, compactness = kernels.summary_figures(
+                np.ascontiguousarray(points, dtype=np.float64),
+                np.ascontiguousarray(weights, dtype=np.float64),
+                np.ascontiguousarray(centers, dtype=np.float64),
+                code_labels,
+            )
+            return Fit(centers, labels, float(compactness), counts.astype(np.int64), epsilon)
         labels = summary.label_pixels(code_labels, centers)
         counts, compactness = pixel_figures(self.table, labels, centers)
         return Fit(centers, labels, compactness, counts, epsilon)
@@ -428,24 +438,38 @@ class GridSummary:
         slot = np.zeros(1 << (3 * (8 - self.shift)), np.int64)
         slot[self.cells] = np.arange(len(self.cells))
         labels = np.empty(len(self.table), dtype=label_dtype(k))
-        counts = np.zeros(k + 1, np.int64)
-        sums = np.zeros((k + 1, 3))
-        sse = 0.0
-        for begin in range(0, len(self.table), BLOCK * 8):
-            checkpoint()
-            block = slice(begin, begin + BLOCK * 8)
-            sse += kernels.grid_label_pixels(
-                self.table[block],
-                self.shift,
-                slot,
-                sure,
-                start,
-                index,
-                centers,
-                labels[block],
-                counts,
-                sums,
-            )
+        threads = worker_threads(2)
+        counts = np.zeros((threads, k + 1), np.int64)
+        sums = np.zeros((threads, k + 1, 3))
+        blocks = [slice(begin, begin + BLOCK * 8) for begin in range(0, len(self.table), BLOCK * 8)]
+
+        def run(part):  # the blocks of one thread, with its own counts and sums
+            sse = 0.0
+            for block in blocks[part::threads]:
+                sse += kernels.grid_label_pixels(
+                    self.table[block],
+                    self.shift,
+                    slot,
+                    sure,
+                    start,
+                    index,
+                    centers,
+                    labels[block],
+                    counts[part],
+                    sums[part],
+                )
+            return sse
+
+        checkpoint()
+        if threads == 1:
+            sse = run(0)
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(threads) as pool:
+                sse = sum(pool.map(run, range(threads)))
+        checkpoint()
+        counts, sums = counts.sum(axis=0), sums.sum(axis=0)
         return labels, counts[1:], sums[1:], sse
 
 
@@ -652,9 +676,15 @@ class CodedSummary:
             lut = self.luts[code_labels.dtype]
             lut[self.codes] = code_labels
         out = np.empty(len(self.table), dtype=code_labels.dtype)
+        direct = centers is None and self.coded.ndim == 1 and not self.searched
         for start in range(0, len(self.table), BLOCK):
             checkpoint()
             block = slice(start, start + BLOCK)
+            if direct:  # kept codes: one compiled gather
+                from . import kernels
+
+                kernels.gather(lut, self.coded[block], out[block])
+                continue
             pixel_codes = self._pixel_codes(self.coded[block])
             if self.searched:
                 pixel_codes = np.searchsorted(codes, pixel_codes)
@@ -671,14 +701,19 @@ class CodedSummary:
         """Occupied codes whose cell may hold colours nearer to different centres."""
         if len(centers) == 1:
             return np.zeros(len(self.codes), dtype=bool)
-        scores = self.points @ (-2.0 * centers.T) + (centers * centers).sum(axis=1)
-        scores += (self.points * self.points).sum(axis=1)[:, None]
-        two = np.sqrt(np.maximum(np.partition(scores, 1, axis=1)[:, :2], 0.0))
         # Every colour of a cell lies within half a cell diagonal of the cell's point,
         # so a cell is on one side when its two nearest centres differ by more than
         # a diagonal (with a margin for rounding).
         diagonal = float(np.sqrt(np.sum(np.broadcast_to(self.step, centers.shape[1:]) ** 2)))
-        return two[:, 1] - two[:, 0] <= diagonal * (1 + 1e-2)
+        out = np.empty(len(self.points), dtype=bool)
+        step = max(1 << 12, SCORE_BLOCK // len(centers))  # the score matrix in blocks
+        for start in range(0, len(self.points), step):
+            points = self.points[start : start + step]
+            scores = points @ (-2.0 * centers.T) + (centers * centers).sum(axis=1)
+            scores += (points * points).sum(axis=1)[:, None]
+            two = np.sqrt(np.maximum(np.partition(scores, 1, axis=1)[:, :2], 0.0))
+            out[start : start + step] = two[:, 1] - two[:, 0] <= diagonal * (1 + 1e-2)
+        return out
 
     def _pixel_codes(self, coded_block: np.ndarray) -> np.ndarray:
         if coded_block.ndim == 2:  # (n, 3) uint8 channel codes, not yet combined
@@ -901,6 +936,24 @@ MAX_THREADS = 4
 PARALLEL_WORK = 1 << 14
 
 
+def coarse_starts(k: int, attempts: int) -> int:
+    """k-means++ starts tried on the coarse regrid: 4 per attempt up to K=64, fewer above.
+
+    A run costs about K times more at large K, while the middle stage (the best
+    starts refined, and a start of its own from K=32) decides the result there.
+    """
+    return max(attempts, CANDIDATES_PER_ATTEMPT * attempts * min(64, k) // max(k, 1))
+
+
+def worker_threads(tasks: int) -> int:
+    """Threads for ``tasks`` independent compiled tasks: one per core, at most MAX_THREADS.
+
+    Never more than OpenCV may use: ``cv2.setNumThreads(1)`` makes napari-kquant
+    single-threaded too.
+    """
+    return max(1, min(tasks, MAX_THREADS, os.cpu_count() or 1, cv2.getNumThreads()))
+
+
 def lloyd_runs(points, weights, starts, max_iter, epsilon, seeded=False):
     """:func:`weighted_lloyd` from each of ``starts``, in order, on parallel threads.
 
@@ -919,7 +972,7 @@ def lloyd_runs(points, weights, starts, max_iter, epsilon, seeded=False):
             start = _seeded(points, weights, start)
         return weighted_lloyd(points, weights, start, max_iter, epsilon)
 
-    threads = min(len(starts), MAX_THREADS, os.cpu_count() or 1, max(cv2.getNumThreads(), 1))
+    threads = worker_threads(len(starts))
     if threads < 2 or len(points) * len(starts) < PARALLEL_WORK:
         return [run(start) for start in starts]
     from concurrent.futures import ThreadPoolExecutor

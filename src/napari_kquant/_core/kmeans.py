@@ -453,22 +453,21 @@ def render(image: np.ndarray, labels: np.ndarray, centers: np.ndarray, rgb: bool
     # channel axis was moved last, np.empty_like would keep its strides and the
     # reshape would write into a copy)
     out = np.array(image, order="C") if width > n_channels else np.empty(image.shape, image.dtype)
-    target = out.reshape(n_pixels, width)[:, :n_channels]
-    source = image.reshape(n_pixels, width)[:, :n_channels]
-    lut = None
-    if image.dtype == np.uint8 and labels.dtype == np.uint8 and n_channels == 3:
-        # OpenCV's LUT applies the palette per channel in one vectorised pass.
-        lut = np.zeros((256, 1, 3), np.uint8)
-        lut[: len(palette), 0] = palette
-    for start in range(0, n_pixels, engines.BLOCK):
+    target = out.reshape(n_pixels, width)
+    source = image.reshape(n_pixels, width)
+    if width > n_channels:
+        target, source = target[:, :n_channels], source[:, :n_channels]
+    compiled = image.dtype.isnative and image.dtype != np.float16  # what numba reads
+    if compiled:
+        from . import kernels
+    for start in range(0, n_pixels, 8 * engines.BLOCK):
         checkpoint()
-        block = slice(start, start + engines.BLOCK)
+        block = slice(start, start + 8 * engines.BLOCK)
+        if compiled:
+            kernels.paint(flat_labels[block], palette, source[block], target[block])
+            continue
         lab = flat_labels[block]
-        if lut is None:
-            target[block] = np.take(palette, lab, axis=0)
-        else:
-            column = lab.reshape(-1, 1)
-            target[block] = cv2.LUT(cv2.merge([column, column, column]), lut).reshape(-1, 3)
+        target[block] = np.take(palette, lab, axis=0)
         unclustered = lab == 0
         if unclustered.any():
             target[block][unclustered] = source[block][unclustered]
