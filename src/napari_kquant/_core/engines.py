@@ -40,7 +40,8 @@ from .validate import FLOAT32_SAFE, MAX_FLOAT_MAGNITUDE, InvalidInputError
 
 BLOCK = 1 << 18  # pixels per block in full-data passes: bounds the working memory
 SCORE_BLOCK = 1 << 21  # entries of one block of the (points, centres) score matrix
-FINE_START_K = 32  # from this K a k-means++ start on the middle regrid competes too
+FINE_START_K = 32  # from this K, FINE_STARTS k-means++ starts on the middle regrid compete
+FINE_STARTS = 2
 MID_CANDIDATES = 3  # the most compact coarse results refined on the middle regrid
 MID_POINTS = 1 << 15  # about this many points on the middle regrid
 SWEEP_MID_POINTS = 1 << 13  # the same for sweeps
@@ -60,7 +61,7 @@ LUT_ENTRIES = {3: 1 << 24, 1: 1 << 16}  # code -> label lookup table, by channel
 HIST_BYTES = (1 << 24) * 4  # calcHist's float32 colour histogram (large RGB images)
 SORT_BYTES_PER_PIXEL = 10  # small RGB images: the codes, their sort and its mask
 FIXED_BYTES = 1 * MIB  # buffers and allocator slack of any run
-GRID_BYTES_PER_CELL = 40  # the grid's counts and sums, and the labelling's cell slots
+GRID_BYTES_PER_CELL = 32  # the grid's counts and sums, and the labelling's cell slots
 # Weighted Lloyd on the colour summary keeps, per distinct colour: its point and
 # weight, its code, the point cast for the distance products, the weighted point,
 # its norm and its label (float64 mostly): about this many bytes.
@@ -203,9 +204,11 @@ class FastEngine:
         if isinstance(summary, GridSummary):
             if points < max(GRID_MIN_CELLS, GRID_CELLS_PER_CLUSTER * k):  # goes exact
                 return FIXED_BYTES + HIST_BYTES + LUT_ENTRIES[3] + 64 * per_point
+            # the grid's tables and the cells' points; what the labelling passes free
+            # is mostly reused for the quantized image (measured peaks vary by about
+            # the image's size with the allocator: this is their middle)
             cells = 1 << (3 * (8 - summary.shift))
-            polish = n * label_dtype(k).itemsize  # the labels of the pixel Lloyd pass
-            return FIXED_BYTES + GRID_BYTES_PER_CELL * cells + polish + per_point
+            return FIXED_BYTES + GRID_BYTES_PER_CELL * cells + points * 32
         if summary.searched:  # small RGB: a sort of the codes, then per-point arrays
             kept = summary.coded.nbytes if summary.coded.ndim == 1 else 0
             return FIXED_BYTES + kept + max(SORT_BYTES_PER_PIXEL * n, per_point)
@@ -257,16 +260,18 @@ class FastEngine:
         checkpoint()
         candidates = lloyd_runs(coarse, coarse_w, draws, max_iter, tol, seeded=True)
         candidates.sort(key=lambda fit: fit[1])
+        # At large K the coarse regrid has too few points per cluster to place every
+        # centre well: k-means++ starts on the middle regrid take the place of the
+        # lesser coarse results there.
+        fine = FINE_STARTS if k >= FINE_START_K else 0
         if mid is not coarse:
             checkpoint()
-            refine = [c for c, *_ in candidates[:MID_CANDIDATES]]
+            refine = [c for c, *_ in candidates[: MID_CANDIDATES - fine]]
             candidates = lloyd_runs(mid, mid_w, refine, max_iter, tol)
-        if k >= FINE_START_K:
-            # at large K the coarse regrid has too few points per cluster to place
-            # every centre well: a k-means++ start on the middle regrid competes too
+        if fine:
             checkpoint()
-            fine = [_init_draws(mid, mid_w, k, init, rng)]
-            candidates += lloyd_runs(mid, mid_w, fine, max_iter, tol, seeded=True)
+            starts = [_init_draws(mid, mid_w, k, init, rng) for _ in range(fine)]
+            candidates += lloyd_runs(mid, mid_w, starts, max_iter, tol, seeded=True)
         best = min(candidates, key=lambda fit: fit[1])
         return self.finish(best[0], max_iter, tol, epsilon, best[3])
 
@@ -676,14 +681,25 @@ class CodedSummary:
             lut = self.luts[code_labels.dtype]
             lut[self.codes] = code_labels
         out = np.empty(len(self.table), dtype=code_labels.dtype)
+        from . import kernels
+
         direct = centers is None and self.coded.ndim == 1 and not self.searched
+        hashed = self.searched and self.coded.ndim == 2 and self.coded.dtype == np.uint8
+        if hashed:  # small uint8 RGB: a hash table from code to row, one compiled pass
+            if "index" not in self.luts:
+                self.luts["index"] = kernels.code_index(self.codes.astype(np.uint32))
+            slots, positions = self.luts["index"]
+            if centers is not None:
+                hashed = False  # unsure pixels need the exact measure below
         for start in range(0, len(self.table), BLOCK):
             checkpoint()
             block = slice(start, start + BLOCK)
             if direct:  # kept codes: one compiled gather
-                from . import kernels
-
                 kernels.gather(lut, self.coded[block], out[block])
+                continue
+            if hashed:
+                coded = np.ascontiguousarray(self.coded[block])
+                kernels.label_rgb(coded, slots, positions, lut, out[block])
                 continue
             pixel_codes = self._pixel_codes(self.coded[block])
             if self.searched:

@@ -457,3 +457,39 @@ def summary_figures(points, weights, centers, labels):
         counts[label] += weights[i]
         total += weights[i] * _squared_distance(points, i, centers, label - 1)
     return counts[1:], total
+
+
+@njit(cache=True, nogil=True)
+def code_index(codes):
+    """An open-addressing hash table from each 24-bit code to its position in ``codes``.
+
+    Returns (slots, positions): ``slots`` holds code + 1 (0 = empty) in a power-of-two
+    table at least twice the codes' number, ``positions`` the matching index.
+    """
+    size = 1
+    while size < 2 * codes.shape[0]:
+        size *= 2
+    slots = np.zeros(size, np.uint32)
+    positions = np.zeros(size, np.int32)
+    mask = size - 1
+    for p in range(codes.shape[0]):
+        code = np.int64(codes[p])
+        h = (code * 2654435761) & mask
+        while slots[h] != 0:
+            h = (h + 1) & mask
+        slots[h] = code + 1
+        positions[h] = p
+    return slots, positions
+
+
+@njit(cache=True, nogil=True)
+def label_rgb(table, slots, positions, code_labels, out):
+    """Label each uint8 RGB pixel with ``code_labels`` of its code (found in the hash table)."""
+    mask = slots.shape[0] - 1
+    for i in range(table.shape[0]):
+        r, g, b = np.int64(table[i, 0]), np.int64(table[i, 1]), np.int64(table[i, 2])
+        code = r | (g << 8) | (b << 16)
+        h = (code * 2654435761) & mask
+        while slots[h] != code + 1:
+            h = (h + 1) & mask
+        out[i] = code_labels[positions[h]]
