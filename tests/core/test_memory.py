@@ -15,13 +15,22 @@ from napari_kquant._core import memory as _memory
 PEAK_SCRIPT = Path(__file__).parents[2] / "benchmarks" / "memory_peak.py"
 
 
-def measure(*case):
-    # each run in its own process, its peak RSS measured by the kernel (OpenCV's and
-    # the compiled kernels' allocations included, which tracemalloc does not see)
-    done = subprocess.run(
-        [sys.executable, str(PEAK_SCRIPT), *case], capture_output=True, text=True, check=True
-    )
-    measured = json.loads(done.stdout)
+def measure(*case, runs=1):
+    """Peak RSS of the run in a fresh process (the median of ``runs``), and the estimate.
+
+    The kernel measures it, OpenCV's and the compiled kernels' allocations included
+    (tracemalloc does not see them). Whether the allocator reuses freed memory for
+    the quantized image moves small images' peaks by a few MB from run to run: the
+    median of three is what a user sees.
+    """
+    results = []
+    for _ in range(runs):
+        done = subprocess.run(
+            [sys.executable, str(PEAK_SCRIPT), *case], capture_output=True, text=True, check=True
+        )
+        results.append(json.loads(done.stdout))
+    results.sort(key=lambda m: m["peak_bytes"])
+    measured = results[len(results) // 2]
     assert measured["peak_bytes"] > 0
     return measured
 
@@ -39,7 +48,7 @@ def test_many_colour_images_stay_small_and_match_the_estimate(name):
     The estimate the run reports (made once the summary is known) is within 1.5x of
     the measured peak, either way.
     """
-    m = measure(name, "fast", "k=16")
+    m = measure(name, "fast", "k=16", runs=3)
     peak, size = m["peak_bytes"], m["input_bytes"]
     limit = 3 * size if size > 20 * MB else 3 * size + 20 * MB
     assert peak <= limit, m
@@ -58,7 +67,7 @@ def test_many_colour_images_stay_small_and_match_the_estimate(name):
     ids="-".join,
 )
 def test_the_fast_engines_estimate_is_within_half_again_of_the_peak(case):
-    m = measure(*case)
+    m = measure(*case, runs=3)
     assert m["peak_bytes"] / 1.5 <= m["estimate_bytes"] <= 1.5 * m["peak_bytes"], m
 
 
