@@ -18,9 +18,12 @@ import numpy as np
 from numba import njit
 
 _INF = np.inf
+# Reassociation and fused multiply-add in the distance loops; no assumption that
+# values are finite (the bounds start at infinity).
+FAST = {"reassoc", "contract", "arcp"}
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath=FAST)
 def _two_nearest(points, i, centers):
     """Index of the nearest centre to point i, its squared distance and the next one's."""
     best, second, nearest = _INF, _INF, 0
@@ -38,7 +41,7 @@ def _two_nearest(points, i, centers):
     return nearest, best, second
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath=FAST)
 def _squared_distance(points, i, centers, j):
     d = 0.0
     for c in range(points.shape[1]):
@@ -47,7 +50,7 @@ def _squared_distance(points, i, centers, j):
     return d
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath=FAST)
 def _assign_all(points, weights, centers, labels, upper, lower, mass, sums):
     """Every point's nearest centre and bounds; the clusters' weights and weighted sums."""
     mass[:] = 0.0
@@ -63,7 +66,7 @@ def _assign_all(points, weights, centers, labels, upper, lower, mass, sums):
             sums[j, c] += w * points[i, c]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath=FAST)
 def _half_gaps(centers, gap):
     k = centers.shape[0]
     for a in range(k):
@@ -76,7 +79,7 @@ def _half_gaps(centers, gap):
         gap[a] = 0.5 * np.sqrt(g) if k > 1 else _INF
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath=FAST)
 def lloyd(points, weights, centers, max_iter, tol):
     """Weighted Lloyd iterations from ``centers``: (centres, inertia, labels, iterations).
 
@@ -135,7 +138,7 @@ def lloyd(points, weights, centers, max_iter, tol):
     return centers, inertia, labels, n_iter
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath=FAST)
 def _reassign(points, weights, centers, moved, labels, upper, lower, mass, sums, gap):
     """Hamerly's step: after the centres moved by ``moved``, fix every point's nearest centre.
 
@@ -186,7 +189,7 @@ def nearest(points, centers, labels, distances):
         distances[i] = best
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath=FAST)
 def kmeans_pp(points, weights, first, draws):
     """Greedy weighted k-means++ (as scikit-learn): the indices of the points picked.
 
