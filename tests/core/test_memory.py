@@ -1,6 +1,7 @@
 """The working-memory guard: estimates bound measured peaks, too-large jobs are refused early."""
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -13,20 +14,25 @@ from napari_kquant import quantize
 from napari_kquant._core import memory as _memory
 
 PEAK_SCRIPT = Path(__file__).parents[2] / "benchmarks" / "memory_peak.py"
+PEAK_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536"}
 
 
 def measure(*case, runs=1):
     """Peak RSS of the run in a fresh process (the median of ``runs``), and the estimate.
 
     The kernel measures it, OpenCV's and the compiled kernels' allocations included
-    (tracemalloc does not see them). Whether the allocator reuses freed memory for
-    the quantized image moves small images' peaks by a few MB from run to run: the
-    median of three is what a user sees.
+    (tracemalloc does not see them). glibc's mmap threshold is fixed (``PEAK_ENV``)
+    so that freed large blocks go back to the system: the peak is then the most
+    memory live at once, not what the heap happened to keep from earlier work.
     """
     results = []
     for _ in range(runs):
         done = subprocess.run(
-            [sys.executable, str(PEAK_SCRIPT), *case], capture_output=True, text=True, check=True
+            [sys.executable, str(PEAK_SCRIPT), *case],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, **PEAK_ENV},
         )
         results.append(json.loads(done.stdout))
     results.sort(key=lambda m: m["peak_bytes"])

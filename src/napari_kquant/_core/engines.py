@@ -59,9 +59,9 @@ MIB = 1 << 20
 SCORE_BYTES = 16 * MIB  # one block of the (points, centres) score matrix
 LUT_ENTRIES = {3: 1 << 24, 1: 1 << 16}  # code -> label lookup table, by channels coded
 HIST_BYTES = (1 << 24) * 4  # calcHist's float32 colour histogram (large RGB images)
-SORT_BYTES_PER_PIXEL = 10  # small RGB images: the codes, their sort and its mask
+SORT_BYTES_PER_PIXEL = 6  # small RGB images: the codes, their sort and its mask
 FIXED_BYTES = 1 * MIB  # buffers and allocator slack of any run
-GRID_BYTES_PER_CELL = 32  # the grid's counts and sums, and the labelling's cell slots
+GRID_BYTES_PER_CELL = 24  # the grid's counts and sums, and the labelling's cell slots
 # Weighted Lloyd on the colour summary keeps, per distinct colour: its point and
 # weight, its code, the point cast for the distance products, the weighted point,
 # its norm and its label (float64 mostly): about this many bytes.
@@ -204,11 +204,10 @@ class FastEngine:
         if isinstance(summary, GridSummary):
             if points < max(GRID_MIN_CELLS, GRID_CELLS_PER_CLUSTER * k):  # goes exact
                 return FIXED_BYTES + HIST_BYTES + LUT_ENTRIES[3] + 64 * per_point
-            # the grid's tables and the cells' points; what the labelling passes free
-            # is mostly reused for the quantized image (measured peaks vary by about
-            # the image's size with the allocator: this is their middle)
+            # the grid's tables and the cells' points (the labelling passes' memory is
+            # freed before the quantized image is made)
             cells = 1 << (3 * (8 - summary.shift))
-            return FIXED_BYTES + GRID_BYTES_PER_CELL * cells + points * 32
+            return FIXED_BYTES + GRID_BYTES_PER_CELL * cells + points * 16
         if summary.searched:  # small RGB: a sort of the codes, then per-point arrays
             kept = summary.coded.nbytes if summary.coded.ndim == 1 else 0
             return FIXED_BYTES + kept + max(SORT_BYTES_PER_PIXEL * n, per_point)
@@ -264,9 +263,13 @@ class FastEngine:
         # centre well: k-means++ starts on the middle regrid take the place of the
         # lesser coarse results there.
         fine = FINE_STARTS if k >= FINE_START_K else 0
+        if fine and len(mid) == len(self.summary.points):
+            # no smaller middle regrid (a summary of few colours): the middle stage
+            # works on the data itself, and one more start there pays
+            fine += 1
         if mid is not coarse:
             checkpoint()
-            refine = [c for c, *_ in candidates[: MID_CANDIDATES - fine]]
+            refine = [c for c, *_ in candidates[: max(MID_CANDIDATES - fine, 1)]]
             candidates = lloyd_runs(mid, mid_w, refine, max_iter, tol)
         if fine:
             checkpoint()
