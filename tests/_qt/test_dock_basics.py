@@ -114,19 +114,25 @@ def test_another_experiment_keeps_the_earlier_layers(make_napari_viewer, qtbot, 
     assert lab["color_space"] == "lab"
 
 
-def noisy_2048():
-    return np.random.default_rng(0).integers(0, 256, (2048, 2048, 3), dtype=np.uint8)
+def opencv_run_in_flight(make_napari_viewer, qtbot):
+    """A viewer whose dock runs OpenCV's k-means on a 2048² noise image at K=16, 1.5 s in.
 
-
-def test_cancel_stops_an_opencv_run_within_3_s(make_napari_viewer, qtbot):
+    That is inside the first ``cv2.kmeans`` call, which takes tens of seconds.
+    """
     viewer = make_napari_viewer()
-    viewer.add_image(noisy_2048(), name="noise")
+    noise = np.random.default_rng(0).integers(0, 256, (2048, 2048, 3), dtype=np.uint8)
+    viewer.add_image(noise, name="noise")
     _, widget = viewer.window.add_plugin_dock_widget(*QUANTIZE)
     widget.method.value = "opencv"
     widget.k.value = 16
     widget.run_button.native.click()
-    qtbot.wait(1_500)  # inside the first cv2.kmeans call (it takes tens of seconds)
+    qtbot.wait(1_500)
     assert widget.running and widget.run_button.text == "Cancel"
+    return viewer, widget
+
+
+def test_cancel_stops_an_opencv_run_within_3_s(make_napari_viewer, qtbot):
+    viewer, widget = opencv_run_in_flight(make_napari_viewer, qtbot)
     started = time.perf_counter()
     widget.run_button.native.click()
     qtbot.waitUntil(lambda: widget.run_button.text == "Run", timeout=10_000)
@@ -138,15 +144,8 @@ def test_cancel_stops_an_opencv_run_within_3_s(make_napari_viewer, qtbot):
 
 
 def test_closing_the_viewer_mid_opencv_run_returns_within_3_s(make_napari_viewer, qtbot):
-    viewer = make_napari_viewer()
-    viewer.add_image(noisy_2048(), name="noise")
-    _, widget = viewer.window.add_plugin_dock_widget(*QUANTIZE)
-    widget.method.value = "opencv"
-    widget.k.value = 16
     threads_before = threading.active_count()
-    widget.run_button.native.click()
-    qtbot.wait(1_500)
-    assert widget.running
+    viewer, _ = opencv_run_in_flight(make_napari_viewer, qtbot)
     started = time.perf_counter()
     viewer.close()
     took = time.perf_counter() - started
