@@ -290,7 +290,6 @@ class FastEngine:
         """
         self.resolve(ks[-1])
         tol, epsilon = self._tolerance(epsilon, use_epsilon)
-        work = self.work
         mid, mid_w = self.mid
         coarse, coarse_w = self.coarse(ks[-1])
         sequences = [init_centers(coarse, coarse_w, ks[-1], init, rng) for _ in range(attempts)]
@@ -303,7 +302,7 @@ class FastEngine:
             candidates = lloyd_runs(coarse, coarse_w, starts, max_iter, tol)
             best = min(candidates, key=lambda fit: fit[1])
             if mid is not coarse:
-                best = weighted_lloyd(mid, mid_w, best[0], max_iter, tol, work)
+                best = weighted_lloyd(mid, mid_w, best[0], max_iter, tol)
             fit = self.finish(best[0], max_iter, tol, epsilon, best[3])
             yield fit
 
@@ -325,7 +324,6 @@ class FastEngine:
             centers,
             min(max_iter, FINISH_ITERATIONS),
             tol,
-            self.work,
         )
         if isinstance(summary, GridSummary):
             centers = summary.polish(centers, self.pixel_iterations, tol)
@@ -1000,13 +998,13 @@ def lloyd_runs(points, weights, starts, max_iter, epsilon, seeded=False):
         return list(pool.map(run, starts))
 
 
-def weighted_lloyd(points, weights, centers, max_iter, epsilon, work=np.float64):
+def weighted_lloyd(points, weights, centers, max_iter, epsilon):
     """Lloyd iterations on weighted points: centres, weighted inertia, labels, iterations.
 
     Stops after ``max_iter`` updates or when no centre moves by more than ``epsilon``
     (OpenCV's rule). An empty cluster takes the point that costs most where it is.
     One compiled pass per iteration, skipping the points Hamerly's bounds settle
-    (:func:`napari_kquant._core.kernels.lloyd`); in float64 whatever ``work``.
+    (:func:`napari_kquant._core.kernels.lloyd`), in float64.
     """
     from . import kernels
 

@@ -180,15 +180,6 @@ def _reassign(points, weights, centers, moved, labels, upper, lower, mass, sums,
             labels[i] = j
 
 
-@njit(cache=True, nogil=True)
-def nearest(points, centers, labels, distances):
-    """Write each point's nearest centre and squared distance into ``labels``, ``distances``."""
-    for i in range(points.shape[0]):
-        j, best, _ = _two_nearest(points, i, centers)
-        labels[i] = j
-        distances[i] = best
-
-
 @njit(cache=True, nogil=True, fastmath=FAST)
 def kmeans_pp(points, weights, first, draws):
     """Greedy weighted k-means++ (as scikit-learn): the indices of the points picked.

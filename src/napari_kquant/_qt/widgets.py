@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -102,6 +103,7 @@ def option_widget(name: str):
     return spin
 
 
+@functools.cache
 def _tooltips() -> dict[str, str]:
     """Every field's tooltip, from the docstrings of the functions the docks run."""
     return {
