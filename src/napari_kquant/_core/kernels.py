@@ -21,6 +21,10 @@ _INF = np.inf
 # Reassociation and fused multiply-add in the distance loops; no assumption that
 # values are finite (the bounds start at infinity).
 FAST = {"reassoc", "contract", "arcp"}
+# Triangle-inequality tests skip only beyond this factor of their bound (rounding).
+MARGIN = 1.0 + 1e-9
+# From this many centres, nearest-centre searches walk sorted neighbour rows.
+ROWS_FROM_K = 24
 
 
 @njit(cache=True, nogil=True, fastmath=FAST)
@@ -42,6 +46,35 @@ def _two_nearest(points, i, centers):
 
 
 @njit(cache=True, nogil=True, fastmath=FAST)
+def _two_nearest_from(points, i, centers, a, order, apart, slack):
+    """:func:`_two_nearest`, walking centre ``a``'s :func:`neighbour_rows` outwards.
+
+    Stops at the first centre whose distance from ``a``, less the point's distance
+    to ``a``, exceeds the second-best distance so far: no centre beyond can be
+    nearer than the two found. ``slack``: how much nearer any two centres may have
+    come since the row was built (rows are kept while the centres move little).
+    Equal distances go to the lower index, as in :func:`_two_nearest`.
+    """
+    best = _squared_distance(points, i, centers, a)
+    u = np.sqrt(best)
+    second, second_root, nearest = _INF, _INF, a
+    for m in range(1, centers.shape[0]):
+        if apart[a, m] - slack - u > MARGIN * second_root:
+            break
+        j = order[a, m]
+        d = _squared_distance(points, i, centers, j)
+        if d < best or (d == best and j < nearest):
+            second = best
+            best = d
+            nearest = j
+            second_root = np.sqrt(second)
+        elif d < second:
+            second = d
+            second_root = np.sqrt(second)
+    return nearest, best, second
+
+
+@njit(cache=True, nogil=True, fastmath=FAST)
 def _squared_distance(points, i, centers, j):
     d = 0.0
     for c in range(points.shape[1]):
@@ -51,12 +84,28 @@ def _squared_distance(points, i, centers, j):
 
 
 @njit(cache=True, nogil=True, fastmath=FAST)
-def _assign_all(points, weights, centers, labels, upper, lower, mass, sums):
-    """Every point's nearest centre and bounds; the clusters' weights and weighted sums."""
+def _assign_all(points, weights, centers, labels, upper, lower, mass, sums, rows):
+    """Every point's nearest centre and bounds; the clusters' weights and weighted sums.
+
+    From ``ROWS_FROM_K`` centres on, each search starts from the previous point's
+    centre (summary points come sorted by colour code, so neighbours are alike) and
+    walks its neighbour rows; below, every centre is measured.
+    """
     mass[:] = 0.0
     sums[:] = 0.0
+    k = centers.shape[0]
+    pruned = k >= ROWS_FROM_K
+    if pruned:
+        order, apart = neighbour_rows(centers)
+        rows[0][:] = order
+        rows[1][:] = apart
+    guess = 0
     for i in range(points.shape[0]):
-        j, best, second = _two_nearest(points, i, centers)
+        if pruned:
+            j, best, second = _two_nearest_from(points, i, centers, guess, rows[0], rows[1], 0.0)
+            guess = j
+        else:
+            j, best, second = _two_nearest(points, i, centers)
         labels[i] = j
         upper[i] = np.sqrt(best)
         lower[i] = np.sqrt(second)
@@ -98,7 +147,13 @@ def lloyd(points, weights, centers, max_iter, tol):
     sums = np.zeros((k, n_channels))
     moved = np.empty(k)
     gap = np.empty(k)
-    _assign_all(points, weights, centers, labels, upper, lower, mass, sums)
+    big = k >= ROWS_FROM_K  # neighbour rows pay from this many centres (1 x 1 below)
+    rows = (np.empty((k if big else 1, k), np.int64), np.empty((k if big else 1, k)))
+    # the centres' cumulative drift (the sum of each update's largest move) when each
+    # row was built: rows stay in use while the centres have moved little since
+    built = np.zeros(k)
+    drift = 0.0
+    _assign_all(points, weights, centers, labels, upper, lower, mass, sums, rows)
     n_iter = 0
     for iteration in range(max_iter):
         n_iter = iteration + 1
@@ -125,10 +180,26 @@ def lloyd(points, weights, centers, max_iter, tol):
             moved[j] = np.sqrt(_squared_distance(new, j, centers, j))
             shift = max(shift, moved[j])
         centers = new
+        drift += shift
         if empty:  # a centre jumped: measure everything again
-            _assign_all(points, weights, centers, labels, upper, lower, mass, sums)
+            _assign_all(points, weights, centers, labels, upper, lower, mass, sums, rows)
+            built[:] = drift
         else:
-            _reassign(points, weights, centers, moved, labels, upper, lower, mass, sums, gap)
+            _reassign(
+                points,
+                weights,
+                centers,
+                moved,
+                labels,
+                upper,
+                lower,
+                mass,
+                sums,
+                gap,
+                rows,
+                built,
+                drift,
+            )
         if shift <= tol:
             break
     # the labels are every point's nearest final centre: the inertia needs one distance each
@@ -139,15 +210,24 @@ def lloyd(points, weights, centers, max_iter, tol):
 
 
 @njit(cache=True, nogil=True, fastmath=FAST)
-def _reassign(points, weights, centers, moved, labels, upper, lower, mass, sums, gap):
+def _reassign(
+    points, weights, centers, moved, labels, upper, lower, mass, sums, gap, rows, built, drift
+):
     """Hamerly's step: after the centres moved by ``moved``, fix every point's nearest centre.
 
     Bounds are loosened by the moves; a point is measured only when its upper bound
     exceeds both its lower bound and half the gap from its centre to the next one
     (then no other centre can be nearer). Clusters' sums follow the points that move.
+    From ``ROWS_FROM_K`` centres on, a point that must search does so along its
+    centre's neighbour row. A row built when the centres' cumulative drift was
+    ``built[a]`` is used with a slack of twice the drift since (no two centres came
+    nearer by more), and built again once that slack exceeds the distance from
+    ``a`` to its nearest other centre.
     """
     k = centers.shape[0]
     n_channels = points.shape[1]
+    pruned = k >= ROWS_FROM_K
+    row = np.empty(k)
     first, top, runner_up = 0, 0.0, 0.0
     for j in range(k):
         if moved[j] > top:
@@ -167,7 +247,15 @@ def _reassign(points, weights, centers, moved, labels, upper, lower, mass, sums,
         upper[i] = np.sqrt(_squared_distance(points, i, centers, a))
         if upper[i] <= bound:
             continue
-        j, best, second = _two_nearest(points, i, centers)
+        if pruned:
+            slack = 2.0 * (drift - built[a])
+            if slack > 2.0 * gap[a]:  # the distance to its nearest other centre
+                _neighbour_row(centers, a, rows[0], rows[1], row)
+                built[a] = drift
+                slack = 0.0
+            j, best, second = _two_nearest_from(points, i, centers, a, rows[0], rows[1], slack)
+        else:
+            j, best, second = _two_nearest(points, i, centers)
         upper[i] = np.sqrt(best)
         lower[i] = np.sqrt(second)
         if j != a:
@@ -189,6 +277,11 @@ def kmeans_pp(points, weights, first, draws):
     probability proportional to weight x squared distance to the nearest pick so
     far, and the candidate that lowers the weighted potential most is kept. When
     every point coincides with a pick the remaining picks repeat the first.
+
+    Each pick keeps a list of the points it is nearest to and the radius of that
+    list. A candidate farther than twice the radius from a pick cannot come nearer
+    to any of that pick's points (triangle inequality), so the list is skipped
+    whole: at large K a candidate measures only the points of the picks around it.
     """
     n = points.shape[0]
     k = draws.shape[0] + 1
@@ -196,11 +289,16 @@ def kmeans_pp(points, weights, first, draws):
     picks = np.empty(k, np.int64)
     picks[0] = first
     closest = np.empty(n)
-    for i in range(n):
+    following = np.empty(n, np.int64)  # the next point of the same pick's list (-1: last)
+    head = np.full(k, -1, np.int64)  # each pick's first point
+    radius = np.zeros(k)  # at least the distance from each pick to its farthest point
+    for i in range(n - 1, -1, -1):
         closest[i] = _squared_distance(points, i, points, first)
+        following[i] = head[0]
+        head[0] = i
+        radius[0] = max(radius[0], np.sqrt(closest[i]))
     cumulative = np.empty(n)
-    trial = np.empty(n)
-    best_trial = np.empty(n)
+    apart = np.empty(k)
     for step in range(1, k):
         total = 0.0
         for i in range(n):
@@ -210,21 +308,50 @@ def kmeans_pp(points, weights, first, draws):
             for rest in range(step, k):
                 picks[rest] = first
             break
-        best_cost = _INF
+        best_gain = -1.0
         best_pick = 0
         for t in range(n_trials):
             candidate = min(np.searchsorted(cumulative, draws[step - 1, t] * total), n - 1)
-            cost = 0.0
-            for i in range(n):
-                d = min(_squared_distance(points, i, points, candidate), closest[i])
-                trial[i] = d
-                cost += d * weights[i]
-            if cost < best_cost:
-                best_cost = cost
+            gain = 0.0  # how much the weighted potential falls with this candidate
+            for p in range(step):
+                # a point within half the pick-candidate distance of its pick stays
+                quarter = 0.25 * _squared_distance(points, candidate, points, picks[p])
+                if quarter > MARGIN * radius[p] * radius[p]:
+                    continue
+                i = head[p]
+                while i >= 0:
+                    if closest[i] * MARGIN >= quarter:
+                        d = _squared_distance(points, i, points, candidate)
+                        if d < closest[i]:
+                            gain += (closest[i] - d) * weights[i]
+                    i = following[i]
+            if gain > best_gain:
+                best_gain = gain
                 best_pick = candidate
-                best_trial[:] = trial
         picks[step] = best_pick
-        closest[:] = best_trial
+        # the points nearer to the new pick move to its list
+        for p in range(step):
+            apart[p] = np.sqrt(_squared_distance(points, best_pick, points, picks[p]))
+            if apart[p] > MARGIN * 2.0 * radius[p]:
+                continue
+            previous, i, reach = -1, head[p], 0.0
+            while i >= 0:
+                after = following[i]
+                d = _squared_distance(points, i, points, best_pick)
+                if d < closest[i]:
+                    closest[i] = d
+                    if previous < 0:
+                        head[p] = after
+                    else:
+                        following[previous] = after
+                    following[i] = head[step]
+                    head[step] = i
+                    radius[step] = max(radius[step], np.sqrt(d))
+                else:
+                    previous = i
+                    reach = max(reach, np.sqrt(closest[i]))
+                i = after
+            radius[p] = reach
     return picks
 
 
@@ -249,7 +376,37 @@ def grid_histogram(table, shift):
     return counts, sums
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath=FAST)
+def neighbour_rows(centers):
+    """Each centre's others by distance: ``order[a]`` (``a`` first) and ``apart[a]`` (sorted).
+
+    With these a search for the nearest centre to ``x`` that starts from a centre
+    ``a`` at distance ``u`` can stop at the first centre ``j`` with
+    ``apart(a, j) - u`` beyond the best distance so far: ``|x - c_j| >=
+    |c_a - c_j| - u`` (triangle inequality), and the rows are sorted.
+    """
+    k = centers.shape[0]
+    order = np.empty((k, k), np.int64)
+    apart = np.empty((k, k))
+    row = np.empty(k)
+    for a in range(k):
+        _neighbour_row(centers, a, order, apart, row)
+    return order, apart
+
+
+@njit(cache=True, nogil=True, fastmath=FAST)
+def _neighbour_row(centers, a, order, apart, row):
+    """Row ``a`` of :func:`neighbour_rows`, written into ``order`` and ``apart``."""
+    for j in range(centers.shape[0]):
+        row[j] = np.sqrt(_squared_distance(centers, a, centers, j))
+    row[a] = -1.0  # the centre itself first, even beside a duplicate
+    order[a] = np.argsort(row)
+    for m in range(centers.shape[0]):
+        apart[a, m] = row[order[a, m]]
+    apart[a, 0] = 0.0
+
+
+@njit(cache=True, nogil=True, fastmath=FAST)
 def grid_candidates(cells, shift, centers):
     """For each cell: its label when every colour in it has the same nearest centre, else 0.
 
@@ -259,6 +416,10 @@ def grid_candidates(cells, shift, centers):
     centres with ``d_j <= d_a + 2r`` can be nearest to a colour of the cell. Those
     candidates are listed (``start``, ``index``, as CSR) for the cells with more than
     one; their pixels are measured against the candidates only.
+
+    The search for ``a`` and the candidates starts from the previous cell's nearest
+    centre and walks its :func:`neighbour_rows` outwards, stopping where no further
+    centre can be within ``d_a + 2r``.
     """
     bits = 8 - shift
     mask = (1 << bits) - 1
@@ -266,25 +427,36 @@ def grid_candidates(cells, shift, centers):
     reach = np.sqrt(3.0) * side * (1 + 1e-9) + 1e-9  # 2r, with a margin for rounding
     k = centers.shape[0]
     n = cells.shape[0]
+    order, apart = neighbour_rows(centers)
     sure = np.zeros(n, np.int64)
     start = np.zeros(n + 1, np.int64)
     index = np.empty(n * min(k, 8), np.int64)
     used = 0
     middle = np.empty((1, 3))
+    seen = np.empty(k, np.int64)
     distance = np.empty(k)
+    guess = 0
     for q in range(n):
         cell = cells[q]
         for c in range(3):
             middle[0, c] = ((cell >> (bits * c)) & mask) * (side + 1) + side / 2.0
-        nearest_j, nearest_d = 0, _INF
-        for j in range(k):
-            distance[j] = np.sqrt(_squared_distance(middle, 0, centers, j))
-            if distance[j] < nearest_d:
-                nearest_d = distance[j]
+        u = np.sqrt(_squared_distance(middle, 0, centers, guess))
+        nearest_j, nearest_d, n_seen = guess, u, 0
+        for m in range(k):
+            if apart[guess, m] > MARGIN * (u + nearest_d + reach) + 1e-9:
+                break
+            j = order[guess, m]
+            d = u if m == 0 else np.sqrt(_squared_distance(middle, 0, centers, j))
+            seen[n_seen] = j
+            distance[n_seen] = d
+            n_seen += 1
+            if d < nearest_d or (d == nearest_d and j < nearest_j):
+                nearest_d = d
                 nearest_j = j
+        guess = nearest_j
         count = 0
-        for j in range(k):
-            if distance[j] <= nearest_d + reach:
+        for s in range(n_seen):
+            if distance[s] <= nearest_d + reach:
                 count += 1
         if count == 1:
             sure[q] = nearest_j + 1
@@ -293,9 +465,9 @@ def grid_candidates(cells, shift, centers):
                 grown = np.empty(max(2 * index.shape[0], used + count), np.int64)
                 grown[:used] = index[:used]
                 index = grown
-            for j in range(k):
-                if distance[j] <= nearest_d + reach:
-                    index[used] = j
+            for s in range(n_seen):
+                if distance[s] <= nearest_d + reach:
+                    index[used] = seen[s]
                     used += 1
         start[q + 1] = used
     return sure, start, index[:used]
