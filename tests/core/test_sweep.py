@@ -118,3 +118,72 @@ def test_kneedle_finds_the_bend():
     assert kneedle(ks, curve) == 4
     assert kneedle([1, 2], [3, 1]) is None
     assert sweep(data.coffee(), "2..8").elbow() in range(3, 8)
+
+
+def noisy_gradient(height, width, sigma=20.0):
+    """Millions of colours: over 1 Mpx a sweep takes the grid summary."""
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    image = np.stack([x * 255 / width, y * 255 / height, (x / width + y / height) * 127], -1)
+    return np.clip(image + rng.normal(0, sigma, image.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("kind", ["grid", "exact", "gray"])
+def test_a_sweeps_results_made_on_access_equal_the_eager_ones(kind, astronaut):
+    image = {
+        "grid": noisy_gradient(1000, 1100),
+        "exact": np.tile(astronaut, (2, 3, 1)),  # 1.5 Mpx of a photo: the 24-bit summary
+        "gray": data.camera(),
+    }[kind]
+    lazy = sweep(image, "2..7", seed=3)
+    eager = list(iter_sweep(image, "2..7", seed=3))  # labelled as each K is found
+    figures = lazy.compactness, lazy.mse, lazy.fractions, lazy.elbow()
+    for k, made in zip(lazy.ks, eager, strict=True):
+        taken = lazy[k]
+        np.testing.assert_array_equal(taken.labels, made.labels)
+        np.testing.assert_array_equal(taken.image, made.image)
+        np.testing.assert_array_equal(taken.counts, made.counts)
+        np.testing.assert_array_equal(taken.centers, made.centers)
+        assert taken.compactness == pytest.approx(made.compactness, rel=1e-12)
+        assert taken.params == made.params and taken.elapsed > 0
+        # the figures given before any result was made are the results' own
+        table = image.reshape(len(taken.labels.ravel()), -1).astype(np.float64)
+        sse = float(((table - taken.centers[taken.labels.ravel() - 1]) ** 2).sum())
+        assert taken.compactness == pytest.approx(sse, rel=1e-12)
+        np.testing.assert_array_equal(taken.counts, np.bincount(taken.labels.ravel())[1:])
+    np.testing.assert_allclose(lazy.compactness, figures[0], rtol=0)
+    np.testing.assert_allclose(lazy.mse, figures[1], rtol=0)
+    assert lazy.elbow() == figures[3]
+
+
+def test_a_sweep_holds_no_image_sized_memory_until_a_k_is_taken():
+    import tracemalloc
+
+    image = noisy_gradient(1000, 1100)  # the grid summary
+    one_k = image.nbytes + image.shape[0] * image.shape[1]  # a quantized image + labels
+    tracemalloc.start()
+    try:
+        held = []
+        for ks in ("2..3", "2..9"):
+            s = sweep(image, ks, seed=0)
+            s.table(), s.fractions, s.elbow()  # the figures make no result
+            held.append(tracemalloc.get_traced_memory()[0])
+            if ks == "2..3":
+                del s
+        # six more K hold less than one K's outputs (they held six images and labels)
+        assert held[1] - held[0] < one_k / 4
+        taken = s[5]
+        assert tracemalloc.get_traced_memory()[0] - held[1] >= one_k
+    finally:
+        tracemalloc.stop()
+    assert s[5] is taken  # made once, then kept
+
+
+def test_threads_taking_the_same_k_get_the_same_result(coffee):
+    from concurrent.futures import ThreadPoolExecutor
+
+    s = sweep(coffee, "2..5", seed=0)
+    with ThreadPoolExecutor(4) as pool:
+        taken = list(pool.map(lambda _: s[4], range(8)))
+    assert all(t is taken[0] for t in taken)
+    assert [r.k for r in s] == [2, 3, 4, 5] and s.results[1:3] == (s[3], s[4])

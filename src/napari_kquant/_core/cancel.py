@@ -43,6 +43,29 @@ def checkpoint() -> None:
         raise Cancelled("cancelled")
 
 
+def on_threads(function, items, threads: int) -> list:
+    """``[function(item) for item in items]`` on up to ``threads`` threads, in order.
+
+    Each worker thread sees this thread's cancel event, so :func:`checkpoint` in
+    ``function`` stops the run there too (the exception comes back here).
+    """
+    items = list(items)
+    if threads < 2 or len(items) < 2:
+        return [function(item) for item in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    event = getattr(_local, "event", None)
+
+    def run(item):
+        if event is None:
+            return function(item)
+        with cancellable(event):
+            return function(item)
+
+    with ThreadPoolExecutor(min(threads, len(items))) as pool:
+        return list(pool.map(run, items))
+
+
 def in_child_process(function, *args, poll_s: float = 0.05):
     """``function(*args)`` run in a fresh Python process that a cancel ends at once.
 

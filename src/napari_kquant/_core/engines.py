@@ -29,12 +29,14 @@ compactness (sum of squared distances from each pixel to its centre, OpenCV's fi
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 import cv2
 import numpy as np
 
-from .cancel import ChildError, active, checkpoint, in_child_process
+from .cancel import ChildError, active, checkpoint, in_child_process, on_threads
 from .palette import darkest_first
 from .validate import FLOAT32_SAFE, MAX_FLOAT_MAGNITUDE, InvalidInputError
 
@@ -76,14 +78,25 @@ class Fit:
     Centres (k, C) float64, labels 1..k (N,), pixels per label, compactness, the
     ``epsilon`` the run used, and the Lloyd iterations that gave the centres (None
     where the engine does not say).
+
+    A sweep's fits may leave ``labels`` None and say how to make them
+    (``make_labels``): their figures are exact already, and the labels of a K
+    nobody looks at are never written (:meth:`labelled` makes them).
     """
 
     centers: np.ndarray
-    labels: np.ndarray
+    labels: np.ndarray | None
     compactness: float
     counts: np.ndarray
     epsilon: float
     n_iter: int | None = None
+    make_labels: Callable[[], np.ndarray] | None = field(default=None, repr=False)
+
+    def labelled(self) -> Fit:
+        """The same fit with its labels made."""
+        if self.labels is not None:
+            return self
+        return replace(self, labels=self.make_labels(), make_labels=None)
 
 
 def default_epsilon(low, high) -> float:
@@ -169,16 +182,26 @@ class FastEngine:
     With ``keep_codes`` every pixel's code is kept after the first labelling, so
     labelling again (another K) is a single gather. ``mid_points`` sizes the middle
     regrid (sweeps use a smaller one: their warm starts need fewer corrections).
+    With ``defer_labels`` (sweeps) the fits of exact and grid summaries come with
+    exact figures and make their labels on demand (:class:`Fit`).
     """
 
-    def __init__(self, table: np.ndarray, keep_codes: bool = False, mid_points: int = MID_POINTS):
+    def __init__(
+        self,
+        table: np.ndarray,
+        keep_codes: bool = False,
+        mid_points: int = MID_POINTS,
+        defer_labels: bool = False,
+    ):
         self.table = table
         self.mid_points = mid_points
         self.keep_codes = keep_codes
+        self.defer_labels = defer_labels
         # a sweep labels the pixels once per K: no extra Lloyd passes over them
         self.pixel_iterations = 0 if keep_codes else PIXEL_ITERATIONS
         if uses_grid(table):
-            self._use(GridSummary.of(table))
+            # (a colour's pixels are counted in int32)
+            self._use(GridSummary.of(table, for_figures=defer_labels and len(table) < 2**31))
         else:
             self._use(CodedSummary.of(table, keep_codes))
 
@@ -346,6 +369,10 @@ class FastEngine:
         points, weights, summary = self.summary.points, self.summary.weights, self.summary
         k = len(centers)
         if isinstance(summary, GridSummary):
+            if self.defer_labels and summary.colours is not None:
+                counts, compactness = summary.figures(centers)
+                later = partial(summary.label_pixels, centers)
+                return Fit(centers, None, compactness, counts, epsilon, make_labels=later)
             labels, counts, compactness = summary.assign_pixels(centers)
             return Fit(centers, labels, compactness, counts, epsilon)
         if code_labels is None:
@@ -355,14 +382,18 @@ class FastEngine:
             # Each code is one colour: the summary's figures are the pixels' figures.
             from . import kernels
 
-            labels = summary.label_pixels(code_labels)
             counts, compactness = kernels.summary_figures(
                 np.ascontiguousarray(points, dtype=np.float64),
                 np.ascontiguousarray(weights, dtype=np.float64),
                 np.ascontiguousarray(centers, dtype=np.float64),
                 code_labels,
             )
-            return Fit(centers, labels, float(compactness), counts.astype(np.int64), epsilon)
+            counts, compactness = counts.astype(np.int64), float(compactness)
+            if self.defer_labels:
+                later = partial(summary.label_pixels, code_labels)
+                return Fit(centers, None, compactness, counts, epsilon, make_labels=later)
+            labels = summary.label_pixels(code_labels)
+            return Fit(centers, labels, compactness, counts, epsilon)
         labels = summary.label_pixels(code_labels, centers)
         counts, compactness = pixel_figures(self.table, labels, centers)
         return Fit(centers, labels, compactness, counts, epsilon)
@@ -396,27 +427,65 @@ class GridSummary:
     points: np.ndarray
     weights: np.ndarray
     value_range: tuple[np.ndarray, np.ndarray]
+    slot: np.ndarray  # slot[cell number] = the cell's row (its pixels find their cell by it)
+    scatter: np.ndarray | None = None  # each cell's squared distances to its own centroid
+    colours: tuple | None = None  # each cell's distinct colours and their pixels (CSR)
     exact: bool = False
     small_values: bool = True
 
     @classmethod
-    def of(cls, table: np.ndarray, shift: int = GRID_SHIFT) -> GridSummary:
-        """Summarise an (N, 3) uint8 table."""
+    def of(cls, table: np.ndarray, shift: int = GRID_SHIFT, for_figures=False) -> GridSummary:
+        """Summarise an (N, 3) uint8 table (``for_figures``: ready for :meth:`figures`)."""
         from . import kernels
 
         table = np.ascontiguousarray(table)
-        counts, sums = kernels.grid_histogram(table, shift)
+        counts, sums, squares = kernels.grid_histogram(table, shift, for_figures)
         checkpoint()
         cells = np.flatnonzero(counts)
         weights = counts[cells].astype(np.float64)
         points = sums[cells] / weights[:, None]
+        slot = np.zeros(len(counts), np.int32)
+        slot[cells] = np.arange(len(cells))
         value_range = (np.zeros(3), np.full(3, 255.0))
-        return cls(table, shift, cells, points, weights, value_range)
+        scatter = colours = None
+        if for_figures:  # sum |x|^2 - n |mean|^2, from exact integer sums
+            scatter = np.maximum(squares[cells] - weights * (points * points).sum(axis=1), 0.0)
+            colours = kernels.grid_colours(table, shift, slot, len(cells))
+            checkpoint()
+        return cls(table, shift, cells, points, weights, value_range, slot, scatter, colours)
 
     def assign_pixels(self, centers: np.ndarray):
         """Every pixel's nearest centre (labels 1..k), the pixels per label, the exact SSE."""
         labels, counts, _, sse = self._label(centers)
         return labels, counts, sse
+
+    def label_pixels(self, centers: np.ndarray) -> np.ndarray:
+        """Every pixel's nearest centre (labels 1..k)."""
+        return self._label(centers)[0]
+
+    def figures(self, centers: np.ndarray):
+        """The pixels per label and the exact SSE of :meth:`assign_pixels`, with no labels.
+
+        A cell whose colours all have the same nearest centre contributes its pixel
+        count and ``scatter + count * |centroid - centre|^2`` (its pixels' squared
+        distances, summed exactly); the colours of the other cells are measured one
+        by one, weighted by their pixel counts. No pass over the image.
+        """
+        from . import kernels
+
+        k = len(centers)
+        centers = np.ascontiguousarray(centers, dtype=np.float64)
+        sure, start, index = kernels.grid_candidates(self.cells, self.shift, centers)
+        counts = np.zeros(k + 1, np.int64)
+        sse = kernels.grid_unsure_figures(
+            self.cells, self.shift, self.colours, sure, start, index, centers, counts
+        )
+        whole = np.flatnonzero(sure)
+        label = sure[whole] - 1
+        counts[1:] += np.bincount(label, weights=self.weights[whole], minlength=k).astype(np.int64)
+        offset = ((self.points[whole] - centers[label]) ** 2).sum(axis=1)
+        sse += float((self.scatter[whole] + self.weights[whole] * offset).sum())
+        return counts[1:], sse
 
     def polish(self, centers: np.ndarray, iterations: int, tol: float):
         """Lloyd updates on the pixels themselves (exact labels, exact means): new centres.
@@ -436,47 +505,42 @@ class GridSummary:
         return centers
 
     def _label(self, centers: np.ndarray):
+        k = len(centers)
+        centers = np.ascontiguousarray(centers, dtype=np.float64)
+        labels = np.empty(len(self.table), dtype=label_dtype(k))
+        counts, sums, sse = self._pixel_passes(centers, labels)
+        return labels, counts[1:], sums[1:], sse
+
+    def _pixel_passes(self, centers: np.ndarray, labels: np.ndarray):
+        """One compiled pass labelling the pixels, in blocks on one thread per core.
+
+        Returns the counts (k + 1, label 0 first), the sums by label and the squared
+        distances summed (:func:`kernels.grid_label_pixels`).
+        """
         from . import kernels
 
         k = len(centers)
-        centers = np.ascontiguousarray(centers, dtype=np.float64)
         sure, start, index = kernels.grid_candidates(self.cells, self.shift, centers)
-        slot = np.zeros(1 << (3 * (8 - self.shift)), np.int64)
-        slot[self.cells] = np.arange(len(self.cells))
-        labels = np.empty(len(self.table), dtype=label_dtype(k))
+        by_cell = np.zeros(len(self.slot), label_dtype(k))  # sure labels by cell number
+        by_cell[self.cells] = sure
         threads = worker_threads(2)
         counts = np.zeros((threads, k + 1), np.int64)
         sums = np.zeros((threads, k + 1, 3))
         blocks = [slice(begin, begin + BLOCK * 8) for begin in range(0, len(self.table), BLOCK * 8)]
+        common = (self.shift, self.slot, by_cell, start, index, centers)
 
         def run(part):  # the blocks of one thread, with its own counts and sums
             sse = 0.0
             for block in blocks[part::threads]:
                 sse += kernels.grid_label_pixels(
-                    self.table[block],
-                    self.shift,
-                    slot,
-                    sure,
-                    start,
-                    index,
-                    centers,
-                    labels[block],
-                    counts[part],
-                    sums[part],
+                    self.table[block], *common, labels[block], counts[part], sums[part]
                 )
             return sse
 
         checkpoint()
-        if threads == 1:
-            sse = run(0)
-        else:
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(threads) as pool:
-                sse = sum(pool.map(run, range(threads)))
+        sse = sum(on_threads(run, range(threads), threads))
         checkpoint()
-        counts, sums = counts.sum(axis=0), sums.sum(axis=0)
-        return labels, counts[1:], sums[1:], sse
+        return counts.sum(axis=0), sums.sum(axis=0), sse
 
 
 def extend_centers(points, weights, centers, k, rng):
@@ -990,12 +1054,9 @@ def lloyd_runs(points, weights, starts, max_iter, epsilon, seeded=False):
         return weighted_lloyd(points, weights, start, max_iter, epsilon)
 
     threads = worker_threads(len(starts))
-    if threads < 2 or len(points) * len(starts) < PARALLEL_WORK:
-        return [run(start) for start in starts]
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(threads) as pool:
-        return list(pool.map(run, starts))
+    if len(points) * len(starts) < PARALLEL_WORK:
+        threads = 1
+    return on_threads(run, starts, threads)
 
 
 def weighted_lloyd(points, weights, centers, max_iter, epsilon):
@@ -1025,15 +1086,18 @@ class FastKMeans:
     label = "the fast engine"
     max_magnitude = MAX_FLOAT_MAGNITUDE  # computes in float64
 
-    def fits(self, job, ks):
-        """Yield a Fit per K of ``ks``; a sweep shares the summary and warm starts."""
+    def fits(self, job, ks, defer_labels=False):
+        """Yield a Fit per K of ``ks``; a sweep shares the summary and warm starts.
+
+        ``defer_labels``: a sweep's fits may leave their labels to be made on demand.
+        """
         rng = np.random.default_rng(job.seed)
         if len(ks) == 1:
             engine = FastEngine(job.table)
             job.check_summary_memory(engine.working_bytes(ks[0]), ks[0])
             yield engine.fit(ks[0], *job.engine_options(), rng)
             return
-        engine = FastEngine(job.table, True, SWEEP_MID_POINTS)
+        engine = FastEngine(job.table, True, SWEEP_MID_POINTS, defer_labels)
         job.check_summary_memory(engine.working_bytes(max(ks)), max(ks))
         yield from engine.sweep(ks, *job.engine_options(), rng)
 
@@ -1067,8 +1131,8 @@ class OpenCVKMeans:
     label = "OpenCV's float32 k-means"
     max_magnitude = FLOAT32_SAFE  # squared distances in float32
 
-    def fits(self, job, ks):
-        """Yield a Fit per K of ``ks`` (each K on its own, as the recipe runs)."""
+    def fits(self, job, ks, defer_labels=False):
+        """Yield a Fit per K of ``ks`` (each K on its own, as the recipe runs; labelled)."""
         epsilon = job.epsilon
         if epsilon is None:
             epsilon = default_epsilon(*job.value_range())

@@ -356,24 +356,29 @@ def kmeans_pp(points, weights, first, draws):
 
 
 @njit(cache=True, nogil=True)
-def grid_histogram(table, shift):
+def grid_histogram(table, shift, with_squares):
     """Count the uint8 RGB pixels of each cell of a (256 >> shift)**3 grid and sum their values.
 
     One pass over the pixels, nothing the size of the image allocated; sums are
-    integers, so the cells' centroids are exact.
+    integers, so the cells' centroids are exact. With ``with_squares`` also each
+    cell's sum of squared values (r² + g² + b², exact): the cell's own scatter, from
+    which a whole cell's squared distance to any centre follows without its pixels.
     """
     bits = 8 - shift
     cells = 1 << (3 * bits)
     counts = np.zeros(cells, np.int64)
     sums = np.zeros((cells, 3), np.int64)
+    squares = np.zeros(cells if with_squares else 1, np.int64)
     for i in range(table.shape[0]):
-        r, g, b = table[i, 0], table[i, 1], table[i, 2]
+        r, g, b = np.int64(table[i, 0]), np.int64(table[i, 1]), np.int64(table[i, 2])
         cell = (r >> shift) | ((g >> shift) << bits) | ((b >> shift) << (2 * bits))
         counts[cell] += 1
         sums[cell, 0] += r
         sums[cell, 1] += g
         sums[cell, 2] += b
-    return counts, sums
+        if with_squares:
+            squares[cell] += r * r + g * g + b * b
+    return counts, sums, squares
 
 
 @njit(cache=True, nogil=True, fastmath=FAST)
@@ -477,23 +482,26 @@ def grid_candidates(cells, shift, centers):
 def grid_label_pixels(table, shift, slot, sure, start, index, centers, labels, counts, sums):
     """Label every uint8 RGB pixel with its nearest centre (1-based) and sum the squared distances.
 
-    ``slot[cell]`` is the cell's row in ``sure``/``start``; a sure cell gives its
-    label at once, the others measure the pixel against their candidate centres
-    (the nearest of all, by the bound above). ``counts`` (k + 1) gets the pixels per
-    label and ``sums`` (k + 1, 3) the sums of their values (for a Lloyd update on
-    the pixels); returns the exact sum of squared distances.
+    ``sure[cell]`` is the label of a sure cell (0: unsure), by cell number (a small
+    table: one lookup per pixel); a sure cell gives its label at once, the pixels
+    of the others are measured against their candidate centres (the nearest of all,
+    by the bound above), found through ``slot[cell]``, the cell's row in
+    ``start``. ``counts`` (k + 1) gets the pixels per label and ``sums`` (k + 1, 3)
+    the sums of their values (for a Lloyd update on the pixels); returns the exact
+    sum of squared distances.
     """
     bits = 8 - shift
     total = 0.0
     point = np.empty((1, 3))
     for i in range(table.shape[0]):
         r, g, b = table[i, 0], table[i, 1], table[i, 2]
-        q = slot[(r >> shift) | ((g >> shift) << bits) | ((b >> shift) << (2 * bits))]
+        cell = (r >> shift) | ((g >> shift) << bits) | ((b >> shift) << (2 * bits))
         point[0, 0], point[0, 1], point[0, 2] = r, g, b
-        label = sure[q]
+        label = np.int64(sure[cell])
         if label:
             d = _squared_distance(point, 0, centers, label - 1)
         else:
+            q = slot[cell]
             d = _INF
             for p in range(start[q], start[q + 1]):
                 e = _squared_distance(point, 0, centers, index[p])
@@ -506,6 +514,92 @@ def grid_label_pixels(table, shift, slot, sure, start, index, centers, labels, c
         sums[label, 1] += g
         sums[label, 2] += b
         total += d
+    return total
+
+
+@njit(cache=True, nogil=True)
+def _bits_set(x):
+    """The number of bits set in a uint64."""
+    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
+    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
+    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    return np.int64((x * np.uint64(0x0101010101010101)) >> np.uint64(56))
+
+
+@njit(cache=True, nogil=True)
+def grid_colours(table, shift, slot, n_cells):
+    """The distinct colours within each occupied cell and their pixel counts, as CSR.
+
+    Returns ``start`` (cells + 1), ``subs`` (each colour's place in its cell, the
+    low ``shift`` bits of r, g, b) and ``counts`` (int32): memory in proportion to
+    the distinct colours, not to the cells' 64 places. Two passes: a 64-bit mask of
+    the places present per cell, then the counts (``shift`` at most 2).
+    """
+    bits = 8 - shift
+    low = (1 << shift) - 1
+    masks = np.zeros(n_cells, np.uint64)
+    for i in range(table.shape[0]):
+        r, g, b = table[i, 0], table[i, 1], table[i, 2]
+        cell = (r >> shift) | ((g >> shift) << bits) | ((b >> shift) << (2 * bits))
+        sub = (r & low) | ((g & low) << shift) | ((b & low) << (2 * shift))
+        masks[slot[cell]] |= np.uint64(1) << np.uint64(sub)
+    start = np.zeros(n_cells + 1, np.int64)
+    for q in range(n_cells):
+        start[q + 1] = start[q] + _bits_set(masks[q])
+    subs = np.empty(start[n_cells], np.uint8)
+    counts = np.zeros(start[n_cells], np.int32)
+    for q in range(n_cells):
+        p = start[q]
+        for sub in range(1 << (3 * shift)):
+            if masks[q] & (np.uint64(1) << np.uint64(sub)):
+                subs[p] = sub
+                p += 1
+    for i in range(table.shape[0]):
+        r, g, b = table[i, 0], table[i, 1], table[i, 2]
+        cell = (r >> shift) | ((g >> shift) << bits) | ((b >> shift) << (2 * bits))
+        sub = (r & low) | ((g & low) << shift) | ((b & low) << (2 * shift))
+        q = slot[cell]
+        below = masks[q] & ((np.uint64(1) << np.uint64(sub)) - np.uint64(1))
+        counts[start[q] + _bits_set(below)] += 1
+    return start, subs, counts
+
+
+@njit(cache=True, nogil=True, fastmath=FAST)
+def grid_unsure_figures(cells, shift, colours, sure, start, index, centers, counts):
+    """Pixels per label and squared distances of the unsure cells, colour by colour.
+
+    For each cell whose colours may have different nearest centres (``sure`` 0,
+    by row), every colour it holds (``colours``: :func:`grid_colours`) is measured
+    against the cell's candidates (ties to the lower label, as
+    :func:`grid_label_pixels`) and its pixel count added to ``counts`` (k + 1, by
+    label). Returns the sum of their squared distances: exactly what labelling
+    those pixels one by one gives.
+    """
+    colour_start, subs, colour_counts = colours
+    bits = 8 - shift
+    mask = (1 << bits) - 1
+    low = (1 << shift) - 1
+    total = 0.0
+    point = np.empty((1, 3))
+    for q in range(cells.shape[0]):
+        if sure[q]:
+            continue
+        cell = cells[q]
+        for s in range(colour_start[q], colour_start[q + 1]):
+            sub = np.int64(subs[s])
+            for c in range(3):
+                base = ((cell >> (bits * c)) & mask) << shift
+                point[0, c] = base | ((sub >> (shift * c)) & low)
+            d = _INF
+            label = 0
+            for p in range(start[q], start[q + 1]):
+                e = _squared_distance(point, 0, centers, index[p])
+                if e < d or (e == d and index[p] + 1 < label):
+                    d = e
+                    label = index[p] + 1
+            n = colour_counts[s]
+            counts[label] += n
+            total += n * d
     return total
 
 

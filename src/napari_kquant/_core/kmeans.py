@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from . import engines
-from .cancel import checkpoint
+from .cancel import checkpoint, on_threads
 from .engines import ENGINES
 from .memory import check_memory, working_bytes
 from .options import QUANTIZE_DEFAULTS, choices
@@ -354,9 +354,9 @@ class Job:
         """Cluster at ``k`` with this job's engine."""
         return next(self.fits([k]))
 
-    def fits(self, ks):
-        """Yield a Fit per K of ``ks`` from this job's engine."""
-        return ENGINES[self.method].fits(self, ks)
+    def fits(self, ks, defer_labels=False):
+        """Yield a Fit per K of ``ks`` from this job's engine (see FastKMeans.fits)."""
+        return ENGINES[self.method].fits(self, ks, defer_labels)
 
     def result(self, fit: engines.Fit, started: float, centers=None, **params) -> Quantization:
         """The Quantization of one Fit (``params`` override the recorded parameters).
@@ -371,6 +371,7 @@ class Job:
             centers = fit.centers
             if not self.space.identity:
                 centers, fit = self._back(fit)
+        fit = fit.labelled()  # a sweep's fit may have left them to now
         labels, counts = fit.labels, fit.counts
         sse = None if self.space.identity else engines.pixel_figures(self.raw, labels, centers)[1]
         if self.keep is not None:
@@ -457,15 +458,22 @@ def render(image: np.ndarray, labels: np.ndarray, centers: np.ndarray, rgb: bool
     source = image.reshape(n_pixels, width)
     if width > n_channels:
         target, source = target[:, :n_channels], source[:, :n_channels]
-    compiled = image.dtype.isnative and image.dtype != np.float16  # what numba reads
-    if compiled:
+    blocks = [
+        slice(start, start + 8 * engines.BLOCK) for start in range(0, n_pixels, 8 * engines.BLOCK)
+    ]
+    if image.dtype.isnative and image.dtype != np.float16:  # what numba reads
         from . import kernels
-    for start in range(0, n_pixels, 8 * engines.BLOCK):
+
+        def paint(part):  # one compiled pass per block; the threads' blocks interleave
+            for block in blocks[part::threads]:
+                checkpoint()
+                kernels.paint(flat_labels[block], palette, source[block], target[block])
+
+        threads = engines.worker_threads(len(blocks))
+        on_threads(paint, range(threads), threads)
+        return out
+    for block in blocks:
         checkpoint()
-        block = slice(start, start + 8 * engines.BLOCK)
-        if compiled:
-            kernels.paint(flat_labels[block], palette, source[block], target[block])
-            continue
         lab = flat_labels[block]
         target[block] = np.take(palette, lab, axis=0)
         unclustered = lab == 0

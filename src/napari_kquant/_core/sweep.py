@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from .engines import Fit
 from .kmeans import Job, Quantization
 from .lazy import is_lazy, is_multiscale
 from .options import QUANTIZE_DEFAULTS
@@ -59,8 +61,11 @@ class Sweep:
     ----------
     ks : tuple of int
         The K values.
-    results : tuple of Quantization
-        ``results[i]`` is the quantization at ``ks[i]``.
+    results : sequence of Quantization
+        ``results[i]`` is the quantization at ``ks[i]``. From :func:`sweep`, each
+        K's labels and quantized image are made when that result is first taken
+        (``s[k]``, ``s.results[i]``, iterating): the figures below need none of
+        them, and a K nobody looks at costs no image-sized memory.
     peak : float
         The value range PSNR is measured against: the dtype's range for integer
         images, the data's range (max - min) for float images.
@@ -80,9 +85,14 @@ class Sweep:
     """
 
     ks: tuple[int, ...]
-    results: tuple[Quantization, ...]
+    results: Sequence[Quantization]
     peak: float
     elapsed: float = 0.0
+
+    def _figures(self) -> Sequence:
+        """Per K, what the figures are computed from (without making any result)."""
+        results = self.results
+        return results.figures() if isinstance(results, SweepResults) else results
 
     def __len__(self) -> int:
         return len(self.ks)
@@ -99,7 +109,7 @@ class Sweep:
     @property
     def compactness(self) -> np.ndarray:
         """Compactness (sum of squared distances) per K."""
-        return np.array([r.compactness for r in self.results])
+        return np.array([r.compactness for r in self._figures()])
 
     @property
     def mse(self) -> np.ndarray:
@@ -107,7 +117,7 @@ class Sweep:
 
         Measured to the centres (before the quantized image rounds them to its dtype).
         """
-        return np.array([mean_squared_error(r) for r in self.results])
+        return np.array([mean_squared_error(r) for r in self._figures()])
 
     @property
     def psnr(self) -> np.ndarray:
@@ -118,7 +128,7 @@ class Sweep:
     @property
     def fractions(self) -> list[np.ndarray]:
         """Fraction of the pixels in each cluster, per K."""
-        return [r.fractions for r in self.results]
+        return [r.counts / max(int(r.counts.sum()), 1) for r in self._figures()]
 
     def elbow(self) -> int | None:
         """The K where compactness stops falling fast (kneedle), None below 3 K values.
@@ -137,6 +147,53 @@ class Sweep:
             "mse": self.mse.tolist(),
             "psnr": self.psnr.tolist(),
         }
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """One K of a sweep whose labels and image are not made yet: its exact figures."""
+
+    k: int
+    centers: np.ndarray
+    compactness: float
+    counts: np.ndarray
+    sse: float
+    job: Job
+    fit: Fit
+    elapsed: float
+
+    def make(self) -> Quantization:
+        started = time.perf_counter() - self.elapsed  # the fit's time counts too
+        return self.job.result(self.fit, started)
+
+
+class SweepResults(Sequence):
+    """A sweep's results in K order; each made into a :class:`Quantization` when first taken.
+
+    Until then a K holds only its centres, figures and the labels of its summary
+    (the summary and the image are shared by every K). Safe to read from several
+    threads (one K is made once).
+    """
+
+    def __init__(self, entries):
+        self._entries = list(entries)
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return tuple(self[i] for i in range(*index.indices(len(self))))
+        with self._lock:
+            entry = self._entries[index]
+            if isinstance(entry, _Pending):
+                entry = self._entries[index] = entry.make()
+            return entry
+
+    def figures(self) -> list:
+        """Each K's figures (k, centers, compactness, sse, counts), made or not."""
+        return list(self._entries)
 
 
 def mean_squared_error(result: Quantization) -> float:
@@ -224,10 +281,26 @@ def sweep(image, ks, **options) -> Sweep:
     started = time.perf_counter()
     _refuse_lazy(image)
     image = np.asarray(image)
-    results = tuple(iter_sweep(image, ks, **options))
+    ks = parse_ks(ks)
+    job = Job.of(image, **{**QUANTIZE_DEFAULTS, **options})
+    job.check_k(ks[-1])
+    # Clustering in the image's own values, the fast engine's figures are exact
+    # without labels: each K's labels and image wait until that result is taken.
+    entries, began = [], time.perf_counter()
+    for fit in job.fits(ks, defer_labels=job.space.identity):
+        if fit.labels is None:
+            k, elapsed = len(fit.centers), time.perf_counter() - began
+            entries.append(
+                _Pending(
+                    k, fit.centers, fit.compactness, fit.counts, fit.compactness, job, fit, elapsed
+                )
+            )
+        else:
+            entries.append(job.result(fit, began))
+        began = time.perf_counter()
     return Sweep(
-        ks=tuple(r.k for r in results),
-        results=results,
+        ks=ks,
+        results=SweepResults(entries),
         peak=psnr_peak(image),
         elapsed=time.perf_counter() - started,
     )
