@@ -278,28 +278,69 @@ def kmeans_pp(points, weights, first, draws):
     far, and the candidate that lowers the weighted potential most is kept. When
     every point coincides with a pick the remaining picks repeat the first.
 
-    Each pick keeps a list of the points it is nearest to and the radius of that
-    list. A candidate farther than twice the radius from a pick cannot come nearer
-    to any of that pick's points (triangle inequality), so the list is skipped
-    whole: at large K a candidate measures only the points of the picks around it.
+    The points are kept grouped by the pick they were nearest to when last grouped
+    (regrouped each time the picks double), each group copied contiguously,
+    farthest from its pick first, with every member's distance to the group's pick.
+    A member nearer to the group's pick than half the candidate's distance from it
+    cannot come nearer to the candidate than to its nearest pick (triangle
+    inequality), and neither can the members after it: a group is measured only up
+    to there, and skipped whole when its farthest member is that near. At large K a
+    candidate measures only the points around it, in order.
     """
     n = points.shape[0]
     k = draws.shape[0] + 1
     n_trials = draws.shape[1]
     picks = np.empty(k, np.int64)
     picks[0] = first
-    closest = np.empty(n)
-    following = np.empty(n, np.int64)  # the next point of the same pick's list (-1: last)
-    head = np.full(k, -1, np.int64)  # each pick's first point
-    radius = np.zeros(k)  # at least the distance from each pick to its farthest point
-    for i in range(n - 1, -1, -1):
+    closest = np.empty(n)  # squared distance to the nearest pick, by point
+    owner = np.zeros(n, np.int64)  # the nearest pick's number, by point
+    for i in range(n):
         closest[i] = _squared_distance(points, i, points, first)
-        following[i] = head[0]
-        head[0] = i
-        radius[0] = max(radius[0], np.sqrt(closest[i]))
+    # the groups: members' original numbers, coordinates, weights, squared distances
+    # to the group's pick, and to their nearest pick (kept up to date)
+    order = np.empty(n, np.int64)
+    grouped = np.empty_like(points)
+    grouped_weights = np.empty(n)
+    to_pick = np.empty(n)
+    grouped_closest = np.empty(n)
+    group_start = np.zeros(k + 1, np.int64)
+    group_pick = np.zeros(k, np.int64)
+    squared_radius = np.zeros(k)  # each group's squared radius
+    n_groups = _regroup(
+        1,
+        picks,
+        owner,
+        closest,
+        weights,
+        points,
+        order,
+        grouped,
+        grouped_weights,
+        to_pick,
+        grouped_closest,
+        group_start,
+        group_pick,
+        squared_radius,
+    )
     cumulative = np.empty(n)
-    apart = np.empty(k)
     for step in range(1, k):
+        if step - n_groups >= max(1, n_groups):
+            n_groups = _regroup(
+                step,
+                picks,
+                owner,
+                closest,
+                weights,
+                points,
+                order,
+                grouped,
+                grouped_weights,
+                to_pick,
+                grouped_closest,
+                group_start,
+                group_pick,
+                squared_radius,
+            )
         total = 0.0
         for i in range(n):
             total += closest[i] * weights[i]
@@ -313,46 +354,82 @@ def kmeans_pp(points, weights, first, draws):
         for t in range(n_trials):
             candidate = min(np.searchsorted(cumulative, draws[step - 1, t] * total), n - 1)
             gain = 0.0  # how much the weighted potential falls with this candidate
-            for p in range(step):
-                # a point within half the pick-candidate distance of its pick stays
-                quarter = 0.25 * _squared_distance(points, candidate, points, picks[p])
-                if quarter > MARGIN * radius[p] * radius[p]:
+            for g in range(n_groups):
+                # a member within half the candidate's distance of the group's pick stays
+                q = 0.25 * _squared_distance(points, candidate, points, group_pick[g])
+                if q > MARGIN * squared_radius[g]:
                     continue
-                i = head[p]
-                while i >= 0:
-                    if closest[i] * MARGIN >= quarter:
-                        d = _squared_distance(points, i, points, candidate)
-                        if d < closest[i]:
-                            gain += (closest[i] - d) * weights[i]
-                    i = following[i]
+                for pos in range(group_start[g], group_start[g + 1]):
+                    if to_pick[pos] * MARGIN < q:
+                        break  # (members farthest from the pick first)
+                    d = _squared_distance(grouped, pos, points, candidate)
+                    if d < grouped_closest[pos]:
+                        gain += (grouped_closest[pos] - d) * grouped_weights[pos]
             if gain > best_gain:
                 best_gain = gain
                 best_pick = candidate
         picks[step] = best_pick
-        # the points nearer to the new pick move to its list
-        for p in range(step):
-            apart[p] = np.sqrt(_squared_distance(points, best_pick, points, picks[p]))
-            if apart[p] > MARGIN * 2.0 * radius[p]:
+        for g in range(n_groups):  # the members nearer to the new pick
+            q = 0.25 * _squared_distance(points, best_pick, points, group_pick[g])
+            if q > MARGIN * squared_radius[g]:
                 continue
-            previous, i, reach = -1, head[p], 0.0
-            while i >= 0:
-                after = following[i]
-                d = _squared_distance(points, i, points, best_pick)
-                if d < closest[i]:
-                    closest[i] = d
-                    if previous < 0:
-                        head[p] = after
-                    else:
-                        following[previous] = after
-                    following[i] = head[step]
-                    head[step] = i
-                    radius[step] = max(radius[step], np.sqrt(d))
-                else:
-                    previous = i
-                    reach = max(reach, np.sqrt(closest[i]))
-                i = after
-            radius[p] = reach
+            for pos in range(group_start[g], group_start[g + 1]):
+                if to_pick[pos] * MARGIN < q:
+                    break
+                d = _squared_distance(grouped, pos, points, best_pick)
+                if d < grouped_closest[pos]:
+                    grouped_closest[pos] = d
+                    closest[order[pos]] = d
+                    owner[order[pos]] = step
     return picks
+
+
+@njit(cache=True, nogil=True)
+def _regroup(
+    n_picks,
+    picks,
+    owner,
+    closest,
+    weights,
+    points,
+    order,
+    grouped,
+    grouped_weights,
+    to_pick,
+    grouped_closest,
+    group_start,
+    group_pick,
+    squared_radius,
+):
+    """Group the points by their nearest pick (a counting sort); returns the groups' number."""
+    n = points.shape[0]
+    group_start[: n_picks + 1] = 0
+    for i in range(n):
+        group_start[owner[i] + 1] += 1
+    for g in range(n_picks):
+        group_start[g + 1] += group_start[g]
+    filled = group_start[:n_picks].copy()
+    for g in range(n_picks):
+        group_pick[g] = picks[g]
+        squared_radius[g] = 0.0
+    for i in range(n):
+        g = owner[i]
+        order[filled[g]] = i
+        filled[g] += 1
+    for g in range(n_picks):  # each group's members, farthest from the pick first
+        members = order[group_start[g] : group_start[g + 1]]
+        members[:] = members[np.argsort(-closest[members], kind="mergesort")]
+    for pos in range(n):
+        i = order[pos]
+        for c in range(points.shape[1]):
+            grouped[pos, c] = points[i, c]
+        grouped_weights[pos] = weights[i]
+        to_pick[pos] = closest[i]
+        grouped_closest[pos] = closest[i]
+    for g in range(n_picks):
+        if group_start[g + 1] > group_start[g]:
+            squared_radius[g] = to_pick[group_start[g]]
+    return n_picks
 
 
 @njit(cache=True, nogil=True)
