@@ -460,8 +460,8 @@ class GridSummary:
         return labels, counts, sse
 
     def label_pixels(self, centers: np.ndarray) -> np.ndarray:
-        """Every pixel's nearest centre (labels 1..k)."""
-        return self._label(centers)[0]
+        """Every pixel's nearest centre (labels 1..k), with no figures."""
+        return self._label(centers, figures=False)[0]
 
     def figures(self, centers: np.ndarray):
         """The pixels per label and the exact SSE of :meth:`assign_pixels`, with no labels.
@@ -504,14 +504,14 @@ class GridSummary:
                 break
         return centers
 
-    def _label(self, centers: np.ndarray):
+    def _label(self, centers: np.ndarray, figures: bool = True):
         k = len(centers)
         centers = np.ascontiguousarray(centers, dtype=np.float64)
         labels = np.empty(len(self.table), dtype=label_dtype(k))
-        counts, sums, sse = self._pixel_passes(centers, labels)
+        counts, sums, sse = self._pixel_passes(centers, labels, figures)
         return labels, counts[1:], sums[1:], sse
 
-    def _pixel_passes(self, centers: np.ndarray, labels: np.ndarray):
+    def _pixel_passes(self, centers: np.ndarray, labels: np.ndarray, figures: bool = True):
         """One compiled pass labelling the pixels, in blocks on one thread per core.
 
         Returns the counts (k + 1, label 0 first), the sums by label and the squared
@@ -533,7 +533,7 @@ class GridSummary:
             sse = 0.0
             for block in blocks[part::threads]:
                 sse += kernels.grid_label_pixels(
-                    self.table[block], *common, labels[block], counts[part], sums[part]
+                    self.table[block], *common, labels[block], counts[part], sums[part], figures
                 )
             return sse
 

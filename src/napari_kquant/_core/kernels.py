@@ -556,16 +556,19 @@ def grid_candidates(cells, shift, centers):
 
 
 @njit(cache=True, nogil=True)
-def grid_label_pixels(table, shift, slot, sure, start, index, centers, labels, counts, sums):
+def grid_label_pixels(
+    table, shift, slot, sure, start, index, centers, labels, counts, sums, figures
+):
     """Label every uint8 RGB pixel with its nearest centre (1-based) and sum the squared distances.
 
     ``sure[cell]`` is the label of a sure cell (0: unsure), by cell number (a small
     table: one lookup per pixel); a sure cell gives its label at once, the pixels
     of the others are measured against their candidate centres (the nearest of all,
     by the bound above), found through ``slot[cell]``, the cell's row in
-    ``start``. ``counts`` (k + 1) gets the pixels per label and ``sums`` (k + 1, 3)
-    the sums of their values (for a Lloyd update on the pixels); returns the exact
-    sum of squared distances.
+    ``start``. With ``figures``, ``counts`` (k + 1) gets the pixels per label and
+    ``sums`` (k + 1, 3) the sums of their values (for a Lloyd update on the pixels),
+    and the exact sum of squared distances is returned; without, only the labels
+    are written (the figures are known: a sweep's) and 0.0 returned.
     """
     bits = 8 - shift
     total = 0.0
@@ -573,8 +576,11 @@ def grid_label_pixels(table, shift, slot, sure, start, index, centers, labels, c
     for i in range(table.shape[0]):
         r, g, b = table[i, 0], table[i, 1], table[i, 2]
         cell = (r >> shift) | ((g >> shift) << bits) | ((b >> shift) << (2 * bits))
-        point[0, 0], point[0, 1], point[0, 2] = r, g, b
         label = np.int64(sure[cell])
+        if label and not figures:
+            labels[i] = label
+            continue
+        point[0, 0], point[0, 1], point[0, 2] = r, g, b
         if label:
             d = _squared_distance(point, 0, centers, label - 1)
         else:
@@ -586,11 +592,12 @@ def grid_label_pixels(table, shift, slot, sure, start, index, centers, labels, c
                     d = e
                     label = index[p] + 1
         labels[i] = label
-        counts[label] += 1
-        sums[label, 0] += r
-        sums[label, 1] += g
-        sums[label, 2] += b
-        total += d
+        if figures:
+            counts[label] += 1
+            sums[label, 0] += r
+            sums[label, 1] += g
+            sums[label, 2] += b
+            total += d
     return total
 
 
