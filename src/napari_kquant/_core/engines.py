@@ -230,7 +230,10 @@ class FastEngine:
             # the grid's tables and the cells' points (the labelling passes' memory is
             # freed before the quantized image is made)
             cells = 1 << (3 * (8 - summary.shift))
-            return FIXED_BYTES + GRID_BYTES_PER_CELL * cells + points * 16
+            colours = 0
+            if summary.colours is not None:  # a sweep's: the cells' squares and colour lists
+                colours = 8 * cells + sum(part.nbytes for part in summary.colours)
+            return FIXED_BYTES + GRID_BYTES_PER_CELL * cells + points * 16 + colours
         if summary.searched:  # small RGB: a sort of the codes, then per-point arrays
             kept = summary.coded.nbytes if summary.coded.ndim == 1 else 0
             return FIXED_BYTES + kept + max(SORT_BYTES_PER_PIXEL * n, per_point)

@@ -149,8 +149,13 @@ class Quantization:
     @property
     def fractions(self) -> np.ndarray:
         """Fraction of the clustered pixels in each label."""
-        total = self.counts.sum()
-        return self.counts / total if total else self.counts.astype(float)
+        return count_fractions(self.counts)
+
+
+def count_fractions(counts: np.ndarray) -> np.ndarray:
+    """Fraction of the clustered pixels in each label (zeros when none is clustered)."""
+    total = counts.sum()
+    return counts / total if total else counts.astype(float)
 
 
 def apply_eager(image, palette: Palette, *, mask=None, rgb=None, channel_axis=None):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .engines import Fit
-from .kmeans import Job, Quantization
+from .kmeans import Job, Quantization, count_fractions
 from .lazy import is_lazy, is_multiscale
 from .options import QUANTIZE_DEFAULTS
 from .validate import MAX_SWEEP_VALUES, InvalidInputError, check_k
@@ -128,7 +128,7 @@ class Sweep:
     @property
     def fractions(self) -> list[np.ndarray]:
         """Fraction of the pixels in each cluster, per K."""
-        return [r.counts / max(int(r.counts.sum()), 1) for r in self._figures()]
+        return [r.fractions for r in self._figures()]
 
     def elbow(self) -> int | None:
         """The K where compactness stops falling fast (kneedle), None below 3 K values.
@@ -162,6 +162,10 @@ class _Pending:
     fit: Fit
     elapsed: float
 
+    @property
+    def fractions(self) -> np.ndarray:
+        return count_fractions(self.counts)
+
     def make(self) -> Quantization:
         started = time.perf_counter() - self.elapsed  # the fit's time counts too
         return self.job.result(self.fit, started)
@@ -192,8 +196,13 @@ class SweepResults(Sequence):
             return entry
 
     def figures(self) -> list:
-        """Each K's figures (k, centers, compactness, sse, counts), made or not."""
+        """Each K's figures (k, centers, compactness, sse, counts, fractions), made or not."""
         return list(self._entries)
+
+    def __reduce__(self):
+        # pickled (for another process) as the made results: the pending ones carry
+        # the image's summary and a lock
+        return SweepResults, (tuple(self),)
 
 
 def mean_squared_error(result: Quantization) -> float:
