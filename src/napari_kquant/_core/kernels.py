@@ -306,22 +306,7 @@ def kmeans_pp(points, weights, first, draws):
     group_start = np.zeros(k + 1, np.int64)
     group_pick = np.zeros(k, np.int64)
     squared_radius = np.zeros(k)  # each group's squared radius
-    n_groups = _regroup(
-        1,
-        picks,
-        owner,
-        closest,
-        weights,
-        points,
-        order,
-        grouped,
-        grouped_weights,
-        to_pick,
-        grouped_closest,
-        group_start,
-        group_pick,
-        squared_radius,
-    )
+    n_groups = 0  # grouped at the first step, then each time the picks double
     cumulative = np.empty(n)
     for step in range(1, k):
         if step - n_groups >= max(1, n_groups):

@@ -241,10 +241,7 @@ def iter_sweep(image, ks, **options) -> Iterator[Quantization]:
     >>> [r.k for r in iter_sweep(data.coffee(), "2..4")]
     [2, 3, 4]
     """
-    ks = parse_ks(ks)
-    _refuse_lazy(image)
-    job = Job.of(image, **{**QUANTIZE_DEFAULTS, **options})
-    job.check_k(ks[-1])
+    ks, job = _sweep_job(image, ks, options)
     started = time.perf_counter()
     for fit in job.fits(ks):
         yield job.result(fit, started)
@@ -290,9 +287,7 @@ def sweep(image, ks, **options) -> Sweep:
     started = time.perf_counter()
     _refuse_lazy(image)
     image = np.asarray(image)
-    ks = parse_ks(ks)
-    job = Job.of(image, **{**QUANTIZE_DEFAULTS, **options})
-    job.check_k(ks[-1])
+    ks, job = _sweep_job(image, ks, options)
     # Clustering in the image's own values, the fast engine's figures are exact
     # without labels: each K's labels and image wait until that result is taken.
     entries, began = [], time.perf_counter()
@@ -313,6 +308,15 @@ def sweep(image, ks, **options) -> Sweep:
         peak=psnr_peak(image),
         elapsed=time.perf_counter() - started,
     )
+
+
+def _sweep_job(image, ks, options) -> tuple[tuple[int, ...], Job]:
+    """The K values and the checked job of a sweep (the image in memory)."""
+    ks = parse_ks(ks)
+    _refuse_lazy(image)
+    job = Job.of(image, **{**QUANTIZE_DEFAULTS, **options})
+    job.check_k(ks[-1])
+    return ks, job
 
 
 def _refuse_lazy(image) -> None:
