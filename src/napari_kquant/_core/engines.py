@@ -508,21 +508,16 @@ class GridSummary:
         return centers
 
     def _label(self, centers: np.ndarray, figures: bool = True):
-        k = len(centers)
-        centers = np.ascontiguousarray(centers, dtype=np.float64)
-        labels = np.empty(len(self.table), dtype=label_dtype(k))
-        counts, sums, sse = self._pixel_passes(centers, labels, figures)
-        return labels, counts[1:], sums[1:], sse
+        """Label the pixels in one compiled pass, in blocks on one thread per core.
 
-    def _pixel_passes(self, centers: np.ndarray, labels: np.ndarray, figures: bool = True):
-        """One compiled pass labelling the pixels, in blocks on one thread per core.
-
-        Returns the counts (k + 1, label 0 first), the sums by label and the squared
-        distances summed (:func:`kernels.grid_label_pixels`).
+        Returns the labels and, with ``figures``, the counts and sums by label and
+        the squared distances summed (:func:`kernels.grid_label_pixels`).
         """
         from . import kernels
 
         k = len(centers)
+        centers = np.ascontiguousarray(centers, dtype=np.float64)
+        labels = np.empty(len(self.table), dtype=label_dtype(k))
         sure, start, index = kernels.grid_candidates(self.cells, self.shift, centers)
         by_cell = np.zeros(len(self.slot), label_dtype(k))  # sure labels by cell number
         by_cell[self.cells] = sure
@@ -543,7 +538,7 @@ class GridSummary:
         checkpoint()
         sse = sum(on_threads(run, range(threads), threads))
         checkpoint()
-        return counts.sum(axis=0), sums.sum(axis=0), sse
+        return labels, counts.sum(axis=0)[1:], sums.sum(axis=0)[1:], sse
 
 
 def extend_centers(points, weights, centers, k, rng):

@@ -296,36 +296,16 @@ def kmeans_pp(points, weights, first, draws):
     owner = np.zeros(n, np.int64)  # the nearest pick's number, by point
     for i in range(n):
         closest[i] = _squared_distance(points, i, points, first)
-    # the groups: members' original numbers, coordinates, weights, squared distances
-    # to the group's pick, and to their nearest pick (kept up to date)
-    order = np.empty(n, np.int64)
-    grouped = np.empty_like(points)
-    grouped_weights = np.empty(n)
-    to_pick = np.empty(n)
-    grouped_closest = np.empty(n)
-    group_start = np.zeros(k + 1, np.int64)
-    group_pick = np.zeros(k, np.int64)
-    squared_radius = np.zeros(k)  # each group's squared radius
-    n_groups = 0  # grouped at the first step, then each time the picks double
+    # the groups (group g: the points nearest to pick g when grouped), rebuilt at the
+    # first step and then each time the picks double
+    groups = _regroup(1, owner, closest, weights, points)
+    n_groups = 1
     cumulative = np.empty(n)
     for step in range(1, k):
         if step - n_groups >= max(1, n_groups):
-            n_groups = _regroup(
-                step,
-                picks,
-                owner,
-                closest,
-                weights,
-                points,
-                order,
-                grouped,
-                grouped_weights,
-                to_pick,
-                grouped_closest,
-                group_start,
-                group_pick,
-                squared_radius,
-            )
+            groups = _regroup(step, owner, closest, weights, points)
+            n_groups = step
+        order, grouped, grouped_weights, to_pick, grouped_closest, group_start = groups
         total = 0.0
         for i in range(n):
             total += closest[i] * weights[i]
@@ -340,10 +320,9 @@ def kmeans_pp(points, weights, first, draws):
             candidate = min(np.searchsorted(cumulative, draws[step - 1, t] * total), n - 1)
             gain = 0.0  # how much the weighted potential falls with this candidate
             for g in range(n_groups):
-                # a member within half the candidate's distance of the group's pick stays
-                q = 0.25 * _squared_distance(points, candidate, points, group_pick[g])
-                if q > MARGIN * squared_radius[g]:
-                    continue
+                # a member within half the candidate's distance of the group's pick
+                # stays; the first member is the farthest
+                q = 0.25 * _squared_distance(points, candidate, points, picks[g])
                 for pos in range(group_start[g], group_start[g + 1]):
                     if to_pick[pos] * MARGIN < q:
                         break  # (members farthest from the pick first)
@@ -355,9 +334,7 @@ def kmeans_pp(points, weights, first, draws):
                 best_pick = candidate
         picks[step] = best_pick
         for g in range(n_groups):  # the members nearer to the new pick
-            q = 0.25 * _squared_distance(points, best_pick, points, group_pick[g])
-            if q > MARGIN * squared_radius[g]:
-                continue
+            q = 0.25 * _squared_distance(points, best_pick, points, picks[g])
             for pos in range(group_start[g], group_start[g + 1]):
                 if to_pick[pos] * MARGIN < q:
                     break
@@ -370,51 +347,33 @@ def kmeans_pp(points, weights, first, draws):
 
 
 @njit(cache=True, nogil=True)
-def _regroup(
-    n_picks,
-    picks,
-    owner,
-    closest,
-    weights,
-    points,
-    order,
-    grouped,
-    grouped_weights,
-    to_pick,
-    grouped_closest,
-    group_start,
-    group_pick,
-    squared_radius,
-):
-    """Group the points by their nearest pick (a counting sort); returns the groups' number."""
+def _regroup(n_picks, owner, closest, weights, points):
+    """The points grouped by nearest pick (a counting sort), each group farthest first.
+
+    Returns the members' original numbers, coordinates, weights, squared distances
+    to the group's pick (fixed until the next grouping) and to their nearest pick
+    (kept up to date), and where each group starts (``n_picks`` + 1).
+    """
     n = points.shape[0]
-    group_start[: n_picks + 1] = 0
+    group_start = np.zeros(n_picks + 1, np.int64)
     for i in range(n):
         group_start[owner[i] + 1] += 1
     for g in range(n_picks):
         group_start[g + 1] += group_start[g]
     filled = group_start[:n_picks].copy()
-    for g in range(n_picks):
-        group_pick[g] = picks[g]
-        squared_radius[g] = 0.0
+    order = np.empty(n, np.int64)
     for i in range(n):
         g = owner[i]
         order[filled[g]] = i
         filled[g] += 1
-    for g in range(n_picks):  # each group's members, farthest from the pick first
+    for g in range(n_picks):
         members = order[group_start[g] : group_start[g + 1]]
         members[:] = members[np.argsort(-closest[members], kind="mergesort")]
+    grouped = np.empty_like(points)
     for pos in range(n):
-        i = order[pos]
-        for c in range(points.shape[1]):
-            grouped[pos, c] = points[i, c]
-        grouped_weights[pos] = weights[i]
-        to_pick[pos] = closest[i]
-        grouped_closest[pos] = closest[i]
-    for g in range(n_picks):
-        if group_start[g + 1] > group_start[g]:
-            squared_radius[g] = to_pick[group_start[g]]
-    return n_picks
+        grouped[pos] = points[order[pos]]
+    to_pick = closest[order]
+    return order, grouped, weights[order], to_pick, to_pick.copy(), group_start
 
 
 @njit(cache=True, nogil=True)

@@ -151,16 +151,20 @@ class Sweep:
 
 @dataclass(frozen=True)
 class _Pending:
-    """One K of a sweep whose labels and image are not made yet: its exact figures."""
+    """One K of a sweep whose labels and image are not made yet: its exact figures.
 
-    k: int
-    centers: np.ndarray
-    compactness: float
-    counts: np.ndarray
-    sse: float
+    Only made when clustering in the image's own values (so ``sse`` is the compactness).
+    """
+
     job: Job
     fit: Fit
     elapsed: float
+
+    k = property(lambda self: len(self.fit.centers))
+    centers = property(lambda self: self.fit.centers)
+    compactness = property(lambda self: self.fit.compactness)
+    sse = compactness
+    counts = property(lambda self: self.fit.counts)
 
     @property
     def fractions(self) -> np.ndarray:
@@ -293,12 +297,7 @@ def sweep(image, ks, **options) -> Sweep:
     entries, began = [], time.perf_counter()
     for fit in job.fits(ks, defer_labels=job.space.identity):
         if fit.labels is None:
-            k, elapsed = len(fit.centers), time.perf_counter() - began
-            entries.append(
-                _Pending(
-                    k, fit.centers, fit.compactness, fit.counts, fit.compactness, job, fit, elapsed
-                )
-            )
+            entries.append(_Pending(job, fit, time.perf_counter() - began))
         else:
             entries.append(job.result(fit, began))
         began = time.perf_counter()
