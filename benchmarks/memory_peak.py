@@ -28,6 +28,7 @@ def _images():
         "noise_gray_f32": lambda: rng.random((1024, 1024), dtype=np.float32),
         "retina_f64": lambda: data.retina()[::2, ::2].astype(np.float64) / 255,
         "features_2": lambda: rng.integers(0, 4096, (1024, 1024, 2)).astype(np.uint16),
+        "features_50": lambda: rng.random((600, 600, 50), dtype=np.float32),
         "motorcycle": lambda: data.stereo_motorcycle()[0],
         "hubble": data.hubble_deep_field,
         "microscopy_12bit": lambda: _bench_images().microscopy_12bit(),

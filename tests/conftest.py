@@ -32,3 +32,56 @@ def notifications():
     notification_manager.notification_ready.connect(collect)
     yield seen
     notification_manager.notification_ready.disconnect(collect)
+
+
+class BruteForce:
+    """Plain numpy (and exact-fraction) references the engines are checked against."""
+
+    @staticmethod
+    def squared_distances(table, centers) -> np.ndarray:
+        """(N, k) squared distances, every difference exact before it is rounded.
+
+        64-bit integer pixels are read as Python ints and centres as exact fractions
+        (values beyond 2**53 keep every digit); other pixels in float64, direct form.
+        """
+        table = np.asarray(table)
+        centers = np.asarray(centers, dtype=np.float64)
+        if table.dtype.kind in "iu" and table.dtype.itemsize == 8:
+            from fractions import Fraction
+
+            rows = table.astype(object)
+            fractions = [[Fraction(float(v)) for v in row] for row in centers]
+            out = np.empty((len(table), len(centers)))
+            for j, centre in enumerate(fractions):
+                out[:, j] = [
+                    float(sum((int(x) - c) ** 2 for x, c in zip(row, centre, strict=True)))
+                    for row in rows
+                ]
+            return out
+        x = table.astype(np.float64)
+        return ((x[:, None, :] - centers[None]) ** 2).sum(axis=2)
+
+    @classmethod
+    def check_nearest(cls, table, labels, centers, rtol=1e-9) -> float:
+        """Assert every label (1..k) is its pixel's nearest centre; return the brute SSE.
+
+        A label passes when its distance is within ``rtol`` of the smallest (a tie to
+        rounding); anything farther is a wrong label.
+        """
+        d = cls.squared_distances(table, centers)
+        labels = np.asarray(labels).reshape(-1).astype(np.int64)
+        assert labels.min() >= 1, "a clustered pixel has label 0"
+        mine = d[np.arange(len(d)), labels - 1]
+        best = d.min(axis=1)
+        wrong = np.flatnonzero(mine > best * (1 + rtol) + 1e-300)
+        assert len(wrong) == 0, (
+            f"{len(wrong)} of {len(d)} labels are not the nearest centre, e.g. pixel "
+            f"{wrong[0]}: {mine[wrong[0]]!r} vs {best[wrong[0]]!r}"
+        )
+        return float(mine.sum())
+
+
+@pytest.fixture(scope="session")
+def brute():
+    """The brute-force references (:class:`BruteForce`)."""
+    return BruteForce

@@ -67,6 +67,7 @@ def test_many_colour_images_stay_small_and_match_the_estimate(name):
         ("noise_rgb", "fast"),  # every pixel a distinct colour
         ("noise_gray_f32", "fast"),
         ("features_2", "fast"),
+        ("features_50", "fast"),  # a wide table: every row a point
         ("astronaut", "fast"),
         ("astronaut", "fast", "color_space=lab"),
     ],

@@ -68,7 +68,8 @@ GRID_BYTES_PER_CELL = 24  # the grid's counts and sums, and the labelling's cell
 # weight, its code, the point cast for the distance products, the weighted point,
 # its norm and its label (float64 mostly): about this many bytes.
 BYTES_PER_SUMMARY_POINT = 64
-FEATURE_BYTES_PER_POINT = 112  # features: wider points, float64 keys and digits
+# Lloyd's arrays per point of a RowSummary: weight, label, two bounds, the labels out
+ROW_BYTES_PER_POINT = 40
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,7 @@ class FastEngine:
         keep_codes: bool = False,
         mid_points: int = MID_POINTS,
         defer_labels: bool = False,
+        weights: np.ndarray | None = None,
     ):
         self.table = table
         self.mid_points = mid_points
@@ -199,7 +201,10 @@ class FastEngine:
         self.defer_labels = defer_labels
         # a sweep labels the pixels once per K: no extra Lloyd passes over them
         self.pixel_iterations = 0 if keep_codes else PIXEL_ITERATIONS
-        if uses_grid(table):
+        if weights is not None or table.shape[1] not in (1, 3):
+            # feature tables (and weighted samples) are clustered on their rows: exact
+            self._use(RowSummary.of(table, weights))
+        elif uses_grid(table):
             # (a colour's pixels are counted in int32)
             self._use(GridSummary.of(table, for_figures=defer_labels and len(table) < 2**31))
         else:
@@ -209,8 +214,7 @@ class FastEngine:
         self.summary = summary
         points, weights = summary.points, summary.weights
         self.low, self.high = points.min(axis=0), points.max(axis=0)
-        self.work = np.float32 if summary.small_values else np.float64
-        self.mid = regrid(points, weights, self.low, self.high, self.mid_points)
+        self.mid = summary.reduce(points, weights, self.mid_points, self.low, self.high)
         self._coarse = {}
 
     def working_bytes(self, k: int) -> int:
@@ -222,6 +226,8 @@ class FastEngine:
         arrays, the lookup tables and the labelling's blocks.
         """
         summary, n = self.summary, len(self.table)
+        if isinstance(summary, RowSummary):
+            return summary.working_bytes(k)
         points = len(summary.points)
         per_point = points * BYTES_PER_SUMMARY_POINT
         if isinstance(summary, GridSummary):
@@ -237,9 +243,6 @@ class FastEngine:
         if summary.searched:  # small RGB: a sort of the codes, then per-point arrays
             kept = summary.coded.nbytes if summary.coded.ndim == 1 else 0
             return FIXED_BYTES + kept + max(SORT_BYTES_PER_PIXEL * n, per_point)
-        if summary.indexed:  # features: int64 keys, their sort and inverse
-            keys = n * (8 * 5 + 8 * summary.table.shape[1])
-            return FIXED_BYTES + keys + points * FEATURE_BYTES_PER_POINT
         if summary.table.shape[1] == 3:  # large RGB: the 2**24 histogram and table
             kept = summary.coded.nbytes if summary.coded.base is not summary.table else 0
             return FIXED_BYTES + HIST_BYTES + LUT_ENTRIES[3] + kept + per_point
@@ -261,13 +264,13 @@ class FastEngine:
             if len(summary.points) < max(GRID_MIN_CELLS, GRID_CELLS_PER_CLUSTER * k):
                 self._use(CodedSummary.of(self.table, self.keep_codes))
         elif not summary.exact and len(summary.points) < CELLS_PER_CLUSTER * k:
-            self._use(CodedSummary.distinct(self.table))
+            self._use(RowSummary.of(self.table))
 
     def coarse(self, k: int):
         """The coarse regrid for ``k`` clusters (at least 32 points per cluster)."""
         target = max(COARSE_POINTS, 32 * k)
         if target not in self._coarse:
-            self._coarse[target] = regrid(*self.mid, self.low, self.high, target)
+            self._coarse[target] = self.summary.reduce(*self.mid, target, self.low, self.high)
         return self._coarse[target]
 
     def fit(self, k, max_iter, epsilon, use_epsilon, attempts, init, rng) -> Fit:
@@ -348,7 +351,7 @@ class FastEngine:
             summary.points,
             summary.weights,
             centers,
-            min(max_iter, FINISH_ITERATIONS),
+            min(max_iter, summary.finish_iterations or max_iter),
             tol,
         )
         if isinstance(summary, GridSummary):
@@ -362,7 +365,8 @@ class FastEngine:
             code_labels = None  # the clipped centres need their own labelling
         centers, rank = darkest_first_ranks(centers)
         fit = self.assign(centers, epsilon, None if code_labels is None else rank[code_labels])
-        return replace(fit, n_iter=n_iter + polish)
+        # each stage stops at max_iter: the total is reported within it too
+        return replace(fit, n_iter=min(n_iter + polish, max_iter))
 
     def assign(self, centers, epsilon=0.0, code_labels=None) -> Fit:
         """Label every pixel with its nearest of ``centers`` (label i = row i - 1).
@@ -379,7 +383,7 @@ class FastEngine:
             labels, counts, compactness = summary.assign_pixels(centers)
             return Fit(centers, labels, compactness, counts, epsilon)
         if code_labels is None:
-            code_labels = nearest(points, centers, self.work, distances=False)[0]
+            code_labels = nearest(points, centers, distances=False)[0]
             code_labels = code_labels.astype(label_dtype(k)) + label_dtype(k).type(1)
         if summary.exact:
             # Each code is one colour: the summary's figures are the pixels' figures.
@@ -456,6 +460,12 @@ class GridSummary:
             colours = kernels.grid_colours(table, shift, slot, len(cells))
             checkpoint()
         return cls(table, shift, cells, points, weights, value_range, slot, scatter, colours)
+
+    finish_iterations = FINISH_ITERATIONS
+
+    def reduce(self, points, weights, target, low, high):
+        """About ``target`` weighted points standing for ``points`` (a coarser grid)."""
+        return regrid(points, weights, low, high, target)
 
     def assign_pixels(self, centers: np.ndarray):
         """Every pixel's nearest centre (labels 1..k), the pixels per label, the exact SSE."""
@@ -582,7 +592,6 @@ class CodedSummary:
     exact: bool
     small_values: bool
     value_range: tuple[np.ndarray, np.ndarray]  # per-channel min and max of the pixels
-    indexed: bool = False  # ``coded`` holds each pixel's index into ``codes``
     searched: bool = False  # ``codes`` are sorted: a pixel's is found by binary search
     luts: dict = field(default_factory=dict)  # lookup-table buffers, reused across K
 
@@ -594,8 +603,6 @@ class CodedSummary:
         labelling again (another K of a sweep) is a single gather.
         """
         n_channels = table.shape[1]
-        if n_channels not in (1, 3):
-            return cls._of_features(table)
         if table.dtype == np.uint8 and n_channels == 3:
             low, step, coded = 0.0, 1.0, table
             value_range = (np.zeros(3), np.full(3, 255.0))  # used on inexact grids only
@@ -626,9 +633,10 @@ class CodedSummary:
             else:
                 coded = np.empty(len(table), dtype=np.uint16)
                 for start in range(0, len(table), BLOCK):  # float temporaries per block
-                    block = table[start : start + BLOCK, 0]
-                    # scaled before the subtraction: spans near the float maximum stay finite
-                    coded[start : start + BLOCK] = np.rint(block / step - low / step)
+                    block = table[start : start + BLOCK, 0].astype(np.float64)
+                    # in float64 and from the minimum: float32 would place a value
+                    # far from zero several levels off
+                    coded[start : start + BLOCK] = np.rint((block - low) / step)
         searched = False
         if n_channels == 3 and len(coded) <= SMALL_IMAGE:
             # A sort is cheap here and needs no 2**24 tables; pixels find their code
@@ -656,72 +664,11 @@ class CodedSummary:
             table, coded, step, codes, points, weights, exact, small, value_range, searched=searched
         )
 
-    @classmethod
-    def _of_features(cls, table: np.ndarray) -> CodedSummary:
-        """Code a table of 2 or 4+ channels (several layers as features).
+    finish_iterations = FINISH_ITERATIONS
 
-        Each channel is coded over its own range to ``feature_levels(C)`` levels (256
-        up to 7 channels; step 1 for integer channels spanning fewer values), the codes
-        combined into one int64 key per pixel and counted with a sort. A pixel's code
-        is then the index of its key among the occupied keys.
-        """
-        n_channels = table.shape[1]
-        levels = feature_levels(n_channels)
-        columns = [table[:, c] for c in range(n_channels)]
-        lows = np.array([float(col.min()) for col in columns])
-        highs = np.array([float(col.max()) for col in columns])
-        integer = np.issubdtype(table.dtype, np.integer)
-        steps = np.ones(n_channels)
-        for c in range(n_channels):
-            if not (integer and highs[c] - lows[c] < levels):
-                step = highs[c] / (levels - 1) - lows[c] / (levels - 1)
-                steps[c] = step if step > 0 else 1.0
-        keys = np.zeros(len(table), dtype=np.int64)
-        for c in reversed(range(n_channels)):
-            code = np.rint(table[:, c] / steps[c] - lows[c] / steps[c])
-            keys *= levels
-            keys += np.clip(code, 0, levels - 1).astype(np.int64)
-        keys, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
-        digits = np.empty((len(keys), n_channels))
-        for c in range(n_channels):
-            digits[:, c] = keys % levels
-            keys //= levels
-        points = lows + steps * digits
-        exact = integer and bool((steps == 1.0).all())
-        codes = np.arange(len(points))
-        small = table.dtype.itemsize == 1
-        weights = counts.astype(np.float64)
-        return cls(
-            table,
-            inverse.reshape(-1),
-            steps,
-            codes,
-            points,
-            weights,
-            exact,
-            small,
-            (lows, highs),
-            indexed=True,
-        )
-
-    @classmethod
-    def distinct(cls, table: np.ndarray) -> CodedSummary:
-        """The exact summary: every distinct colour is a point (a sort of the pixels)."""
-        rows, inverse, counts = np.unique(table, axis=0, return_inverse=True, return_counts=True)
-        points = rows.astype(np.float64)
-        value_range = (points.min(axis=0), points.max(axis=0))
-        return cls(
-            table,
-            inverse.reshape(-1),
-            0.0,
-            np.arange(len(points)),
-            points,
-            counts.astype(np.float64),
-            True,
-            table.dtype.itemsize == 1,
-            value_range,
-            indexed=True,
-        )
+    def reduce(self, points, weights, target, low, high):
+        """About ``target`` weighted points standing for ``points`` (a coarser grid)."""
+        return regrid(points, weights, low, high, target)
 
     def label_pixels(self, code_labels: np.ndarray, centers: np.ndarray | None = None):
         """Label of every pixel through a lookup table from code to label.
@@ -738,7 +685,7 @@ class CodedSummary:
         else:
             # Pixels only ever carry occupied codes, so the table needs no zeroing.
             n_channels = self.table.shape[1]
-            size = len(self.codes) if self.indexed else 1 << 24 if n_channels == 3 else 1 << 16
+            size = 1 << 24 if n_channels == 3 else 1 << 16
             if code_labels.dtype not in self.luts:
                 self.luts[code_labels.dtype] = np.empty(size, code_labels.dtype)
             lut = self.luts[code_labels.dtype]
@@ -784,15 +731,8 @@ class CodedSummary:
         # so a cell is on one side when its two nearest centres differ by more than
         # a diagonal (with a margin for rounding).
         diagonal = float(np.sqrt(np.sum(np.broadcast_to(self.step, centers.shape[1:]) ** 2)))
-        out = np.empty(len(self.points), dtype=bool)
-        step = max(1 << 12, SCORE_BLOCK // len(centers))  # the score matrix in blocks
-        for start in range(0, len(self.points), step):
-            points = self.points[start : start + step]
-            scores = points @ (-2.0 * centers.T) + (centers * centers).sum(axis=1)
-            scores += (points * points).sum(axis=1)[:, None]
-            two = np.sqrt(np.maximum(np.partition(scores, 1, axis=1)[:, :2], 0.0))
-            out[start : start + step] = two[:, 1] - two[:, 0] <= diagonal * (1 + 1e-2)
-        return out
+        _, best, second = nearest(self.points, centers, second=True)
+        return np.sqrt(second) - np.sqrt(best) <= diagonal * (1 + 1e-2)
 
     def _pixel_codes(self, coded_block: np.ndarray) -> np.ndarray:
         if coded_block.ndim == 2:  # (n, 3) uint8 channel codes, not yet combined
@@ -800,9 +740,75 @@ class CodedSummary:
         return coded_block
 
 
-def feature_levels(n_channels: int) -> int:
-    """Levels per channel coding a table of ``n_channels`` into one int64 key."""
-    return 256 if n_channels <= 7 else max(2, 2 ** (62 // n_channels))
+ROW_KEY_BYTES = 16  # tables with rows this narrow are summarised by their distinct rows
+
+
+@dataclass(frozen=True)
+class RowSummary:
+    """A table clustered on its rows themselves: feature tables, weighted samples.
+
+    Exact for any number of channels: the points are the distinct rows (narrow rows,
+    found by a sort) or every row, weighted by their count (or the caller's sample
+    weights). Coarse and middle stages run on random subsets of the rows
+    (:meth:`reduce`); the finish runs Lloyd on every row to convergence, so the
+    centres are a Lloyd fixed point of the data (K=1 gives the mean).
+    """
+
+    table: np.ndarray
+    points: np.ndarray  # float64 (P, C)
+    weights: np.ndarray
+    inverse: np.ndarray | None  # each row's point (None: point i is row i)
+    value_range: tuple[np.ndarray, np.ndarray]
+    exact: bool = True
+    finish_iterations = None  # to convergence (or max_iter)
+
+    @classmethod
+    def of(cls, table: np.ndarray, weights: np.ndarray | None = None) -> RowSummary:
+        """Summarise ``table`` (N, C); ``weights`` (N,) are the rows' sample weights."""
+        inverse = None
+        row_bytes = table.dtype.itemsize * table.shape[1]
+        if weights is None and row_bytes <= ROW_KEY_BYTES:
+            rows = table + 0.0 if table.dtype.kind == "f" else table  # -0.0 is 0.0
+            rows = np.ascontiguousarray(rows)
+            keys = rows.view(np.dtype((np.void, row_bytes))).reshape(-1)
+            _, first, inverse, counts = np.unique(
+                keys, return_index=True, return_inverse=True, return_counts=True
+            )
+            points = rows[first].astype(np.float64)
+            weights = counts.astype(np.float64)
+            inverse = inverse.reshape(-1)
+        else:
+            points = np.ascontiguousarray(table, dtype=np.float64)
+            if weights is None:
+                weights = np.ones(len(table))
+            weights = np.ascontiguousarray(weights, dtype=np.float64)
+        value_range = (points.min(axis=0), points.max(axis=0))
+        return cls(table, points, weights, inverse, value_range)
+
+    def reduce(self, points, weights, target, low=None, high=None):
+        """A uniform random subset of about ``target`` points, weighted to the same total.
+
+        Drawn from a fixed stream: the same data gives the same subsets.
+        """
+        if len(points) <= 2 * target:
+            return points, weights
+        pick = np.sort(np.random.default_rng(0).choice(len(points), target, replace=False))
+        kept = weights[pick]
+        return points[pick], kept * (weights.sum() / kept.sum())
+
+    def label_pixels(self, code_labels: np.ndarray) -> np.ndarray:
+        """Each row's label from its point's."""
+        return code_labels if self.inverse is None else code_labels[self.inverse]
+
+    def working_bytes(self, k: int) -> int:
+        """Peak bytes of its own allocations (the points and Lloyd's per-point arrays)."""
+        n, points = len(self.table), len(self.points)
+        per_point = points * (8 * self.points.shape[1] + ROW_BYTES_PER_POINT)
+        if self.inverse is None:
+            return FIXED_BYTES + per_point + SCORE_BYTES
+        # the sort's temporaries are freed before Lloyd runs; each row's point is kept
+        sort = n * (8 * 2 + 1 + self.table.itemsize * self.table.shape[1])
+        return FIXED_BYTES + max(sort, per_point) + 8 * n + SCORE_BYTES
 
 
 def _code_rgb(table, low, high, step):
@@ -821,29 +827,24 @@ def _code_rgb(table, low, high, step):
             scaled = cv2.convertScaleAbs(_as_image(block), alpha=1 / step, beta=-low / step)
             coded[start : start + BLOCK] = scaled.reshape(-1, 3)
         else:
-            scaled = np.rint(block.astype(np.float64) / step - low / step)
+            scaled = np.rint((block.astype(np.float64) - low) / step)
             coded[start : start + BLOCK] = np.clip(scaled, 0, 255)
     return coded
 
 
 def pixel_figures(table, labels, centers):
-    """Pixels per label and the exact sum of squared distances, in blocks."""
+    """Pixels per label and the exact sum of squared distances, in blocks (direct form)."""
     k, n_channels = centers.shape
     counts = np.zeros(k + 1, dtype=np.int64)
-    sums = np.zeros((k + 1, n_channels))
-    square_sum = 0.0
+    padded = np.vstack([np.zeros((1, n_channels)), np.asarray(centers, dtype=np.float64)])
+    sse = 0.0
     for start in range(0, len(table), BLOCK):
         checkpoint()
-        x = table[start : start + BLOCK].astype(np.float64)
         lab = labels[start : start + BLOCK]
         counts += np.bincount(lab, minlength=k + 1)
-        for c in range(n_channels):
-            sums[:, c] += np.bincount(lab, weights=x[:, c], minlength=k + 1)
-        square_sum += float(np.einsum("ij,ij->", x, x))
-    counts, sums = counts[1:], sums[1:]
-    # sum ||x - c||^2 = sum ||x||^2 - 2 sum_l c_l . S_l + sum_l n_l ||c_l||^2
-    sse = square_sum - 2 * float((centers * sums).sum()) + float(counts @ (centers**2).sum(axis=1))
-    return counts, max(sse, 0.0)
+        difference = table[start : start + BLOCK].astype(np.float64) - padded[lab]
+        sse += float(np.einsum("ij,ij->", difference, difference))
+    return counts[1:], sse
 
 
 def _offset_codes(column: np.ndarray, low: int) -> np.ndarray:
@@ -950,32 +951,30 @@ def _bin_keys(block, low, high, levels):
     return keys
 
 
-def nearest(points, centers, work=np.float64, norms=None, distances=True):
-    """Nearest centre of each point and the squared distance to it (float64).
+def nearest(points, centers, distances=True, second=False):
+    """Nearest centre (0-based) of each point and the squared distance to it (float64).
 
-    ``norms`` (the points' squared norms) may be passed when calling repeatedly;
-    with ``distances=False`` only the labels are computed (the distances are None).
-    Points are taken in blocks so the (points, centres) score matrix stays small.
+    One compiled direct-form pass (:func:`napari_kquant._core.kernels.nearest_rows`):
+    every pixel, summary point, lazy block and palette application is labelled by it,
+    so they all agree to the bit. With ``distances=False`` the distances are None;
+    with ``second`` the squared distance to the second-nearest centre comes third.
+    Points are converted to float64 block by block.
     """
-    if work == np.float32 and len(centers) and np.abs(centers).max() > FLOAT32_SAFE:
-        work = np.float64  # such centres' squares overflow float32
-    c = centers.astype(work)
-    scale = -2.0 * c.T
-    c_norms = (c * c).sum(axis=1)
-    labels = np.empty(len(points), dtype=np.intp)
-    d = np.empty(len(points)) if distances else None
-    step = max(1 << 12, SCORE_BLOCK // max(len(c), 1))
-    for start in range(0, len(points), step):
+    from . import kernels
+
+    centers = np.ascontiguousarray(centers, dtype=np.float64)
+    n = len(points)
+    labels = np.empty(n, dtype=np.intp)
+    best = np.empty(n)
+    runner_up = np.empty(n)
+    step = max(1 << 10, (BLOCK * 4) // max(points.shape[1], 1))  # float64 blocks of ~8 MB
+    for start in range(0, n, step):
         block = slice(start, start + step)
-        scores = points[block].astype(work, copy=False) @ scale
-        scores += c_norms
-        labels[block] = lab = scores.argmin(axis=1)
-        if distances:
-            d[block] = np.take_along_axis(scores, lab[:, None], axis=1)[:, 0]
-    if not distances:
-        return labels, None
-    d += (points * points).sum(axis=1) if norms is None else norms
-    return labels, np.maximum(d, 0.0, out=d)
+        rows = np.ascontiguousarray(points[block], dtype=np.float64)
+        kernels.nearest_rows(rows, centers, labels[block], best[block], runner_up[block])
+    if second:
+        return labels, best, runner_up
+    return labels, (best if distances else None)
 
 
 def init_centers(points, weights, k, init, rng):
@@ -1114,11 +1113,8 @@ class FastKMeans:
             total += 2 * 8 * n_pixels + 2 * n_pixels  # float64 scaling temporaries, codes
             distinct = min(n_pixels, LUT_ENTRIES[1])
             lut = LUT_ENTRIES[1] * 8 * 2  # the bincount of codes and the lookup table
-        else:
-            # int64 keys per channel step, their sort, order and inverse
-            total += n_pixels * (8 * 4 + 8 * n_channels)
-            distinct = n_pixels
-            lut = 2 * n_pixels
+        else:  # every row as float64 points, Lloyd's per-row arrays (RowSummary)
+            return n_pixels * (8 * n_channels + ROW_BYTES_PER_POINT) + SCORE_BYTES
         return total + lut + distinct * BYTES_PER_SUMMARY_POINT + SCORE_BYTES
 
 

@@ -84,6 +84,34 @@ def _squared_distance(points, i, centers, j):
 
 
 @njit(cache=True, nogil=True, fastmath=FAST)
+def nearest_rows(points, centers, labels, best, second):
+    """Every row's nearest centre (0-based), its squared distance and the next one's.
+
+    The direct form ``sum((x - c)**2)`` in float64: no cancellation however far the
+    values sit from zero (the expanded ``|x|^2 - 2 x.c + |c|^2`` loses every digit
+    of ``1e9 + noise``). From ``ROWS_FROM_K`` centres on, each search starts from
+    the previous row's centre and walks its neighbour rows. Equal distances go to
+    the lower index.
+    """
+    k = centers.shape[0]
+    pruned = k >= ROWS_FROM_K
+    if pruned:
+        order, apart = neighbour_rows(centers)
+    else:
+        order, apart = np.empty((1, 1), np.int64), np.empty((1, 1))
+    guess = 0
+    for i in range(points.shape[0]):
+        if pruned:
+            j, d, s = _two_nearest_from(points, i, centers, guess, order, apart, 0.0)
+            guess = j
+        else:
+            j, d, s = _two_nearest(points, i, centers)
+        labels[i] = j
+        best[i] = d
+        second[i] = s
+
+
+@njit(cache=True, nogil=True, fastmath=FAST)
 def _assign_all(points, weights, centers, labels, upper, lower, mass, sums, rows):
     """Every point's nearest centre and bounds; the clusters' weights and weighted sums.
 

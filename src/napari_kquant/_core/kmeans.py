@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import cv2
@@ -15,7 +15,7 @@ from .engines import ENGINES
 from .memory import check_memory, working_bytes
 from .options import QUANTIZE_DEFAULTS, choices
 from .palette import Palette, darkest_first, register_applier
-from .spaces import COLOR_SPACES, FeatureSpace, scaling
+from .spaces import COLOR_SPACES, FeatureSpace, palette_origin, scaling
 from .validate import (
     CRITERIA,
     MAX_ATTEMPTS,
@@ -36,6 +36,7 @@ from .validate import (
     working_table,
 )
 
+_SHIFTED = {"transformed": True}
 METHODS = choices("method")
 INITS = choices("init")
 PLANES = choices("planes")
@@ -161,6 +162,7 @@ def count_fractions(counts: np.ndarray) -> np.ndarray:
 def apply_eager(image, palette: Palette, *, mask=None, rgb=None, channel_axis=None):
     """Label an in-memory image with ``palette`` (the eager apply strategy)."""
     started = time.perf_counter()
+    image = np.asarray(image)
     job = Job.of(
         image,
         **{
@@ -170,6 +172,9 @@ def apply_eager(image, palette: Palette, *, mask=None, rgb=None, channel_axis=No
             "channel_axis": channel_axis,
             "color_space": palette.color_space,
             "standardize": scaling(palette),
+            "origin": palette_origin(
+                palette.centers, working_table(np.empty(0, image.dtype)).dtype
+            ),
         },
     )
     centers = palette.centers
@@ -177,11 +182,6 @@ def apply_eager(image, palette: Palette, *, mask=None, rgb=None, channel_axis=No
     if centers.shape[1] != n_channels:
         raise InvalidInputError(
             f"centers must be a (k, {n_channels}) array for this image, got shape {centers.shape}"
-        )
-    if np.abs(centers).max() > MAX_FLOAT_MAGNITUDE:
-        raise InvalidInputError(
-            f"centers up to {np.abs(centers).max():.3g} make squared distances overflow: "
-            f"palette values must stay below {MAX_FLOAT_MAGNITUDE:.0e}"
         )
     fit = job.fast_engine().assign(job.space.forward(centers))
     return job.result(fit, started, centers=centers, method="palette")
@@ -230,6 +230,7 @@ class Job:
         planes="stack",
         sample_size=None,
         fit_level=-1,
+        origin="data",
     ) -> Job:
         if sample_size is not None:
             raise InvalidInputError("sample_size applies to quantize() only")
@@ -283,9 +284,11 @@ class Job:
         raw = table
         value_range = (low, high) if floating else None
         space, table = FeatureSpace.of(
-            table, color_space, standardize, image.dtype, true_rgb, value_range
+            table, color_space, standardize, image.dtype, true_rgb, value_range, origin
         )
-        if not space.identity and not np.isfinite(table).all():
+        if space.origin is not None and table is not raw:  # a shifted copy of the pixels
+            check_memory(image.shape, image.dtype, n_channels, method, **layout | _SHIFTED)
+        if not space.isometric and not np.isfinite(table).all():
             raise InvalidInputError(
                 "the values overflow when standardized: rescale the image or use standardize=False"
             )
@@ -378,7 +381,7 @@ class Job:
                 centers, fit = self._back(fit)
         fit = fit.labelled()  # a sweep's fit may have left them to now
         labels, counts = fit.labels, fit.counts
-        sse = None if self.space.identity else engines.pixel_figures(self.raw, labels, centers)[1]
+        sse = None if self.space.isometric else engines.pixel_figures(self.raw, labels, centers)[1]
         if self.keep is not None:
             labels = np.zeros(self.keep.shape, dtype=fit.labels.dtype)
             labels[self.keep] = fit.labels
@@ -436,9 +439,17 @@ class Job:
             high = np.array([float(self.raw[:, c].max()) for c in range(self.raw.shape[1])])
             centers = np.clip(centers, low, high)
         centers = centers[darkest_first(centers)]
-        if "engine" not in self.cache:  # one summary serves every K of a sweep
-            self.cache["engine"] = self.fast_engine()
-        return centers, self.cache["engine"].assign(self.space.forward(centers), fit.epsilon)
+        space = self.space
+        origin = palette_origin(centers, self.raw.dtype)
+        if space.isometric and origin != space.origin:  # labelled as the palette applies
+            space = replace(space, origin=origin)
+        if space is not self.space:
+            engine = engines.FastEngine(space.forward(self.raw))
+        else:
+            if "engine" not in self.cache:  # one summary serves every K of a sweep
+                self.cache["engine"] = self.fast_engine()
+            engine = self.cache["engine"]
+        return centers, engine.assign(space.forward(centers), fit.epsilon)
 
 
 def render(image: np.ndarray, labels: np.ndarray, centers: np.ndarray, rgb: bool) -> np.ndarray:
@@ -527,15 +538,15 @@ def _check_k_against_data(table: np.ndarray, k: int) -> None:
         raise InvalidInputError(
             f"k={k} exceeds the number of pixels ({len(table)}): choose k <= {len(table)}"
         )
-    rows = np.ascontiguousarray(table).view(
-        np.dtype((np.void, table.dtype.itemsize * table.shape[1]))
-    )
+    row_type = np.dtype((np.void, table.dtype.itemsize * table.shape[1]))
+    signed_zeros = table.dtype.kind == "f"  # -0.0 and 0.0 are one colour, not two bit patterns
     size = 4096
     while True:
-        distinct = len(np.unique(rows[:size]))
+        rows = table[:size] + 0.0 if signed_zeros else table[:size]
+        distinct = len(np.unique(np.ascontiguousarray(rows).view(row_type)))
         if distinct >= k:
             return
-        if size >= len(rows):
+        if size >= len(table):
             raise InvalidInputError(
                 f"k={k} exceeds the {distinct} distinct colours in the image: "
                 f"choose k <= {distinct}"

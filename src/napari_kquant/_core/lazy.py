@@ -126,10 +126,8 @@ def apply_lazy(image, palette, *, mask=None, rgb=None, channel_axis=None) -> Qua
         )
     dtype = working_table(np.empty(0, levels[0].dtype)).dtype
     space = FeatureSpace.for_palette(palette, dtype, layout.channels and not layout.features)
-    # the precision the eager path labels with, so that both give the same labels
-    work = np.float32 if space.identity and dtype.itemsize == 1 else np.float64
     outputs = [
-        _lazy_outputs(layout.arrange(level), layout, space, work, palette.centers, mask)
+        _lazy_outputs(layout.arrange(level), layout, space, palette.centers, mask)
         for level in levels
     ]
     labels = [out[0] for out in outputs]
@@ -171,6 +169,11 @@ def as_dask(array):
     import dask.array as da
 
     if isinstance(array, da.Array):
+        if any(np.isnan(size) for size in array.shape):
+            raise InvalidInputError(
+                f"this dask array's chunk sizes are unknown (shape {array.shape}): call "
+                "array.compute_chunk_sizes() first (e.g. after boolean indexing)"
+            )
         return array
     chunks = getattr(array, "chunks", None)
     if isinstance(chunks, tuple) and all(isinstance(c, (int, np.integer)) for c in chunks):
@@ -332,7 +335,7 @@ def _take(block, local, channels, block_mask):
     return values, inside
 
 
-def _lazy_outputs(data, layout, space, work, centers, mask):
+def _lazy_outputs(data, layout, space, centers, mask):
     """Labels and quantized image of ``data`` as dask arrays, block by block."""
     import dask.array as da
 
@@ -343,7 +346,6 @@ def _lazy_outputs(data, layout, space, work, centers, mask):
         "space": space,
         "channels": layout.channels,
         "n_clustered": centers.shape[1],
-        "work": work,
     }
     spatial_ndim = data.ndim - 1 if layout.channels else data.ndim
     spatial_chunks = data.chunks[:spatial_ndim]
@@ -365,7 +367,7 @@ def _lazy_outputs(data, layout, space, work, centers, mask):
     return labels, image
 
 
-def _label_block(block, mask=None, *, centers, feature_centers, space, channels, n_clustered, work):
+def _label_block(block, mask=None, *, centers, feature_centers, space, channels, n_clustered):
     """Nearest centre (1-based) of every pixel of a block; 0 outside the mask or non-finite."""
     block = np.asarray(block)
     spatial = block.shape[:-1] if channels else block.shape
@@ -384,7 +386,7 @@ def _label_block(block, mask=None, *, centers, feature_centers, space, channels,
     rows = table[keep]
     if len(rows):
         features = space.forward(rows)
-        labels[keep] = engines.nearest(features, feature_centers, work, distances=False)[0] + 1
+        labels[keep] = engines.nearest(features, feature_centers, distances=False)[0] + 1
     return labels.reshape(spatial)
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .options import choices
-from .validate import InvalidInputError, check_choice
+from .validate import MAX_FLOAT_MAGNITUDE, InvalidInputError, check_choice
 
 # ITU-R BT.601 luma weights, the ones OpenCV's RGB->gray conversion uses.
 _LUMA = np.array([0.299, 0.587, 0.114])
@@ -103,6 +103,11 @@ class Palette:
         if centers.ndim != 2 or len(centers) == 0 or not np.isfinite(centers).all():
             raise InvalidInputError(
                 f"a palette's centres are a finite (k, C) array, got shape {centers.shape}"
+            )
+        if np.abs(centers).max() > MAX_FLOAT_MAGNITUDE:  # checked once, for every apply path
+            raise InvalidInputError(
+                f"centers up to {np.abs(centers).max():.3g} make squared distances overflow: "
+                f"palette values must stay below {MAX_FLOAT_MAGNITUDE:.0e}"
             )
         object.__setattr__(self, "centers", centers)
         check_choice("color_space", self.color_space, choices("color_space"))

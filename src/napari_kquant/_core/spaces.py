@@ -125,18 +125,101 @@ def scaling(palette):
     return palette.channel_scale, offset
 
 
+# Values farther from zero than this many times their span are clustered relative to
+# an origin (their minimum): the engines' coding and OpenCV's float32 then keep the
+# digits that tell them apart, and 64-bit integers beyond 2**53 their exact values.
+CENTRE_FROM = 16
+EXACT_FLOAT_INTEGERS = 2**53  # integers beyond this lose digits as float64
+
+
+def data_origin(table: np.ndarray, value_range=None) -> tuple | None:
+    """The origin to cluster ``table`` relative to (one value per channel), or None.
+
+    Only floats and integers of 4 bytes or more: smaller integers are exact in every
+    engine's arithmetic. Integers get an integer origin (subtracted exactly).
+    """
+    kind = table.dtype.kind
+    if len(table) == 0 or not (kind == "f" or (kind in "iu" and table.dtype.itemsize >= 4)):
+        return None
+    if value_range is not None and table.shape[1] == 1:
+        lows, highs = [value_range[0]], [value_range[1]]
+    else:
+        columns = [table[:, c] for c in range(table.shape[1])]
+        lows, highs = [col.min() for col in columns], [col.max() for col in columns]
+    if kind in "iu":
+        lows, highs = [int(v) for v in lows], [int(v) for v in highs]
+    else:
+        lows, highs = [float(v) for v in lows], [float(v) for v in highs]
+    far = [
+        max(abs(lo), abs(hi)) > CENTRE_FROM * (hi - lo) for lo, hi in zip(lows, highs, strict=True)
+    ]
+    if not any(far):
+        return None
+    return tuple(lo if f else type(lo)(0) for lo, f in zip(lows, far, strict=True))
+
+
+def palette_origin(centers: np.ndarray, dtype: np.dtype) -> tuple | None:
+    """The origin a palette is applied relative to, for pixels of ``dtype``, or None.
+
+    The rule of :func:`data_origin`, read from the centres: it depends on them alone,
+    so every apply path (eager, lazy, the fit's own labelling) measures the same
+    differences and gives the same labels.
+    """
+    dtype = np.dtype(dtype)
+    if not (dtype.kind == "f" or (dtype.kind in "iu" and dtype.itemsize >= 4)):
+        return None
+    centers = np.asarray(centers, dtype=np.float64)
+    lows, highs = centers.min(axis=0), centers.max(axis=0)
+    far = np.maximum(np.abs(lows), np.abs(highs)) > CENTRE_FROM * (highs - lows)
+    if not far.any():
+        return None
+    if dtype.kind in "iu":
+        return tuple(int(np.floor(lo)) if f else 0 for lo, f in zip(lows, far, strict=True))
+    return tuple(float(lo) if f else 0.0 for lo, f in zip(lows, far, strict=True))
+
+
+def shift(values: np.ndarray, origin: tuple, sign: int = -1) -> np.ndarray:
+    """``values - origin`` (``sign=-1``) or ``values + origin`` per channel, exactly.
+
+    Integer tables less an integer origin stay integers (int64: uint64 beyond 2**63
+    included); float tables become float64. Centres (float) against an integer origin
+    beyond float64's integers are shifted as exact fractions, then rounded once.
+    """
+    from fractions import Fraction
+
+    if values.dtype.kind in "iu":
+        out = np.empty(values.shape, dtype=np.int64)
+        for c, o in enumerate(origin):
+            column = values[:, c]
+            if sign < 0 and column.dtype.kind == "u":  # >= o: no wrap, fits int64
+                out[:, c] = (column - column.dtype.type(o)).astype(np.int64)
+            else:
+                out[:, c] = column.astype(np.int64) + sign * o
+        return out
+    values = np.asarray(values, dtype=np.float64)
+    if all(isinstance(o, float) or abs(o) < EXACT_FLOAT_INTEGERS for o in origin):
+        return values + sign * np.asarray(origin, dtype=np.float64)
+    out = np.empty(values.shape)
+    for index in np.ndindex(values.shape):
+        out[index] = float(Fraction(float(values[index])) + sign * origin[index[-1]])
+    return out
+
+
 @dataclass(frozen=True)
 class FeatureSpace:
     """Where pixels are clustered: RGB or CIELAB, optionally z-scored per channel.
 
     ``forward`` takes an (N, C) table (or centres) in image units to that space,
-    ``back`` takes centres back to image units.
+    ``back`` takes centres back to image units. ``origin``: values clustered relative
+    to it (values far from zero, see :func:`data_origin`): a shift, so distances stay
+    those of the image's units.
     """
 
     color_space: str = "rgb"
     white: float = 1.0  # full intensity, for Lab
     offset: np.ndarray | None = None
     scale: np.ndarray | None = None
+    origin: tuple | None = None
 
     @property
     def colours(self) -> ColourSpace:
@@ -145,12 +228,19 @@ class FeatureSpace:
 
     @property
     def identity(self) -> bool:
-        """Whether pixels are clustered in their own values."""
+        """Whether pixels are clustered in their own values (no transform, no shift)."""
+        return self.isometric and self.origin is None
+
+    @property
+    def isometric(self) -> bool:
+        """Whether distances are those of the image's units (a shift at most)."""
         return self.colours.identity and self.scale is None
 
     def forward(self, table: np.ndarray) -> np.ndarray:
         """Image units to the clustering space."""
         table = self.colours.forward(table, self.white)
+        if self.origin is not None:
+            table = shift(table, self.origin)
         if self.scale is not None:
             table = (table - self.offset) / self.scale
         return table
@@ -159,6 +249,8 @@ class FeatureSpace:
         """Centres in the clustering space to image units."""
         if self.scale is not None:
             centers = centers * self.scale + self.offset
+        if self.origin is not None:
+            centers = shift(np.asarray(centers, dtype=np.float64), self.origin, +1)
         return self.colours.back(centers, self.white)
 
     @classmethod
@@ -170,23 +262,31 @@ class FeatureSpace:
             scaling(palette),
             dtype,
             rgb,
+            origin=palette_origin(palette.centers, dtype),
         )
         return space
 
     @classmethod
     def of(
-        cls, table, color_space, standardize, dtype, rgb, value_range=None
+        cls, table, color_space, standardize, dtype, rgb, value_range=None, origin="data"
     ) -> tuple[FeatureSpace, np.ndarray]:
         """The space for these options and the table moved into it.
 
         ``value_range``: the table's (min, max), when known (float images), for the
-        colour space to check the values it reads.
+        colour space to check the values it reads. ``origin``: ``"data"`` (a fit:
+        :func:`data_origin` of the table, for values in their own colour space and
+        unscaled), or a palette's (:func:`palette_origin`, None for none).
         """
         colours = SPACES[check_choice("color_space", color_space, COLOR_SPACES)]
         colours.check(np.dtype(dtype), rgb, value_range)
         space = cls(color_space, colours.white(np.dtype(dtype)))
         table = space.forward(table)
         if standardize is False or standardize is None:
+            if isinstance(origin, str):
+                origin = data_origin(table, value_range) if colours.identity else None
+            if origin is not None:
+                space = replace(space, origin=origin)
+                table = shift(table, origin)
             return space, table
         if standardize is True:
             # column by column on contiguous copies: the same figures whatever the

@@ -313,6 +313,10 @@ def _sweep_job(image, ks, options) -> tuple[tuple[int, ...], Job]:
     """The K values and the checked job of a sweep (the image in memory)."""
     ks = parse_ks(ks)
     _refuse_lazy(image)
+    # Results are made when first taken, maybe after the caller has changed the array
+    # (the next frame into the same buffer): they must describe the image swept.
+    image = np.array(image, copy=True)
+    image.flags.writeable = False
     job = Job.of(image, **{**QUANTIZE_DEFAULTS, **options})
     job.check_k(ks[-1])
     return ks, job
