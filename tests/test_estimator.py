@@ -52,7 +52,87 @@ def test_check_estimator_fails_no_more_than_kmeans(method):
         warnings.simplefilter("ignore")
         ours = failed_checks(KMeansQuantizer(method=method))
         theirs = failed_checks(KMeans(n_init=1))
+    if method == "opencv":  # cv2.kmeans takes no weights: it says so (a ValueError)
+        ours = {name for name in ours if not name.startswith("check_sample_weights")}
     assert ours <= theirs, ours - theirs
+
+
+def test_sample_weights_are_used_as_kmeans_uses_them():
+    rng = np.random.default_rng(0)
+    weights = rng.random(len(X))
+    ours = KMeansQuantizer(k=N_CLUSTERS, seed=0).fit(X, sample_weight=weights)
+    theirs = KMeans(N_CLUSTERS, n_init=1, random_state=0).fit(X, sample_weight=weights)
+    assert ours.inertia_ == pytest.approx(theirs.inertia_, rel=5e-3)
+    assert ours.score(X, sample_weight=weights) == pytest.approx(-ours.inertia_)
+    # integer weights are repeated samples
+    counts = rng.integers(1, 4, len(X))
+    repeated = KMeansQuantizer(k=N_CLUSTERS, seed=0).fit(np.repeat(X, counts, axis=0))
+    weighted = KMeansQuantizer(k=N_CLUSTERS, seed=0).fit(X, sample_weight=counts)
+    assert weighted.inertia_ == pytest.approx(repeated.inertia_, rel=1e-6)
+    labels = KMeansQuantizer(k=N_CLUSTERS, seed=0).fit_predict(X, sample_weight=weights)
+    assert np.array_equal(labels, ours.labels_)
+    with pytest.raises(ValueError, match="method='fast'"):
+        KMeansQuantizer(k=3, method="opencv").fit(X, sample_weight=weights)
+
+
+def test_init_spellings_and_arrays():
+    spelled = KMeansQuantizer(k=3, init="k-means++", seed=0).fit(X)
+    ours = KMeansQuantizer(k=3, init="kmeans++", seed=0).fit(X)
+    assert np.array_equal(spelled.cluster_centers_, ours.cluster_centers_)
+    started = KMeansQuantizer(k=3, init=CENTERS, epsilon=0).fit(X)
+    theirs = KMeans(3, init=CENTERS, n_init=1, tol=0).fit(X)
+    order = np.lexsort(theirs.cluster_centers_.T)
+    np.testing.assert_allclose(
+        started.cluster_centers_[np.lexsort(started.cluster_centers_.T)],
+        theirs.cluster_centers_[order],
+        atol=1e-9,
+    )
+    with pytest.raises(ValueError, match="shape"):
+        KMeansQuantizer(k=2, init=CENTERS).fit(X)
+
+
+def test_float32_stays_float32():
+    model = KMeansQuantizer(k=3, seed=0).fit(X.astype(np.float32))
+    assert model.cluster_centers_.dtype == np.float32
+    assert model.transform(X.astype(np.float32)).dtype == np.float32
+    assert KMeansQuantizer(k=3).fit(X).cluster_centers_.dtype == np.float64
+
+
+def test_bad_parameters_raise_scikit_learns_error():
+    from napari_kquant import InvalidParameterError
+
+    for bad in ({"k": 0}, {"attempts": 0}, {"init": "sometimes"}, {"max_iter": -1}):
+        with pytest.raises(InvalidParameterError):
+            KMeansQuantizer(**bad).fit(X)
+    assert issubclass(InvalidParameterError, ValueError)
+    assert issubclass(InvalidParameterError, TypeError)
+
+
+def test_k_above_the_distinct_points_warns_inside_a_search_as_kmeans_does():
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.model_selection import GridSearchCV
+
+    few = np.repeat(np.array([[0.0, 0.0], [5.0, 5.0], [9.0, 0.0]]), 20, axis=0)
+    with pytest.warns(ConvergenceWarning, match="distinct clusters"):
+        model = KMeansQuantizer(k=5, seed=0).fit(few)
+    assert model.cluster_centers_.shape == (5, 2)
+    assert model.inertia_ == 0
+    with pytest.warns(ConvergenceWarning):
+        search = GridSearchCV(KMeansQuantizer(seed=0), {"k": [2, 3, 6]}, cv=3).fit(few)
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()  # every K scored
+
+
+@pytest.mark.parametrize("max_iter", [1, 2, 5])
+def test_n_iter_never_exceeds_max_iter(max_iter):
+    model = KMeansQuantizer(k=6, seed=0, max_iter=max_iter, epsilon=0).fit(X)
+    assert 1 <= model.n_iter_ <= max_iter
+
+
+def test_predict_agrees_with_transform_far_from_zero():
+    rng = np.random.default_rng(0)
+    table = 1e9 + rng.random((2000, 2))
+    model = KMeansQuantizer(k=8, seed=0).fit(table)
+    assert np.array_equal(model.predict(table), model.transform(table).argmin(axis=1))
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -217,14 +297,6 @@ def test_predict_does_not_change_cluster_centers():
     before = km.cluster_centers_.copy()
     km.predict(X * 2)
     assert_array_equal(km.cluster_centers_, before)
-
-
-def test_fewer_distinct_points_than_k_is_refused():
-    # scikit-learn warns and returns duplicate centres; a palette of K distinct
-    # colours cannot exist here, so napari-kquant says so
-    X_few = np.array([[0.0], [0.0], [1.0], [1.0]])
-    with pytest.raises(ValueError, match="distinct"):
-        KMeansQuantizer(k=3).fit(X_few)
 
 
 # --- napari-kquant's own: labels, images, palettes ---

@@ -1,4 +1,4 @@
-"""Colour quantization of napari image layers with OpenCV k-means.
+"""Colour quantization of napari image layers with k-means (a fast engine, or OpenCV's recipe).
 
 Importing this package loads neither napari nor Qt: the core API works in scripts
 and batch jobs. :func:`quantize_layer` imports napari when it is first used.
@@ -14,11 +14,12 @@ from ._io.zarr_export import export_zarr
 
 # The napari adapter and the scikit-learn estimator are imported on first use, so that
 # `import napari_kquant` loads neither napari, Qt nor scikit-learn.
-_ESTIMATOR = ("KMeansQuantizer", "NotFittedError")
+_ESTIMATOR = ("InvalidParameterError", "KMeansQuantizer", "NotFittedError")
 _ADAPTER = ("apply_layer_palette", "palette_of", "quantize_layer", "sweep_layer")
 
 __all__ = [
     "InvalidInputError",
+    "InvalidParameterError",
     "KMeansQuantizer",
     "NotFittedError",
     "Palette",

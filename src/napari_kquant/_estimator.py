@@ -7,6 +7,10 @@ napari_kquant`` stays light.
 
 from __future__ import annotations
 
+import time
+import warnings
+from numbers import Integral, Real
+
 import numpy as np
 from sklearn.base import (
     BaseEstimator,
@@ -14,17 +18,53 @@ from sklearn.base import (
     ClusterMixin,
     TransformerMixin,
 )
-from sklearn.exceptions import NotFittedError
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from ._core.kmeans import Quantization
-from ._core.options import TABLE_OPTIONS, Options
+from ._core.kmeans import Job, Quantization
+from ._core.options import (
+    MAX_K,
+    QUANTIZE_DEFAULTS,
+    TABLE_OPTIONS,
+    Options,
+    bounds,
+    choices,
+    kind,
+    optional,
+)
 from ._core.quantize import quantize
 from ._core.spaces import FeatureSpace
 from ._core.validate import guess_rgb
 
-__all__ = ["KMeansQuantizer", "NotFittedError"]
+__all__ = ["InvalidParameterError", "KMeansQuantizer", "NotFittedError"]
 _DEFAULTS = Options()
+SKLEARN_INIT = {"k-means++": "kmeans++"}  # scikit-learn's spelling of our choices
+
+
+def _constraints() -> dict:
+    """scikit-learn parameter constraints, read from Options' choices and bounds."""
+    out = {"k": [Interval(Integral, 1, MAX_K, closed="both")]}
+    for name in TABLE_OPTIONS:
+        option_kind = kind(name)
+        if option_kind == "choice":
+            allowed = set(choices(name))
+            if name == "init":
+                out[name] = [StrOptions(allowed | set(SKLEARN_INIT)), "array-like"]
+            elif name == "criteria":
+                out[name] = [StrOptions(allowed), tuple]
+            else:
+                out[name] = [StrOptions(allowed)]
+        elif option_kind == "flag":
+            out[name] = ["boolean"]
+        else:
+            limits = bounds(name)
+            number = Integral if option_kind == "int" else Real
+            low, high = (limits.low, limits.high) if limits else (0, None)
+            out[name] = [Interval(number, low, high, closed="both" if high else "left")]
+        if optional(name):
+            out[name].append(None)
+    return out
 
 
 class KMeansQuantizer(
@@ -109,15 +149,21 @@ class KMeansQuantizer(
         self.standardize = standardize
         self.sample_size = sample_size
 
-    def fit(self, X, y=None):
-        """Fit the centres on ``X`` (n_samples, n_features)."""
+    _parameter_constraints = _constraints()
+
+    def fit(self, X, y=None, sample_weight=None):
+        """Fit the centres on ``X`` (n_samples, n_features), weighted by ``sample_weight``."""
+        self._validate_params()
         X = validate_data(self, X, dtype="numeric", ensure_min_samples=1)
-        self._fit_table(X)
+        weights = None
+        if sample_weight is not None:
+            weights = _check_sample_weight(sample_weight, X, dtype=np.float64)
+        self._fit_table(X, weights)
         return self
 
-    def fit_predict(self, X, y=None, **kwargs) -> np.ndarray:
-        """Fit on ``X`` and return its 0-based labels."""
-        return self.fit(X).labels_
+    def fit_predict(self, X, y=None, sample_weight=None) -> np.ndarray:
+        """Fit on ``X`` (weighted by ``sample_weight``) and return its 0-based labels."""
+        return self.fit(X, sample_weight=sample_weight).labels_
 
     def predict(self, X) -> np.ndarray:
         """0-based nearest centre of each sample of ``X``."""
@@ -134,7 +180,7 @@ class KMeansQuantizer(
         X = validate_data(self, X, dtype="numeric", reset=False)
         space = self._space(X.dtype)
         centers = space.forward(self.cluster_centers_)
-        out = np.empty((len(X), len(centers)))
+        out = np.empty((len(X), len(centers)), dtype=_float_dtype(X))
         for start in range(0, len(X), 1 << 16):
             block = space.forward(X[start : start + (1 << 16)]).astype(np.float64)
             out[start : start + len(block)] = np.sqrt(
@@ -142,11 +188,11 @@ class KMeansQuantizer(
             )
         return out
 
-    def score(self, X, y=None) -> float:
-        """Opposite of the k-means objective on ``X`` (higher is better)."""
+    def score(self, X, y=None, sample_weight=None) -> float:
+        """Opposite of the (weighted) k-means objective on ``X`` (higher is better)."""
         check_is_fitted(self)
         X = validate_data(self, X, dtype="numeric", reset=False)
-        return -float(self._apply_table(X).compactness)
+        return -self._inertia(X, sample_weight)
 
     def fit_image(self, image, rgb: bool | None = None) -> KMeansQuantizer:
         """Fit on an image of any shape (as :func:`napari_kquant.quantize` reads it)."""
@@ -165,7 +211,7 @@ class KMeansQuantizer(
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.transformer_tags.preserves_dtype = ["float64"]
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
 
     @property
@@ -176,18 +222,66 @@ class KMeansQuantizer(
         """How quantize() reads a table: RGB for Lab, else the columns as features."""
         return {"rgb": True} if self.color_space == "lab" else {"channel_axis": -1}
 
-    def _fit_table(self, X: np.ndarray) -> None:
+    def _fit_table(self, X: np.ndarray, weights: np.ndarray | None) -> None:
         if len(X) < self.k:  # said as scikit-learn says it
             raise ValueError(f"n_samples={len(X)} should be >= k={self.k}")
         options = {name: getattr(self, name) for name in TABLE_OPTIONS}
-        result = quantize(X, self.k, **self._layout(X.shape[1]), **options)
-        self.palette_ = result.palette
-        self.cluster_centers_ = result.centers
+        start = None
+        if isinstance(self.init, str):
+            options["init"] = SKLEARN_INIT.get(self.init, self.init)
+        else:
+            start = np.asarray(self.init, dtype=np.float64)
+            if start.shape != (self.k, X.shape[1]):
+                raise ValueError(
+                    f"init must be an array of shape (k, n_features) = {(self.k, X.shape[1])}, "
+                    f"got {start.shape}"
+                )
+            options["init"] = "kmeans++"
+        distinct = len(np.unique(X, axis=0))
+        k = self.k
+        if distinct < k:  # as KMeans: a warning, and the distinct points as centres
+            warnings.warn(
+                f"Number of distinct clusters ({distinct}) found smaller than k ({k}). "
+                "Possibly due to duplicate points in X.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+            k = distinct
+            start = None if start is None else start[:k]
+        result = self._fit(X, k, weights, start, options)
+        centers = result.centers
+        if len(centers) < self.k:  # repeated, so that there are k (as KMeans has)
+            centers = np.vstack([centers, np.repeat(centers[-1:], self.k - len(centers), 0)])
+        self.palette_ = (
+            result.palette
+            if len(centers) == len(result.centers)
+            else _with(result.palette, centers)
+        )
+        self.cluster_centers_ = centers.astype(_float_dtype(X), copy=False)
         # the exact nearest centre of every sample, as predict() gives it
         applied = self._apply_table(X)
         self.labels_ = applied.labels.reshape(-1).astype(np.intp) - 1
-        self.inertia_ = float(applied.compactness)
-        self.n_iter_ = int(result.params.get("n_iter", self.max_iter))
+        self.inertia_ = self._inertia(X, weights, applied)
+        self.n_iter_ = min(int(result.params.get("n_iter", self.max_iter)), self.max_iter)
+
+    def _fit(self, X, k, weights, start, options) -> Quantization:
+        """The fit: quantize(), or its job with weights or initial centres."""
+        if weights is None and start is None:
+            return quantize(X, k, **self._layout(X.shape[1]), **options)
+        if options.get("sample_size") is not None:
+            raise ValueError("sample_weight and init arrays fit every sample: drop sample_size")
+        options.pop("sample_size", None)
+        job = Job.of(X, **{**QUANTIZE_DEFAULTS, **options, **self._layout(X.shape[1])})
+        job = job.with_samples(weights, start)
+        return job.result(job.fit(k), time.perf_counter())
+
+    def _inertia(self, X, weights, applied=None) -> float:
+        """Sum of (weighted) squared distances to the nearest centres, in the space clustered."""
+        if weights is None and applied is not None:
+            return float(applied.compactness)
+        distances = self.transform(X).astype(np.float64).min(axis=1) ** 2
+        weights = np.ones(len(X)) if weights is None else _check_sample_weight(weights, X)
+        return float(distances @ weights)
 
     def _apply_table(self, X: np.ndarray) -> Quantization:
         return self.palette_.apply(X, **self._layout(X.shape[1]))
@@ -200,3 +294,14 @@ class KMeansQuantizer(
 
     def _space(self, dtype) -> FeatureSpace:
         return FeatureSpace.for_palette(self.palette_, dtype, self.color_space == "lab")
+
+
+def _float_dtype(X) -> np.dtype:
+    """float32 for float32 input (as KMeans keeps it), float64 otherwise."""
+    return np.dtype(np.float32) if X.dtype == np.float32 else np.dtype(np.float64)
+
+
+def _with(palette, centers):
+    from dataclasses import replace
+
+    return replace(palette, centers=centers, counts=None)

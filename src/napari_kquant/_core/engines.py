@@ -194,6 +194,7 @@ class FastEngine:
         mid_points: int = MID_POINTS,
         defer_labels: bool = False,
         weights: np.ndarray | None = None,
+        rows: bool = False,
     ):
         self.table = table
         self.mid_points = mid_points
@@ -201,7 +202,7 @@ class FastEngine:
         self.defer_labels = defer_labels
         # a sweep labels the pixels once per K: no extra Lloyd passes over them
         self.pixel_iterations = 0 if keep_codes else PIXEL_ITERATIONS
-        if weights is not None or table.shape[1] not in (1, 3):
+        if rows or weights is not None or table.shape[1] not in (1, 3):
             # feature tables (and weighted samples) are clustered on their rows: exact
             self._use(RowSummary.of(table, weights))
         elif uses_grid(table):
@@ -306,6 +307,11 @@ class FastEngine:
             candidates += lloyd_runs(mid, mid_w, starts, max_iter, tol, seeded=True)
         best = min(candidates, key=lambda fit: fit[1])
         return self.finish(best[0], max_iter, tol, epsilon, best[3])
+
+    def fit_from(self, start, max_iter, epsilon, use_epsilon) -> Fit:
+        """Lloyd from the given centres ``start`` (k, C) in the space clustered."""
+        tol, epsilon = self._tolerance(epsilon, use_epsilon)
+        return self.finish(np.asarray(start, dtype=np.float64), max_iter, tol, epsilon)
 
     def sweep(self, ks, max_iter, epsilon, use_epsilon, attempts, init, rng):
         """Yield a Fit per K of ``ks`` (ascending), sharing work between them.
@@ -1089,6 +1095,15 @@ class FastKMeans:
         ``defer_labels``: a sweep's fits may leave their labels to be made on demand.
         """
         rng = np.random.default_rng(job.seed)
+        if job.start is not None or job.weights is not None:  # the estimator's tables
+            engine = FastEngine(job.table, weights=job.weights, rows=True)
+            job.check_summary_memory(engine.working_bytes(ks[0]), ks[0])
+            max_iter, epsilon, use_epsilon, attempts, init = job.engine_options()
+            if job.start is not None:
+                yield engine.fit_from(job.start, max_iter, epsilon, use_epsilon)
+            else:
+                yield engine.fit(ks[0], max_iter, epsilon, use_epsilon, attempts, init, rng)
+            return
         if len(ks) == 1:
             engine = FastEngine(job.table)
             job.check_summary_memory(engine.working_bytes(ks[0]), ks[0])
@@ -1127,6 +1142,10 @@ class OpenCVKMeans:
 
     def fits(self, job, ks, defer_labels=False):
         """Yield a Fit per K of ``ks`` (each K on its own, as the recipe runs; labelled)."""
+        if job.start is not None or job.weights is not None:
+            raise InvalidInputError(
+                "sample weights and initial centres need method='fast' (cv2.kmeans takes neither)"
+            )
         epsilon = job.epsilon
         if epsilon is None:
             epsilon = default_epsilon(*job.value_range())

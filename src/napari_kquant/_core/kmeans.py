@@ -209,6 +209,27 @@ class Job:
     space: FeatureSpace
     raw: np.ndarray  # the clustered pixels in image units (``table`` before the space)
     cache: dict = field(default_factory=dict, compare=False)
+    weights: np.ndarray | None = None  # the clustered pixels' sample weights
+    start: np.ndarray | None = None  # initial centres in the space clustered
+
+    def with_samples(self, weights=None, start=None) -> Job:
+        """The job with sample weights (one per pixel) and/or initial centres (image units)."""
+        if weights is not None:
+            weights = np.asarray(weights, dtype=np.float64).reshape(-1)
+            if len(weights) != (len(self.keep) if self.keep is not None else len(self.table)):
+                raise InvalidInputError("sample_weight must hold one weight per sample")
+            if not (np.isfinite(weights).all() and (weights >= 0).all() and weights.sum() > 0):
+                raise InvalidInputError("sample_weight must be finite, >= 0 and not all 0")
+            if self.keep is not None:
+                weights = weights[self.keep]
+        if start is not None:
+            start = np.asarray(start, dtype=np.float64)
+            if start.ndim != 2 or start.shape[1] != self.raw.shape[1]:
+                raise InvalidInputError(
+                    f"initial centres must be a (k, {self.raw.shape[1]}) array, got {start.shape}"
+                )
+            start = np.asarray(self.space.forward(start), dtype=np.float64)
+        return replace(self, weights=weights, start=start)
 
     @classmethod
     def of(
