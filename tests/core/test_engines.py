@@ -5,7 +5,8 @@ import pytest
 from skimage import data
 
 from napari_kquant import quantize
-from napari_kquant._core import engines as _engines
+from napari_kquant._core.fast import codes as _codes
+from napari_kquant._core.fast import contract as _contract
 
 
 def brute_force_nearest(image, centers, rgb=True):
@@ -82,12 +83,12 @@ def test_large_image_histogram_path(monkeypatch):
     lowering that limit recounts retina's background colours the same way.
     """
     image = data.retina()
-    assert image.shape[0] * image.shape[1] > _engines.SMALL_IMAGE
+    assert image.shape[0] * image.shape[1] > _contract.SMALL_IMAGE
     by_hist = quantize(image, 6, seed=2)
     table = image.reshape(-1, 3)
-    codes, counts = _engines._count_rgb_codes(table)
-    monkeypatch.setattr(_engines, "MAX_HIST_PIXELS", 50_000)
-    again, recounted = _engines._count_rgb_codes(table)
+    codes, counts = _codes._count_rgb_codes(table)
+    monkeypatch.setattr(_codes, "MAX_HIST_PIXELS", 50_000)
+    again, recounted = _codes._count_rgb_codes(table)
     assert (counts >= 50_000).sum() >= 1
     np.testing.assert_array_equal(again, codes)
     np.testing.assert_array_equal(recounted, counts)
@@ -95,7 +96,7 @@ def test_large_image_histogram_path(monkeypatch):
     np.testing.assert_array_equal(by_hist.labels, by_bincount.labels)
     np.testing.assert_array_equal(by_hist.centers, by_bincount.centers)
     # and the sort path agrees too
-    monkeypatch.setattr(_engines, "SMALL_IMAGE", 1 << 30)
+    monkeypatch.setattr(_codes, "SMALL_IMAGE", 1 << 30)
     by_sort = quantize(image, 6, seed=2)
     np.testing.assert_array_equal(by_hist.labels, by_sort.labels)
     rows = np.random.default_rng(0).choice(image.shape[0], 40, replace=False)
@@ -160,7 +161,7 @@ def test_a_cancellable_opencv_fit_runs_in_a_worker_process_bit_for_bit():
     import threading
 
     from napari_kquant._core.cancel import cancellable
-    from napari_kquant._core.engines import IN_PROCESS_WORK
+    from napari_kquant._core.opencv import IN_PROCESS_WORK
 
     image = np.random.default_rng(1).integers(0, 256, (600, 600, 3), dtype=np.uint8)
     assert IN_PROCESS_WORK <= 600 * 600 * 8  # large enough to go to the worker process

@@ -153,3 +153,24 @@ def test_lazy_input_is_checked_as_numpy_input_is():
     unknown = unknown[unknown > 3]  # chunk sizes unknown until computed
     with pytest.raises(ValueError, match="chunk sizes are unknown"):
         quantize(unknown, 2)
+
+
+@pytest.mark.parametrize("features", [2, 8, 16, 32, 64, 128, 256])
+def test_wide_tables_match_kmeans_quality(features):
+    from sklearn.cluster import KMeans
+    from sklearn.datasets import make_blobs
+
+    X, _ = make_blobs(3000, features, centers=8, random_state=0)
+    ours = [quantize(X, 8, channel_axis=-1, seed=s).compactness for s in range(3)]
+    theirs = [KMeans(8, n_init=1, random_state=s).fit(X).inertia_ for s in range(3)]
+    assert np.median(ours) <= 1.005 * np.median(theirs)
+
+
+def test_digits_match_kmeans_quality():
+    from sklearn.cluster import KMeans
+    from sklearn.datasets import load_digits
+
+    X = load_digits().data
+    ours = [quantize(X, 10, channel_axis=-1, seed=s).compactness for s in range(3)]
+    theirs = [KMeans(10, n_init=1, random_state=s).fit(X).inertia_ for s in range(3)]
+    assert np.median(ours) <= 1.005 * np.median(theirs)

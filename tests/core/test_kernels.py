@@ -10,7 +10,7 @@ import pytest
 from skimage import data
 
 from napari_kquant import quantize
-from napari_kquant._core import kernels
+from napari_kquant._core.fast import kernels
 
 
 def colour_summary(image):

@@ -9,9 +9,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-from . import engines
 from .cancel import checkpoint, on_threads
 from .engines import ENGINES
+from .fast import contract, lloyd
+from .fast.engine import FastEngine
 from .memory import check_memory, working_bytes
 from .options import QUANTIZE_DEFAULTS, choices
 from .palette import Palette, darkest_first, register_applier
@@ -358,9 +359,9 @@ class Job:
         """Refuse a K the data cannot give."""
         _check_k_against_data(self.table, k_max)
 
-    def fast_engine(self) -> engines.FastEngine:
+    def fast_engine(self) -> FastEngine:
         """The fast engine's summary of this image (labels pixels for given centres)."""
-        return engines.FastEngine(self.table)
+        return FastEngine(self.table)
 
     def value_range(self) -> tuple[float, float]:
         """Smallest and largest value clustered (computed once)."""
@@ -379,7 +380,7 @@ class Job:
             self.init,
         )
 
-    def fit(self, k) -> engines.Fit:
+    def fit(self, k) -> contract.Fit:
         """Cluster at ``k`` with this job's engine."""
         return next(self.fits([k]))
 
@@ -387,7 +388,7 @@ class Job:
         """Yield a Fit per K of ``ks`` from this job's engine (see FastKMeans.fits)."""
         return ENGINES[self.method].fits(self, ks, defer_labels)
 
-    def result(self, fit: engines.Fit, started: float, centers=None, **params) -> Quantization:
+    def result(self, fit: contract.Fit, started: float, centers=None, **params) -> Quantization:
         """The Quantization of one Fit (``params`` override the recorded parameters).
 
         ``centers``: the palette in image units when it was given (apply_palette);
@@ -402,7 +403,7 @@ class Job:
                 centers, fit = self._back(fit)
         fit = fit.labelled()  # a sweep's fit may have left them to now
         labels, counts = fit.labels, fit.counts
-        sse = None if self.space.isometric else engines.pixel_figures(self.raw, labels, centers)[1]
+        sse = None if self.space.isometric else lloyd.pixel_figures(self.raw, labels, centers)[1]
         if self.keep is not None:
             labels = np.zeros(self.keep.shape, dtype=fit.labels.dtype)
             labels[self.keep] = fit.labels
@@ -446,7 +447,7 @@ class Job:
             elapsed=time.perf_counter() - started,
         )
 
-    def _back(self, fit: engines.Fit) -> tuple[np.ndarray, engines.Fit]:
+    def _back(self, fit: contract.Fit) -> tuple[np.ndarray, contract.Fit]:
         """Fitted centres in image units, darkest first, and every pixel's nearest of them.
 
         The pixels are labelled again with the reported centres taken into the
@@ -465,7 +466,7 @@ class Job:
         if space.isometric and origin != space.origin:  # labelled as the palette applies
             space = replace(space, origin=origin)
         if space is not self.space:
-            engine = engines.FastEngine(space.forward(self.raw))
+            engine = FastEngine(space.forward(self.raw))
         else:
             if "engine" not in self.cache:  # one summary serves every K of a sweep
                 self.cache["engine"] = self.fast_engine()
@@ -496,17 +497,17 @@ def render(image: np.ndarray, labels: np.ndarray, centers: np.ndarray, rgb: bool
     if width > n_channels:
         target, source = target[:, :n_channels], source[:, :n_channels]
     blocks = [
-        slice(start, start + 8 * engines.BLOCK) for start in range(0, n_pixels, 8 * engines.BLOCK)
+        slice(start, start + 8 * contract.BLOCK) for start in range(0, n_pixels, 8 * contract.BLOCK)
     ]
     if image.dtype.isnative and image.dtype != np.float16:  # what numba reads
-        from . import kernels
+        from .fast import kernels
 
         def paint(part):  # one compiled pass per block; the threads' blocks interleave
             for block in blocks[part::threads]:
                 checkpoint()
                 kernels.paint(flat_labels[block], palette, source[block], target[block])
 
-        threads = engines.worker_threads(len(blocks))
+        threads = contract.worker_threads(len(blocks))
         on_threads(paint, range(threads), threads)
         return out
     for block in blocks:

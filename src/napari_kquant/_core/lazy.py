@@ -19,7 +19,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from . import engines
+from .fast.contract import label_dtype
+from .fast.lloyd import nearest
 from .kmeans import Job, Quantization, render
 from .options import QUANTIZE_DEFAULTS
 from .palette import register_applier
@@ -339,7 +340,7 @@ def _lazy_outputs(data, layout, space, centers, mask):
     """Labels and quantized image of ``data`` as dask arrays, block by block."""
     import dask.array as da
 
-    dtype = engines.label_dtype(len(centers))
+    dtype = label_dtype(len(centers))
     kwargs = {
         "centers": centers,
         "feature_centers": space.forward(centers),
@@ -374,7 +375,7 @@ def _label_block(block, mask=None, *, centers, feature_centers, space, channels,
     table = (
         block.reshape(-1, block.shape[-1])[:, :n_clustered] if channels else block.reshape(-1, 1)
     )
-    dtype = engines.label_dtype(len(centers))
+    dtype = label_dtype(len(centers))
     labels = np.zeros(len(table), dtype=dtype)
     keep = np.ones(len(table), bool)
     if mask is not None:
@@ -386,7 +387,7 @@ def _label_block(block, mask=None, *, centers, feature_centers, space, channels,
     rows = table[keep]
     if len(rows):
         features = space.forward(rows)
-        labels[keep] = engines.nearest(features, feature_centers, distances=False)[0] + 1
+        labels[keep] = nearest(features, feature_centers, distances=False)[0] + 1
     return labels.reshape(spatial)
 
 

@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from . import engines
+from .fast.contract import label_dtype
 from .kmeans import PLANES, Job, Quantization
 from .lazy import is_lazy, is_multiscale, quantize_lazy, quantize_sampled
 from .options import QUANTIZE_DEFAULTS
@@ -180,7 +180,7 @@ def _quantize_planes(image, k: int, options: dict, started: float) -> Quantizati
     if mask is not None:
         check_mask_shape(mask, spatial)
     planes = list(np.ndindex(spatial[:-2]))
-    dtype = engines.label_dtype(k * len(planes))
+    dtype = label_dtype(k * len(planes))
     labels = np.zeros(spatial, dtype=dtype)
     out = np.empty_like(data)
     results = []

@@ -173,8 +173,12 @@ def palette_origin(centers: np.ndarray, dtype: np.dtype) -> tuple | None:
     far = np.maximum(np.abs(lows), np.abs(highs)) > CENTRE_FROM * (highs - lows)
     if not far.any():
         return None
-    if dtype.kind in "iu":
-        return tuple(int(np.floor(lo)) if f else 0 for lo, f in zip(lows, far, strict=True))
+    if dtype.kind in "iu":  # inside the dtype (float64 rounds 2**64 - 1 up to 2**64)
+        info = np.iinfo(dtype)
+        return tuple(
+            min(max(int(np.floor(lo)), info.min), info.max) if f else 0
+            for lo, f in zip(lows, far, strict=True)
+        )
     return tuple(float(lo) if f else 0.0 for lo, f in zip(lows, far, strict=True))
 
 
@@ -191,10 +195,14 @@ def shift(values: np.ndarray, origin: tuple, sign: int = -1) -> np.ndarray:
         out = np.empty(values.shape, dtype=np.int64)
         for c, o in enumerate(origin):
             column = values[:, c]
-            if sign < 0 and column.dtype.kind == "u":  # >= o: no wrap, fits int64
-                out[:, c] = (column - column.dtype.type(o)).astype(np.int64)
+            # the difference fits int64 (the span does); the arithmetic wraps modulo
+            # 2**64 on the way, which gives it exactly
+            if column.dtype == np.uint64:
+                moved = column - np.uint64(o) if sign < 0 else column + np.uint64(o)
             else:
-                out[:, c] = column.astype(np.int64) + sign * o
+                wide = column.astype(np.int64)
+                moved = wide - np.int64(o) if sign < 0 else wide + np.int64(o)
+            out[:, c] = moved.astype(np.int64)
         return out
     values = np.asarray(values, dtype=np.float64)
     if all(isinstance(o, float) or abs(o) < EXACT_FLOAT_INTEGERS for o in origin):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .engines import Fit
+from .fast.contract import Fit
 from .kmeans import Job, Quantization, count_fractions
 from .lazy import is_lazy, is_multiscale
 from .options import QUANTIZE_DEFAULTS

@@ -14,7 +14,7 @@ from napari.layers import Image, Labels, Layer, Shapes
 from napari.utils import DirectLabelColormap
 from napari.utils.transforms import Affine
 
-from .._core.engines import label_dtype
+from .._core.fast.contract import label_dtype
 from .._core.kmeans import Quantization, to_dtype
 from .._core.lazy import is_lazy, is_multiscale
 from .._core.palette import Palette, display_colors

@@ -1,0 +1,75 @@
+"""Wide feature tables: the fast engine against scikit-learn KMeans and OpenCV, in one run.
+
+make_blobs (20,000 samples, 8 centres) at 2 to 256 features and scikit-learn's digits
+(1,797 x 64, K=10). For each: seconds (best of 3, warm) and inertia (sum of squared
+distances) of napari-kquant's default engine, KMeans(n_init=1) and cv2.kmeans (one
+attempt, k-means++, the same criteria as our default), and the inertia ratios ours /
+KMeans and ours / OpenCV (median over seeds 0, 1, 2).
+
+    python benchmarks/bench_wide.py
+"""
+
+from __future__ import annotations
+
+import time
+
+import cv2
+import numpy as np
+from bench_quantize import machine
+from sklearn.cluster import KMeans
+from sklearn.datasets import load_digits, make_blobs
+
+from napari_kquant import quantize
+
+SEEDS = (0, 1, 2)
+
+
+def timed(fn, repeats=3):
+    best, out = np.inf, None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, out
+
+
+def ours(X, k, seed):
+    return quantize(X, k, channel_axis=-1, seed=seed).compactness
+
+
+def sklearn(X, k, seed):
+    return KMeans(k, n_init=1, random_state=seed).fit(X).inertia_
+
+
+def opencv(X, k, seed):
+    cv2.setRNGSeed(seed)
+    criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 100, 1e-3 * np.ptp(X))
+    samples = np.ascontiguousarray(X, dtype=np.float32)
+    return cv2.kmeans(samples, k, None, criteria, 1, cv2.KMEANS_PP_CENTERS)[0]
+
+
+def row(name, X, k):
+    quantize(X[:200], 2, channel_axis=-1)  # compiled kernels loaded
+    figures = {}
+    for label, fn in (("ours", ours), ("KMeans", sklearn), ("OpenCV", opencv)):
+        runs = [timed(lambda fn=fn, s=s: fn(X, k, s)) for s in SEEDS]
+        figures[label] = (np.median([t for t, _ in runs]), [float(v) for _, v in runs])
+    ratio_km = np.median(np.divide(figures["ours"][1], figures["KMeans"][1]))
+    ratio_cv = np.median(np.divide(figures["ours"][1], figures["OpenCV"][1]))
+    times = " | ".join(f"{figures[n][0]:.3f}" for n in ("ours", "KMeans", "OpenCV"))
+    table = f"{X.shape[0]} x {X.shape[1]}, K={k}"
+    return f"| {name} | {table} | {times} | {ratio_km:.4f} | {ratio_cv:.4f} |"
+
+
+def main():
+    print(f"machine: {machine()}\n")
+    print("| data | table | ours s | KMeans s | OpenCV s | inertia / KMeans | inertia / OpenCV |")
+    print("|---|---|---|---|---|---|---|")
+    for features in (2, 8, 16, 32, 64, 128, 256):
+        X, _ = make_blobs(20_000, features, centers=8, random_state=0)
+        print(row("make_blobs", X, 8), flush=True)
+    print(row("digits", load_digits().data, 10), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,194 @@
+"""The fast engine's contract and shared figures (core: numpy only).
+
+What every engine returns (:class:`Fit`), what every summary offers
+(:class:`Summary`), and the sizes the engine's stages and memory estimate share.
+
+Glossary of the engine's words:
+
+* **summary**: what k-means runs on instead of the pixels: weighted points that
+  stand for them (exact colour codes, grid cells, coded cells, or the rows).
+* **exact** summary: each point is one distinct value, so k-means on it is k-means
+  on the pixels; an inexact one merges close values into a cell.
+* **figures**: pixels per label and the sum of squared distances (compactness).
+* **sure cell**: a grid cell whose every colour has the same nearest centre: its
+  pixels are labelled at once; the others' pixels are measured one by one.
+* **regrid** / **reduce**: fewer, heavier points standing for the summary (coarse
+  and middle stages); **polish** / **finish**: Lloyd updates on the full summary
+  (or the pixels) after them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from ..palette import darkest_first
+
+BLOCK = 1 << 18  # pixels per block in full-data passes: bounds the working memory
+
+
+SCORE_BLOCK = 1 << 21  # entries of one block of the (points, centres) score matrix
+
+
+FINE_START_K = 32  # from this K, FINE_STARTS k-means++ starts on the middle regrid compete
+
+
+FINE_STARTS = 2
+
+
+MID_CANDIDATES = 3  # the most compact coarse results refined on the middle regrid
+
+
+MID_POINTS = 1 << 15  # about this many points on the middle regrid
+
+
+SWEEP_MID_POINTS = 1 << 13  # the same for sweeps
+
+
+COARSE_POINTS = 1 << 11  # about this many points on the coarse regrid (at least 32 per k)
+
+
+CANDIDATES_PER_ATTEMPT = 4  # coarse starts per attempt
+
+
+MAX_HIST_PIXELS = 1 << 24  # calcHist counts in float32: exact below 2**24 per colour
+
+
+MAX_LEVELS = 1 << 10  # finest regrid per channel
+
+
+PIXEL_ITERATIONS = 1  # Lloyd updates on the pixels after the grid summary's (large uint8 RGB)
+
+
+FINISH_ITERATIONS = 2  # Lloyd updates on the full summary, after the middle stage converged
+
+
+CV_DEPTHS = tuple(np.dtype(t) for t in ("u1", "i1", "u2", "i2", "i4", "f4", "f8"))
+
+
+SMALL_IMAGE = 1 << 20  # up to here distinct colours come from a sort, not 2**24 tables
+
+
+CELLS_PER_CLUSTER = 4  # fewer occupied cells than this per cluster: summarise exactly
+
+
+# What the engines allocate, for the memory estimate (benchmarks/memory_peak.py checks it)
+MIB = 1 << 20
+
+
+SCORE_BYTES = 16 * MIB  # one block of the (points, centres) score matrix
+
+
+LUT_ENTRIES = {3: 1 << 24, 1: 1 << 16}  # code -> label lookup table, by channels coded
+
+
+HIST_BYTES = (1 << 24) * 4  # calcHist's float32 colour histogram (large RGB images)
+
+
+SORT_BYTES_PER_PIXEL = 6  # small RGB images: the codes, their sort and its mask
+
+
+FIXED_BYTES = 1 * MIB  # buffers and allocator slack of any run
+
+
+GRID_BYTES_PER_CELL = 24  # the grid's counts and sums, and the labelling's cell slots
+
+
+# Weighted Lloyd on the colour summary keeps, per distinct colour: its point and
+# weight, its code, the point cast for the distance products, the weighted point,
+# its norm and its label (float64 mostly): about this many bytes.
+BYTES_PER_SUMMARY_POINT = 64
+
+
+# Lloyd's arrays per point of a RowSummary: weight, label, two bounds, the labels out
+ROW_BYTES_PER_POINT = 40
+
+
+@dataclass(frozen=True)
+class Fit:
+    """Engine output, darkest centre first.
+
+    Centres (k, C) float64, labels 1..k (N,), pixels per label, compactness, the
+    ``epsilon`` the run used, and the Lloyd iterations that gave the centres (None
+    where the engine does not say).
+
+    A sweep's fits may leave ``labels`` None and say how to make them
+    (``make_labels``): their figures are exact already, and the labels of a K
+    nobody looks at are never written (:meth:`labelled` makes them).
+    """
+
+    centers: np.ndarray
+    labels: np.ndarray | None
+    compactness: float
+    counts: np.ndarray
+    epsilon: float
+    n_iter: int | None = None
+    make_labels: Callable[[], np.ndarray] | None = field(default=None, repr=False)
+
+    def labelled(self) -> Fit:
+        """The same fit with its labels made."""
+        if self.labels is not None:
+            return self
+        return replace(self, labels=self.make_labels(), make_labels=None)
+
+
+class Summary(Protocol):
+    """What the fast engine clusters in place of the pixels: one class per kind.
+
+    :class:`~.codes.CodedSummary` (pixels coded on a value grid: exact for uint8 RGB
+    and integer gray, cells for uint16 RGB and floats), :class:`~.grid.GridSummary`
+    (large uint8 RGB on a bounded colour grid) and :class:`~.rows.RowSummary` (the
+    rows themselves: feature tables, weighted samples).
+    """
+
+    table: np.ndarray  # the pixels summarised (N, C)
+    points: np.ndarray  # (P, C) float64
+    weights: np.ndarray  # (P,) pixels (or sample weight) per point
+    value_range: tuple[np.ndarray, np.ndarray]  # per-channel min and max
+    exact: bool  # each point is one value: the summary's figures are the pixels'
+    finish_iterations: int | None  # Lloyd updates of the finish (None: to convergence)
+
+    def reduce(self, points, weights, target, low, high) -> tuple[np.ndarray, np.ndarray]:
+        """About ``target`` weighted points standing for ``points`` (coarse, middle stages)."""
+
+
+def default_epsilon(low, high) -> float:
+    """0.1 % of the value range [low, high] (0.001 for a constant image)."""
+    span = float(np.max(high)) - float(np.min(low))
+    return 1e-3 * span if span > 0 else 1e-3
+
+
+def darkest_first_ranks(centers):
+    """Centres sorted darkest first, and ``rank[old index]`` = new label (1..k)."""
+    order = darkest_first(centers)
+    rank = np.empty(len(centers), dtype=label_dtype(len(centers)))
+    rank[order] = np.arange(1, len(centers) + 1)
+    return centers[order], rank
+
+
+def label_dtype(k: int) -> np.dtype:
+    """Smallest unsigned dtype that holds labels 0..k."""
+    return np.dtype(np.uint8 if k < 2**8 else np.uint16 if k < 2**16 else np.uint32)
+
+
+# Independent Lloyd runs (several starts) go to this many threads at most; the
+# compiled runs release the GIL. Below PARALLEL_WORK points x runs the runs are too
+# short for threads to pay.
+MAX_THREADS = 4
+
+
+PARALLEL_WORK = 1 << 14
+
+
+def worker_threads(tasks: int) -> int:
+    """Threads for ``tasks`` independent compiled tasks: one per core, at most MAX_THREADS.
+
+    Never more than OpenCV may use: ``cv2.setNumThreads(1)`` makes napari-kquant
+    single-threaded too.
+    """
+    return max(1, min(tasks, MAX_THREADS, os.cpu_count() or 1, cv2.getNumThreads()))

@@ -1,0 +1,365 @@
+"""How centres are found (core: numpy + cv2 only).
+
+Two engines share one contract: given an ``(N, C)`` pixel table they return the
+centres darkest first, a label 1..k per pixel, the pixels per label and the
+compactness (sum of squared distances from each pixel to its centre, OpenCV's figure).
+
+* ``opencv``: ``cv2.kmeans`` on every pixel as float32 - the seed recipe, exactly.
+* ``fast``: k-means on a weighted summary of the colours, then exact labelling.
+
+  The summary codes every pixel on a regular colour grid and counts the occupied
+  codes (one ``cv2.calcHist`` pass for three channels). For uint8 RGB(A) and integer
+  gray the grid step is 1, so the codes are the distinct colours: k-means on them,
+  weighted by their counts, minimises the very same objective as on the pixels. For
+  other images (uint16 RGB, float) a code is a small cell of colours (1/255 of the
+  range per channel for RGB, 1/65535 for gray).
+
+  k-means runs coarse to fine on the summary: ``4 * attempts`` k-means++ starts on a
+  coarse regrid (about 2,000 points), the best ``attempts`` of them refined on a
+  middle regrid (about 32,000 points), the best of those polished by two Lloyd
+  updates on the full summary. That matches the quality of several k-means runs on
+  all pixels at a small fraction of the cost.
+
+  A lookup table from code to label then labels every pixel in one gather. On
+  inexact grids, cells that straddle the boundary between two centres are marked
+  and their pixels get their nearest centre computed exactly, so every pixel's label
+  is its nearest centre; counts and compactness are then summed over the pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from functools import partial
+
+import numpy as np
+
+from ..cancel import checkpoint
+from ..validate import MAX_FLOAT_MAGNITUDE
+from .codes import CodedSummary
+from .contract import (
+    BLOCK,
+    BYTES_PER_SUMMARY_POINT,
+    CELLS_PER_CLUSTER,
+    COARSE_POINTS,
+    FINE_START_K,
+    FINE_STARTS,
+    FIXED_BYTES,
+    GRID_BYTES_PER_CELL,
+    HIST_BYTES,
+    LUT_ENTRIES,
+    MID_CANDIDATES,
+    MID_POINTS,
+    PIXEL_ITERATIONS,
+    ROW_BYTES_PER_POINT,
+    SCORE_BYTES,
+    SMALL_IMAGE,
+    SORT_BYTES_PER_PIXEL,
+    SWEEP_MID_POINTS,
+    Fit,
+    darkest_first_ranks,
+    default_epsilon,
+    label_dtype,
+)
+from .grid import GRID_CELLS_PER_CLUSTER, GRID_MIN_CELLS, GridSummary
+from .lloyd import (
+    _init_draws,
+    coarse_starts,
+    extend_centers,
+    init_centers,
+    lloyd_runs,
+    nearest,
+    pixel_figures,
+    weighted_lloyd,
+)
+from .rows import RowSummary
+
+
+def uses_grid(table: np.ndarray) -> bool:
+    """Whether the fast engine summarises ``table`` on the bounded grid (large uint8 RGB)."""
+    return table.dtype == np.uint8 and table.shape[1] == 3 and len(table) > SMALL_IMAGE
+
+
+class FastEngine:
+    """The fast engine's state for one image, reusable across K: summary and regrids.
+
+    With ``keep_codes`` every pixel's code is kept after the first labelling, so
+    labelling again (another K) is a single gather. ``mid_points`` sizes the middle
+    regrid (sweeps use a smaller one: their warm starts need fewer corrections).
+    With ``defer_labels`` (sweeps) the fits of exact and grid summaries come with
+    exact figures and make their labels on demand (:class:`Fit`).
+    """
+
+    def __init__(
+        self,
+        table: np.ndarray,
+        keep_codes: bool = False,
+        mid_points: int = MID_POINTS,
+        defer_labels: bool = False,
+        weights: np.ndarray | None = None,
+        rows: bool = False,
+    ):
+        self.table = table
+        self.mid_points = mid_points
+        self.keep_codes = keep_codes
+        self.defer_labels = defer_labels
+        # a sweep labels the pixels once per K: no extra Lloyd passes over them
+        self.pixel_iterations = 0 if keep_codes else PIXEL_ITERATIONS
+        if rows or weights is not None or table.shape[1] not in (1, 3):
+            # feature tables (and weighted samples) are clustered on their rows: exact
+            self._use(RowSummary.of(table, weights))
+        elif uses_grid(table):
+            # (a colour's pixels are counted in int32)
+            self._use(GridSummary.of(table, for_figures=defer_labels and len(table) < 2**31))
+        else:
+            self._use(CodedSummary.of(table, keep_codes))
+
+    def _use(self, summary: CodedSummary) -> None:
+        self.summary = summary
+        points, weights = summary.points, summary.weights
+        self.low, self.high = points.min(axis=0), points.max(axis=0)
+        self.mid = summary.reduce(points, weights, self.mid_points, self.low, self.high)
+        self._coarse = {}
+
+    def working_bytes(self, k: int) -> int:
+        """Peak bytes of this engine's own allocations for ``k``, now its summary is known.
+
+        The second, tighter memory estimate (the first, from the shape alone, must
+        assume every pixel a distinct colour): per path, what building the summary
+        took (still held, or released before k-means), the summary's per-point
+        arrays, the lookup tables and the labelling's blocks.
+        """
+        summary, n = self.summary, len(self.table)
+        if isinstance(summary, RowSummary):
+            return summary.working_bytes(k)
+        points = len(summary.points)
+        per_point = points * BYTES_PER_SUMMARY_POINT
+        if isinstance(summary, GridSummary):
+            if points < max(GRID_MIN_CELLS, GRID_CELLS_PER_CLUSTER * k):  # goes exact
+                return FIXED_BYTES + HIST_BYTES + LUT_ENTRIES[3] + 64 * per_point
+            # the grid's tables and the cells' points (the labelling passes' memory is
+            # freed before the quantized image is made)
+            cells = 1 << (3 * (8 - summary.shift))
+            colours = 0
+            if summary.colours is not None:  # a sweep's: the cells' squares and colour lists
+                colours = 8 * cells + sum(part.nbytes for part in summary.colours)
+            return FIXED_BYTES + GRID_BYTES_PER_CELL * cells + points * 16 + colours
+        if summary.searched:  # small RGB: a sort of the codes, then per-point arrays
+            kept = summary.coded.nbytes if summary.coded.ndim == 1 else 0
+            return FIXED_BYTES + kept + max(SORT_BYTES_PER_PIXEL * n, per_point)
+        if summary.table.shape[1] == 3:  # large RGB: the 2**24 histogram and table
+            kept = summary.coded.nbytes if summary.coded.base is not summary.table else 0
+            return FIXED_BYTES + HIST_BYTES + LUT_ENTRIES[3] + kept + per_point
+        copied = not np.shares_memory(summary.coded, summary.table)
+        inexact = 0 if summary.exact else BLOCK * 8 * 4  # float blocks: coding, figures
+        counts = (1 << 16) * 8  # the count of each code
+        return FIXED_BYTES + summary.coded.nbytes * copied + counts + inexact + per_point
+
+    def resolve(self, k: int) -> None:
+        """Summarise the distinct colours exactly when the grid is too coarse for ``k``.
+
+        A grid cell can merge distinct colours (floats closer than 1/65535 of the
+        range): with too few occupied cells, K clusters could not all be filled.
+        """
+        summary = self.summary
+        if isinstance(summary, GridSummary):
+            # Colours that fill few cells (a photo's, even at 4K) are summarised
+            # exactly: the 24-bit codes are their distinct colours.
+            if len(summary.points) < max(GRID_MIN_CELLS, GRID_CELLS_PER_CLUSTER * k):
+                self._use(CodedSummary.of(self.table, self.keep_codes))
+        elif not summary.exact and len(summary.points) < CELLS_PER_CLUSTER * k:
+            self._use(RowSummary.of(self.table))
+
+    def coarse(self, k: int):
+        """The coarse regrid for ``k`` clusters (at least 32 points per cluster)."""
+        target = max(COARSE_POINTS, 32 * k)
+        if target not in self._coarse:
+            self._coarse[target] = self.summary.reduce(*self.mid, target, self.low, self.high)
+        return self._coarse[target]
+
+    def fit(self, k, max_iter, epsilon, use_epsilon, attempts, init, rng) -> Fit:
+        """Cluster into ``k`` from scratch.
+
+        ``epsilon`` None means the default; with ``use_epsilon`` False it never stops
+        a run.
+        """
+        self.resolve(k)
+        tol, epsilon = self._tolerance(epsilon, use_epsilon)
+        (mid, mid_w), (coarse, coarse_w) = self.mid, self.coarse(k)
+        draws = [
+            _init_draws(coarse, coarse_w, k, init, rng) for _ in range(coarse_starts(k, attempts))
+        ]
+        checkpoint()
+        candidates = lloyd_runs(coarse, coarse_w, draws, max_iter, tol, seeded=True)
+        candidates.sort(key=lambda fit: fit[1])
+        # At large K the coarse regrid has too few points per cluster to place every
+        # centre well: k-means++ starts on the middle regrid take the place of the
+        # lesser coarse results there.
+        fine = FINE_STARTS if k >= FINE_START_K else 0
+        if fine and len(mid) == len(self.summary.points):
+            # no smaller middle regrid (a summary of few colours): the middle stage
+            # works on the data itself, and one more start there pays
+            fine += 1
+        if mid is not coarse:
+            checkpoint()
+            refine = [c for c, *_ in candidates[: max(MID_CANDIDATES - fine, 1)]]
+            candidates = lloyd_runs(mid, mid_w, refine, max_iter, tol)
+        if fine:
+            checkpoint()
+            starts = [_init_draws(mid, mid_w, k, init, rng) for _ in range(fine)]
+            candidates += lloyd_runs(mid, mid_w, starts, max_iter, tol, seeded=True)
+        best = min(candidates, key=lambda fit: fit[1])
+        return self.finish(best[0], max_iter, tol, epsilon, best[3])
+
+    def fit_from(self, start, max_iter, epsilon, use_epsilon) -> Fit:
+        """Lloyd from the given centres ``start`` (k, C) in the space clustered."""
+        tol, epsilon = self._tolerance(epsilon, use_epsilon)
+        return self.finish(np.asarray(start, dtype=np.float64), max_iter, tol, epsilon)
+
+    def sweep(self, ks, max_iter, epsilon, use_epsilon, attempts, init, rng):
+        """Yield a Fit per K of ``ks`` (ascending), sharing work between them.
+
+        The first K is searched from scratch. For each later K two kinds of start
+        compete on the coarse regrid: the previous K's centres completed with
+        k-means++ picks (a warm start, which keeps neighbouring K alike), and the
+        first K picks of ``attempts`` k-means++ sequences drawn once for the largest K
+        (a k-means++ sequence cut after K picks is a k-means++ start for K). The most
+        compact is refined on the middle regrid and finished as a single run is.
+        """
+        self.resolve(ks[-1])
+        tol, epsilon = self._tolerance(epsilon, use_epsilon)
+        mid, mid_w = self.mid
+        coarse, coarse_w = self.coarse(ks[-1])
+        sequences = [init_centers(coarse, coarse_w, ks[-1], init, rng) for _ in range(attempts)]
+        fit = self.fit(ks[0], max_iter, epsilon, use_epsilon, attempts, init, rng)
+        yield fit
+        for k in ks[1:]:
+            warm = extend_centers(coarse, coarse_w, fit.centers, k, rng)
+            starts = [warm, *(sequence[:k] for sequence in sequences)]
+            checkpoint()
+            candidates = lloyd_runs(coarse, coarse_w, starts, max_iter, tol)
+            best = min(candidates, key=lambda fit: fit[1])
+            if mid is not coarse:
+                best = weighted_lloyd(mid, mid_w, best[0], max_iter, tol)
+            fit = self.finish(best[0], max_iter, tol, epsilon, best[3])
+            yield fit
+
+    def _tolerance(self, epsilon, use_epsilon):
+        """The centre-shift tolerance to stop at, and the epsilon to report."""
+        if epsilon is None:
+            epsilon = default_epsilon(self.low, self.high)
+        return (epsilon if use_epsilon else 0.0), epsilon
+
+    def finish(self, centers, max_iter, tol, epsilon, n_iter=0) -> Fit:
+        """Polish ``centers`` on the full summary, order them and label every pixel.
+
+        ``n_iter``: the Lloyd iterations that found ``centers`` (reported with these).
+        """
+        summary = self.summary
+        centers, _, code_labels, polish = weighted_lloyd(
+            summary.points,
+            summary.weights,
+            centers,
+            min(max_iter, summary.finish_iterations or max_iter),
+            tol,
+        )
+        if isinstance(summary, GridSummary):
+            centers = summary.polish(centers, self.pixel_iterations, tol)
+        # Cell points may sit up to half a cell outside the data, and weighted means of
+        # huge values round: keep the centres inside the data's range (which only
+        # brings them nearer to every pixel).
+        clipped = np.clip(centers, *summary.value_range)
+        if not summary.exact or (clipped != centers).any():
+            centers = clipped
+            code_labels = None  # the clipped centres need their own labelling
+        centers, rank = darkest_first_ranks(centers)
+        fit = self.assign(centers, epsilon, None if code_labels is None else rank[code_labels])
+        # each stage stops at max_iter: the total is reported within it too
+        return replace(fit, n_iter=min(n_iter + polish, max_iter))
+
+    def assign(self, centers, epsilon=0.0, code_labels=None) -> Fit:
+        """Label every pixel with its nearest of ``centers`` (label i = row i - 1).
+
+        ``code_labels`` (1-based, per summary point) may be passed when known already.
+        """
+        points, weights, summary = self.summary.points, self.summary.weights, self.summary
+        k = len(centers)
+        if isinstance(summary, GridSummary):
+            if self.defer_labels and summary.colours is not None:
+                counts, compactness = summary.figures(centers)
+                later = partial(summary.label_pixels, centers)
+                return Fit(centers, None, compactness, counts, epsilon, make_labels=later)
+            labels, counts, compactness = summary.assign_pixels(centers)
+            return Fit(centers, labels, compactness, counts, epsilon)
+        if code_labels is None:
+            code_labels = nearest(points, centers, distances=False)[0]
+            code_labels = code_labels.astype(label_dtype(k)) + label_dtype(k).type(1)
+        if summary.exact:
+            # Each code is one colour: the summary's figures are the pixels' figures.
+            from . import kernels
+
+            counts, compactness = kernels.summary_figures(
+                np.ascontiguousarray(points, dtype=np.float64),
+                np.ascontiguousarray(weights, dtype=np.float64),
+                np.ascontiguousarray(centers, dtype=np.float64),
+                code_labels,
+            )
+            counts, compactness = counts.astype(np.int64), float(compactness)
+            if self.defer_labels:
+                later = partial(summary.label_pixels, code_labels)
+                return Fit(centers, None, compactness, counts, epsilon, make_labels=later)
+            labels = summary.label_pixels(code_labels)
+            return Fit(centers, labels, compactness, counts, epsilon)
+        labels = summary.label_pixels(code_labels, centers)
+        counts, compactness = pixel_figures(self.table, labels, centers)
+        return Fit(centers, labels, compactness, counts, epsilon)
+
+
+class FastKMeans:
+    """The default engine: k-means on a weighted colour summary, exact labels (above)."""
+
+    name = "fast"
+    label = "the fast engine"
+    max_magnitude = MAX_FLOAT_MAGNITUDE  # computes in float64
+
+    def fits(self, job, ks, defer_labels=False):
+        """Yield a Fit per K of ``ks``; a sweep shares the summary and warm starts.
+
+        ``defer_labels``: a sweep's fits may leave their labels to be made on demand.
+        """
+        rng = np.random.default_rng(job.seed)
+        if job.start is not None or job.weights is not None:  # the estimator's tables
+            engine = FastEngine(job.table, weights=job.weights, rows=True)
+            job.check_summary_memory(engine.working_bytes(ks[0]), ks[0])
+            max_iter, epsilon, use_epsilon, attempts, init = job.engine_options()
+            if job.start is not None:
+                yield engine.fit_from(job.start, max_iter, epsilon, use_epsilon)
+            else:
+                yield engine.fit(ks[0], max_iter, epsilon, use_epsilon, attempts, init, rng)
+            return
+        if len(ks) == 1:
+            engine = FastEngine(job.table)
+            job.check_summary_memory(engine.working_bytes(ks[0]), ks[0])
+            yield engine.fit(ks[0], *job.engine_options(), rng)
+            return
+        engine = FastEngine(job.table, True, SWEEP_MID_POINTS, defer_labels)
+        job.check_summary_memory(engine.working_bytes(max(ks)), max(ks))
+        yield from engine.sweep(ks, *job.engine_options(), rng)
+
+    @staticmethod
+    def working_bytes(n_pixels: int, n_channels: int, table_itemsize: int) -> int:
+        """Bytes it allocates for ``n_pixels`` pixels besides the outputs."""
+        total = 0
+        if n_channels == 3:
+            if table_itemsize != 1:
+                total += 3 * n_pixels  # uint8 channel codes
+            # codes counted by a sort (small images) or a 2**24 histogram
+            total += 16 * n_pixels if n_pixels <= SMALL_IMAGE else HIST_BYTES
+            distinct = min(n_pixels, LUT_ENTRIES[3])
+            lut = LUT_ENTRIES[3] * 2
+        elif n_channels == 1:
+            total += 2 * 8 * n_pixels + 2 * n_pixels  # float64 scaling temporaries, codes
+            distinct = min(n_pixels, LUT_ENTRIES[1])
+            lut = LUT_ENTRIES[1] * 8 * 2  # the bincount of codes and the lookup table
+        else:  # every row as float64 points, Lloyd's per-row arrays (RowSummary)
+            return n_pixels * (8 * n_channels + ROW_BYTES_PER_POINT) + SCORE_BYTES
+        return total + lut + distinct * BYTES_PER_SUMMARY_POINT + SCORE_BYTES

@@ -1,0 +1,204 @@
+"""Lloyd, k-means++ and nearest-centre passes on weighted points (core: numpy + numba)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..cancel import checkpoint, on_threads
+from .contract import BLOCK, CANDIDATES_PER_ATTEMPT, MAX_LEVELS, PARALLEL_WORK, worker_threads
+
+
+def pixel_figures(table, labels, centers):
+    """Pixels per label and the exact sum of squared distances, in blocks (direct form)."""
+    k, n_channels = centers.shape
+    counts = np.zeros(k + 1, dtype=np.int64)
+    padded = np.vstack([np.zeros((1, n_channels)), np.asarray(centers, dtype=np.float64)])
+    sse = 0.0
+    for start in range(0, len(table), BLOCK):
+        checkpoint()
+        lab = labels[start : start + BLOCK]
+        counts += np.bincount(lab, minlength=k + 1)
+        difference = table[start : start + BLOCK].astype(np.float64) - padded[lab]
+        sse += float(np.einsum("ij,ij->", difference, difference))
+    return counts[1:], sse
+
+
+def regrid(points, weights, low, high, target):
+    """Merge weighted points into grid bins (weighted means), keeping about ``target``.
+
+    The grid is refined until at least ``target`` bins are occupied. Colours fill a
+    thin part of the colour cube, about a surface, so the occupied bins grow about as
+    the square of the levels per channel: that guides each refinement. The finest
+    grid tried is kept if it at least halves the points.
+    """
+    n_channels = points.shape[1]
+    levels = _levels(n_channels, target)
+    merged = points, weights
+    while len(points) > 2 * target and levels <= MAX_LEVELS:
+        if n_channels <= 4:  # compiled: a dense table or a sort of the bin keys
+            from . import kernels
+
+            means, mass = kernels.bin_merge(
+                np.ascontiguousarray(points, dtype=np.float64),
+                np.ascontiguousarray(weights, dtype=np.float64),
+                np.asarray(low, dtype=np.float64),
+                np.asarray(high, dtype=np.float64),
+                levels,
+            )
+        else:
+            _, keys = np.unique(_bin_keys(points, low, high, levels), return_inverse=True)
+            mass = np.bincount(keys, weights=weights)
+            sums = np.column_stack(
+                [np.bincount(keys, weights=points[:, c] * weights) for c in range(n_channels)]
+            )
+            means = sums / mass[:, None]
+        if 2 * len(mass) <= len(points):
+            merged = means, mass
+        if len(mass) >= target:
+            break
+        levels = max(levels + 1, int(levels * 1.1 * np.sqrt(target / len(mass))))
+    return merged
+
+
+def _levels(n_channels: int, n_bins: int) -> int:
+    return max(2, round(n_bins ** (1.0 / n_channels)))
+
+
+def _bin_keys(block, low, high, levels):
+    """One integer key per row: the row's bin in a levels**C grid over [low, high]."""
+    keys = np.zeros(len(block), dtype=np.int64)
+    for c in range(block.shape[1]):
+        span = high[c] - low[c]
+        scale = levels / span if span > 0 else 0.0
+        code = ((block[:, c] - low[c]) * scale).astype(np.int64)
+        np.clip(code, 0, levels - 1, out=code)
+        keys *= levels
+        keys += code
+    return keys
+
+
+def nearest(points, centers, distances=True, second=False):
+    """Nearest centre (0-based) of each point and the squared distance to it (float64).
+
+    One compiled direct-form pass (:func:`napari_kquant._core.kernels.nearest_rows`):
+    every pixel, summary point, lazy block and palette application is labelled by it,
+    so they all agree to the bit. With ``distances=False`` the distances are None;
+    with ``second`` the squared distance to the second-nearest centre comes third.
+    Points are converted to float64 block by block.
+    """
+    from . import kernels
+
+    centers = np.ascontiguousarray(centers, dtype=np.float64)
+    n = len(points)
+    labels = np.empty(n, dtype=np.intp)
+    best = np.empty(n)
+    runner_up = np.empty(n)
+    step = max(1 << 10, (BLOCK * 4) // max(points.shape[1], 1))  # float64 blocks of ~8 MB
+    for start in range(0, n, step):
+        block = slice(start, start + step)
+        rows = np.ascontiguousarray(points[block], dtype=np.float64)
+        kernels.nearest_rows(rows, centers, labels[block], best[block], runner_up[block])
+    if second:
+        return labels, best, runner_up
+    return labels, (best if distances else None)
+
+
+def init_centers(points, weights, k, init, rng):
+    """Initial centres: weighted k-means++ (greedy, as scikit-learn) or random pixels."""
+    return _seeded(points, weights, _init_draws(points, weights, k, init, rng))
+
+
+def _init_draws(points, weights, k, init, rng):
+    """The random numbers one start takes from ``rng`` (drawn in order, used anywhere)."""
+    p = weights / weights.sum()
+    if init == "random":
+        # A coarse summary may hold fewer points than k (colours closer than a cell):
+        # then some centres repeat, and their clusters stay empty.
+        enough = len(points) >= k
+        return "random", rng.choice(len(points), size=k, replace=not enough, p=p)
+    n_trials = 2 + int(np.log(k))
+    return "kmeans++", (rng.choice(len(points), p=p), rng.random((k - 1, n_trials)))
+
+
+def _seeded(points, weights, draws):
+    """The start that ``draws`` (from :func:`_init_draws`) picks."""
+    kind, numbers = draws
+    if kind == "random":
+        return points[numbers].copy()
+    from . import kernels
+
+    points = np.ascontiguousarray(points, dtype=np.float64)
+    first, trials = numbers
+    picks = kernels.kmeans_pp(points, np.asarray(weights, dtype=np.float64), first, trials)
+    return points[picks].copy()
+
+
+def extend_centers(points, weights, centers, k, rng):
+    """Add k-means++ picks to ``centers`` until there are ``k`` (a warm start)."""
+    out = np.empty((k, points.shape[1]))
+    out[: len(centers)] = centers
+    closest = nearest(points, centers)[1]
+    for i in range(len(centers), k):
+        potential = closest * weights
+        total = potential.sum()
+        pick = (
+            int(np.searchsorted(np.cumsum(potential), rng.random() * total))
+            if total > 0
+            else int(rng.integers(len(points)))
+        )
+        out[i] = points[min(pick, len(points) - 1)]
+        closest = np.minimum(closest, ((points - out[i]) ** 2).sum(axis=1))
+    return out
+
+
+def coarse_starts(k: int, attempts: int) -> int:
+    """k-means++ starts tried on the coarse regrid: 4 per attempt up to K=64, fewer above.
+
+    A run costs about K times more at large K, while the middle stage (the best
+    starts refined, and a start of its own from K=32) decides the result there.
+    """
+    return max(attempts, CANDIDATES_PER_ATTEMPT * attempts * min(64, k) // max(k, 1))
+
+
+def lloyd_runs(points, weights, starts, max_iter, epsilon, seeded=False):
+    """:func:`weighted_lloyd` from each of ``starts``, in order, on parallel threads.
+
+    One thread per core at most (never more threads than runs), and no more than
+    OpenCV may use (``cv2.setNumThreads(1)`` makes napari-kquant single-threaded
+    too): each run is one compiled loop on its own data, so the cores work without
+    contending; on a busy machine the runs queue. The results are the same as one
+    after another. With ``seeded`` the starts are :func:`_init_draws` and each run
+    makes its own start first.
+    """
+    points = np.ascontiguousarray(points, dtype=np.float64)
+    weights = np.ascontiguousarray(weights, dtype=np.float64)
+
+    def run(start):
+        if seeded:
+            start = _seeded(points, weights, start)
+        return weighted_lloyd(points, weights, start, max_iter, epsilon)
+
+    threads = worker_threads(len(starts))
+    if len(points) * len(starts) < PARALLEL_WORK:
+        threads = 1
+    return on_threads(run, starts, threads)
+
+
+def weighted_lloyd(points, weights, centers, max_iter, epsilon):
+    """Lloyd iterations on weighted points: centres, weighted inertia, labels, iterations.
+
+    Stops after ``max_iter`` updates or when no centre moves by more than ``epsilon``
+    (OpenCV's rule). An empty cluster takes the point that costs most where it is.
+    One compiled pass per iteration, skipping the points Hamerly's bounds settle
+    (:func:`napari_kquant._core.kernels.lloyd`), in float64.
+    """
+    from . import kernels
+
+    centers, inertia, labels, n_iter = kernels.lloyd(
+        np.ascontiguousarray(points, dtype=np.float64),
+        np.ascontiguousarray(weights, dtype=np.float64),
+        np.ascontiguousarray(centers, dtype=np.float64),
+        int(max_iter),
+        float(epsilon),
+    )
+    return centers, float(inertia), labels, int(n_iter)

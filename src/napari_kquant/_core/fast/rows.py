@@ -1,0 +1,79 @@
+"""The row summary: tables clustered on their rows themselves (core: numpy)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .contract import FIXED_BYTES, ROW_BYTES_PER_POINT, SCORE_BYTES
+
+ROW_KEY_BYTES = 16  # tables with rows this narrow are summarised by their distinct rows
+
+
+@dataclass(frozen=True)
+class RowSummary:
+    """A table clustered on its rows themselves: feature tables, weighted samples.
+
+    Exact for any number of channels: the points are the distinct rows (narrow rows,
+    found by a sort) or every row, weighted by their count (or the caller's sample
+    weights). Coarse and middle stages run on random subsets of the rows
+    (:meth:`reduce`); the finish runs Lloyd on every row to convergence, so the
+    centres are a Lloyd fixed point of the data (K=1 gives the mean).
+    """
+
+    table: np.ndarray
+    points: np.ndarray  # float64 (P, C)
+    weights: np.ndarray
+    inverse: np.ndarray | None  # each row's point (None: point i is row i)
+    value_range: tuple[np.ndarray, np.ndarray]
+    exact: bool = True
+    finish_iterations = None  # to convergence (or max_iter)
+
+    @classmethod
+    def of(cls, table: np.ndarray, weights: np.ndarray | None = None) -> RowSummary:
+        """Summarise ``table`` (N, C); ``weights`` (N,) are the rows' sample weights."""
+        inverse = None
+        row_bytes = table.dtype.itemsize * table.shape[1]
+        if weights is None and row_bytes <= ROW_KEY_BYTES:
+            rows = table + 0.0 if table.dtype.kind == "f" else table  # -0.0 is 0.0
+            rows = np.ascontiguousarray(rows)
+            keys = rows.view(np.dtype((np.void, row_bytes))).reshape(-1)
+            _, first, inverse, counts = np.unique(
+                keys, return_index=True, return_inverse=True, return_counts=True
+            )
+            points = rows[first].astype(np.float64)
+            weights = counts.astype(np.float64)
+            inverse = inverse.reshape(-1)
+        else:
+            points = np.ascontiguousarray(table, dtype=np.float64)
+            if weights is None:
+                weights = np.ones(len(table))
+            weights = np.ascontiguousarray(weights, dtype=np.float64)
+        value_range = (points.min(axis=0), points.max(axis=0))
+        return cls(table, points, weights, inverse, value_range)
+
+    def reduce(self, points, weights, target, low=None, high=None):
+        """A uniform random subset of about ``target`` points, weighted to the same total.
+
+        Drawn from a fixed stream: the same data gives the same subsets.
+        """
+        if len(points) <= 2 * target:
+            return points, weights
+        pick = np.sort(np.random.default_rng(0).choice(len(points), target, replace=False))
+        kept = weights[pick]
+        return points[pick], kept * (weights.sum() / kept.sum())
+
+    def label_pixels(self, code_labels: np.ndarray) -> np.ndarray:
+        """Each row's label from its point's."""
+        return code_labels if self.inverse is None else code_labels[self.inverse]
+
+    def working_bytes(self, k: int) -> int:
+        """Peak bytes of its own allocations (the points and Lloyd's per-point arrays)."""
+        n, points = len(self.table), len(self.points)
+        per_point = points * (8 * self.points.shape[1] + ROW_BYTES_PER_POINT)
+        if self.inverse is None:
+            return FIXED_BYTES + per_point + SCORE_BYTES
+        # the sort's temporaries are freed before Lloyd runs; each row's point is kept
+        sort = n * (8 * 2 + 1 + self.table.itemsize * self.table.shape[1])
+        return FIXED_BYTES + max(sort, per_point) + 8 * n + SCORE_BYTES
