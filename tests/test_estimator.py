@@ -99,7 +99,7 @@ def test_float32_stays_float32():
 
 
 def test_bad_parameters_raise_scikit_learns_error():
-    from napari_kquant import InvalidParameterError
+    from sklearn.utils._param_validation import InvalidParameterError
 
     for bad in ({"k": 0}, {"attempts": 0}, {"init": "sometimes"}, {"max_iter": -1}):
         with pytest.raises(InvalidParameterError):

@@ -14,12 +14,11 @@ from ._io.zarr_export import export_zarr
 
 # The napari adapter and the scikit-learn estimator are imported on first use, so that
 # `import napari_kquant` loads neither napari, Qt nor scikit-learn.
-_ESTIMATOR = ("InvalidParameterError", "KMeansQuantizer", "NotFittedError")
+_ESTIMATOR = ("KMeansQuantizer", "NotFittedError")
 _ADAPTER = ("apply_layer_palette", "palette_of", "quantize_layer", "sweep_layer")
 
 __all__ = [
     "InvalidInputError",
-    "InvalidParameterError",
     "KMeansQuantizer",
     "NotFittedError",
     "Palette",

@@ -19,7 +19,7 @@ from sklearn.base import (
     TransformerMixin,
 )
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
-from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from ._core.kmeans import Job, Quantization
@@ -37,7 +37,7 @@ from ._core.quantize import quantize
 from ._core.spaces import FeatureSpace
 from ._core.validate import guess_rgb
 
-__all__ = ["InvalidParameterError", "KMeansQuantizer", "NotFittedError"]
+__all__ = ["KMeansQuantizer", "NotFittedError"]
 _DEFAULTS = Options()
 SKLEARN_INIT = {"k-means++": "kmeans++"}  # scikit-learn's spelling of our choices
 

@@ -62,10 +62,10 @@ from .contract import (
 )
 from .grid import GRID_CELLS_PER_CLUSTER, GRID_MIN_CELLS, GridSummary
 from .lloyd import (
-    _init_draws,
     coarse_starts,
     extend_centers,
     init_centers,
+    init_draws,
     lloyd_runs,
     nearest,
     pixel_figures,
@@ -186,7 +186,7 @@ class FastEngine:
         tol, epsilon = self._tolerance(epsilon, use_epsilon)
         (mid, mid_w), (coarse, coarse_w) = self.mid, self.coarse(k)
         draws = [
-            _init_draws(coarse, coarse_w, k, init, rng) for _ in range(coarse_starts(k, attempts))
+            init_draws(coarse, coarse_w, k, init, rng) for _ in range(coarse_starts(k, attempts))
         ]
         checkpoint()
         candidates = lloyd_runs(coarse, coarse_w, draws, max_iter, tol, seeded=True)
@@ -205,7 +205,7 @@ class FastEngine:
             candidates = lloyd_runs(mid, mid_w, refine, max_iter, tol)
         if fine:
             checkpoint()
-            starts = [_init_draws(mid, mid_w, k, init, rng) for _ in range(fine)]
+            starts = [init_draws(mid, mid_w, k, init, rng) for _ in range(fine)]
             candidates += lloyd_runs(mid, mid_w, starts, max_iter, tol, seeded=True)
         best = min(candidates, key=lambda fit: fit[1])
         return self.finish(best[0], max_iter, tol, epsilon, best[3])

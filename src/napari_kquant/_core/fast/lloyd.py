@@ -105,10 +105,10 @@ def nearest(points, centers, distances=True, second=False):
 
 def init_centers(points, weights, k, init, rng):
     """Initial centres: weighted k-means++ (greedy, as scikit-learn) or random pixels."""
-    return _seeded(points, weights, _init_draws(points, weights, k, init, rng))
+    return _seeded(points, weights, init_draws(points, weights, k, init, rng))
 
 
-def _init_draws(points, weights, k, init, rng):
+def init_draws(points, weights, k, init, rng):
     """The random numbers one start takes from ``rng`` (drawn in order, used anywhere)."""
     p = weights / weights.sum()
     if init == "random":
@@ -121,7 +121,7 @@ def _init_draws(points, weights, k, init, rng):
 
 
 def _seeded(points, weights, draws):
-    """The start that ``draws`` (from :func:`_init_draws`) picks."""
+    """The start that ``draws`` (from :func:`init_draws`) picks."""
     kind, numbers = draws
     if kind == "random":
         return points[numbers].copy()
@@ -167,7 +167,7 @@ def lloyd_runs(points, weights, starts, max_iter, epsilon, seeded=False):
     OpenCV may use (``cv2.setNumThreads(1)`` makes napari-kquant single-threaded
     too): each run is one compiled loop on its own data, so the cores work without
     contending; on a busy machine the runs queue. The results are the same as one
-    after another. With ``seeded`` the starts are :func:`_init_draws` and each run
+    after another. With ``seeded`` the starts are :func:`init_draws` and each run
     makes its own start first.
     """
     points = np.ascontiguousarray(points, dtype=np.float64)
