@@ -11,26 +11,16 @@ KMeans and ours / OpenCV (median over seeds 0, 1, 2).
 
 from __future__ import annotations
 
-import time
-
 import cv2
 import numpy as np
 from bench_quantize import machine
+from bench_sweep import best_time
 from sklearn.cluster import KMeans
 from sklearn.datasets import load_digits, make_blobs
 
 from napari_kquant import quantize
 
 SEEDS = (0, 1, 2)
-
-
-def timed(fn, repeats=3):
-    best, out = np.inf, None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, out
 
 
 def ours(X, k, seed):
@@ -52,7 +42,7 @@ def row(name, X, k):
     quantize(X[:200], 2, channel_axis=-1)  # compiled kernels loaded
     figures = {}
     for label, fn in (("ours", ours), ("KMeans", sklearn), ("OpenCV", opencv)):
-        runs = [timed(lambda fn=fn, s=s: fn(X, k, s)) for s in SEEDS]
+        runs = [best_time(lambda fn=fn, s=s: fn(X, k, s), repeats=3) for s in SEEDS]
         figures[label] = (np.median([t for t, _ in runs]), [float(v) for _, v in runs])
     ratio_km = np.median(np.divide(figures["ours"][1], figures["KMeans"][1]))
     ratio_cv = np.median(np.divide(figures["ours"][1], figures["OpenCV"][1]))
