@@ -34,10 +34,10 @@ from .validate import (
     check_seed,
     criteria_name,
     guess_rgb,
+    working_dtype,
     working_table,
 )
 
-_SHIFTED = {"transformed": True}
 METHODS = choices("method")
 INITS = choices("init")
 PLANES = choices("planes")
@@ -173,9 +173,7 @@ def apply_eager(image, palette: Palette, *, mask=None, rgb=None, channel_axis=No
             "channel_axis": channel_axis,
             "color_space": palette.color_space,
             "standardize": scaling(palette),
-            "origin": palette_origin(
-                palette.centers, working_table(np.empty(0, image.dtype)).dtype
-            ),
+            "origin": palette_origin(palette.centers, working_dtype(image.dtype)),
         },
     )
     centers = palette.centers
@@ -308,8 +306,10 @@ class Job:
         space, table = FeatureSpace.of(
             table, color_space, standardize, image.dtype, true_rgb, value_range, origin
         )
-        if space.origin is not None and table is not raw:  # a shifted copy of the pixels
-            check_memory(image.shape, image.dtype, n_channels, method, **layout | _SHIFTED)
+        if space.origin is not None:  # the pixels shifted: a float64 or int64 copy
+            check_memory(
+                image.shape, image.dtype, n_channels, method, **layout | {"transformed": True}
+            )
         if not space.isometric and not np.isfinite(table).all():
             raise InvalidInputError(
                 "the values overflow when standardized: rescale the image or use standardize=False"
@@ -462,16 +462,13 @@ class Job:
             centers = np.clip(centers, low, high)
         centers = centers[darkest_first(centers)]
         space = self.space
-        origin = palette_origin(centers, self.raw.dtype)
-        if space.isometric and origin != space.origin:  # labelled as the palette applies
-            space = replace(space, origin=origin)
-        if space is not self.space:
-            engine = FastEngine(space.forward(self.raw))
-        else:
-            if "engine" not in self.cache:  # one summary serves every K of a sweep
-                self.cache["engine"] = self.fast_engine()
-            engine = self.cache["engine"]
-        return centers, engine.assign(space.forward(centers), fit.epsilon)
+        if space.isometric:  # labelled as the palette applies: relative to its own origin
+            space = replace(space, origin=palette_origin(centers, self.raw.dtype))
+        key = ("engine", space.origin)  # one summary serves every K of a sweep
+        if key not in self.cache:
+            same = space.origin == self.space.origin
+            self.cache[key] = self.fast_engine() if same else FastEngine(space.forward(self.raw))
+        return centers, self.cache[key].assign(space.forward(centers), fit.epsilon)
 
 
 def render(image: np.ndarray, labels: np.ndarray, centers: np.ndarray, rgb: bool) -> np.ndarray:

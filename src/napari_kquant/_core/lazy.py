@@ -32,7 +32,7 @@ from .validate import (
     check_image,
     check_k,
     check_mask_shape,
-    working_table,
+    working_dtype,
 )
 
 DEFAULT_SAMPLE = 1_000_000  # pixels the centres are fitted on, by default
@@ -125,7 +125,7 @@ def apply_lazy(image, palette, *, mask=None, rgb=None, channel_axis=None) -> Qua
             f"centers must be a (k, {n_clustered}) array for this image, got shape "
             f"{palette.centers.shape}"
         )
-    dtype = working_table(np.empty(0, levels[0].dtype)).dtype
+    dtype = working_dtype(levels[0].dtype)
     space = FeatureSpace.for_palette(palette, dtype, layout.channels and not layout.features)
     outputs = [
         _lazy_outputs(layout.arrange(level), layout, space, palette.centers, mask)

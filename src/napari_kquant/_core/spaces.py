@@ -8,6 +8,7 @@ and centres back; each is one small class in ``SPACES``, the registry that maps
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -132,30 +133,41 @@ CENTRE_FROM = 16
 EXACT_FLOAT_INTEGERS = 2**53  # integers beyond this lose digits as float64
 
 
-def data_origin(table: np.ndarray, value_range=None) -> tuple | None:
-    """The origin to cluster ``table`` relative to (one value per channel), or None.
+def _origin(lows, highs, dtype: np.dtype) -> tuple | None:
+    """The origin for values spanning ``lows..highs`` per channel, or None (the one rule).
 
     Only floats and integers of 4 bytes or more: smaller integers are exact in every
-    engine's arithmetic. Integers get an integer origin (subtracted exactly).
+    engine's arithmetic. A channel more than ``CENTRE_FROM`` times its span from zero
+    gets its low value (an integer inside the dtype for integers), the others 0.
     """
-    kind = table.dtype.kind
-    if len(table) == 0 or not (kind == "f" or (kind in "iu" and table.dtype.itemsize >= 4)):
+    if not (dtype.kind == "f" or (dtype.kind in "iu" and dtype.itemsize >= 4)):
+        return None
+    far = [
+        max(abs(lo), abs(hi)) > CENTRE_FROM * (hi - lo) for lo, hi in zip(lows, highs, strict=True)
+    ]
+    if not any(far):
+        return None
+    if dtype.kind in "iu":  # float64 rounds 2**64 - 1 up to 2**64: stay inside the dtype
+        info = np.iinfo(dtype)
+        return tuple(
+            min(max(math.floor(lo), info.min), info.max) if f else 0
+            for lo, f in zip(lows, far, strict=True)
+        )
+    return tuple(float(lo) if f else 0.0 for lo, f in zip(lows, far, strict=True))
+
+
+def data_origin(table: np.ndarray, value_range=None) -> tuple | None:
+    """The origin to cluster ``table`` relative to (one value per channel), or None."""
+    if len(table) == 0:
         return None
     if value_range is not None and table.shape[1] == 1:
         lows, highs = [value_range[0]], [value_range[1]]
     else:
         columns = [table[:, c] for c in range(table.shape[1])]
         lows, highs = [col.min() for col in columns], [col.max() for col in columns]
-    if kind in "iu":
-        lows, highs = [int(v) for v in lows], [int(v) for v in highs]
-    else:
-        lows, highs = [float(v) for v in lows], [float(v) for v in highs]
-    far = [
-        max(abs(lo), abs(hi)) > CENTRE_FROM * (hi - lo) for lo, hi in zip(lows, highs, strict=True)
-    ]
-    if not any(far):
-        return None
-    return tuple(lo if f else type(lo)(0) for lo, f in zip(lows, far, strict=True))
+    # Python numbers: exact for 64-bit integers, no overflow in the spans
+    number = int if table.dtype.kind in "iu" else float
+    return _origin([number(v) for v in lows], [number(v) for v in highs], table.dtype)
 
 
 def palette_origin(centers: np.ndarray, dtype: np.dtype) -> tuple | None:
@@ -165,21 +177,9 @@ def palette_origin(centers: np.ndarray, dtype: np.dtype) -> tuple | None:
     so every apply path (eager, lazy, the fit's own labelling) measures the same
     differences and gives the same labels.
     """
-    dtype = np.dtype(dtype)
-    if not (dtype.kind == "f" or (dtype.kind in "iu" and dtype.itemsize >= 4)):
-        return None
     centers = np.asarray(centers, dtype=np.float64)
-    lows, highs = centers.min(axis=0), centers.max(axis=0)
-    far = np.maximum(np.abs(lows), np.abs(highs)) > CENTRE_FROM * (highs - lows)
-    if not far.any():
-        return None
-    if dtype.kind in "iu":  # inside the dtype (float64 rounds 2**64 - 1 up to 2**64)
-        info = np.iinfo(dtype)
-        return tuple(
-            min(max(int(np.floor(lo)), info.min), info.max) if f else 0
-            for lo, f in zip(lows, far, strict=True)
-        )
-    return tuple(float(lo) if f else 0.0 for lo, f in zip(lows, far, strict=True))
+    lows, highs = centers.min(axis=0).tolist(), centers.max(axis=0).tolist()
+    return _origin(lows, highs, np.dtype(dtype))
 
 
 def shift(values: np.ndarray, origin: tuple, sign: int = -1) -> np.ndarray:

@@ -202,15 +202,19 @@ def check_mask_dtype(mask) -> None:
         )
 
 
+def working_dtype(dtype) -> np.dtype:
+    """The dtype the engines compute pixels of ``dtype`` in (see :func:`working_table`)."""
+    dtype = np.dtype(dtype)
+    if dtype == np.float16:
+        return np.dtype(np.float32)
+    return dtype if dtype.isnative else dtype.newbyteorder("=")
+
+
 def working_table(table: np.ndarray) -> np.ndarray:
     """The pixel table in a dtype the engines compute with exactly.
 
     Byte-swapped (big-endian) data becomes native, and float16 becomes float32
     (float16 cannot hold the engines' intermediate figures).
     """
-    dtype = table.dtype
-    if dtype == np.float16:
-        return table.astype(np.float32)
-    if not dtype.isnative:
-        return table.astype(dtype.newbyteorder("="))
-    return table
+    dtype = working_dtype(table.dtype)
+    return table if dtype == table.dtype else table.astype(dtype)

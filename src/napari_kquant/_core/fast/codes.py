@@ -11,16 +11,22 @@ from ..cancel import checkpoint
 from ..validate import FLOAT32_SAFE
 from .contract import (
     BLOCK,
+    BYTES_PER_SUMMARY_POINT,
+    CELLS_PER_CLUSTER,
     CV_DEPTHS,
-    FINISH_ITERATIONS,
+    FIXED_BYTES,
+    HIST_BYTES,
+    LUT_ENTRIES,
     MAX_HIST_PIXELS,
     SMALL_IMAGE,
+    SORT_BYTES_PER_PIXEL,
 )
-from .lloyd import nearest, regrid
+from .lloyd import Regridded, nearest
+from .rows import RowSummary
 
 
 @dataclass(frozen=True)
-class CodedSummary:
+class CodedSummary(Regridded):
     """Pixels coded on a regular grid of colours, the occupied codes and their counts.
 
     Three channels are coded to 256 levels each over the image's value range (for
@@ -40,7 +46,6 @@ class CodedSummary:
     points: np.ndarray
     weights: np.ndarray
     exact: bool
-    small_values: bool
     value_range: tuple[np.ndarray, np.ndarray]  # per-channel min and max of the pixels
     searched: bool = False  # ``codes`` are sorted: a pixel's is found by binary search
     luts: dict = field(default_factory=dict)  # lookup-table buffers, reused across K
@@ -106,19 +111,38 @@ class CodedSummary:
             points = codes[:, None]
         points = low + step * points.astype(np.float64)
         exact = step == 1.0 and np.issubdtype(table.dtype, np.integer)
-        small = table.dtype.itemsize == 1
         if keep_codes and n_channels == 3:
             coded = _rgb_codes(coded)  # combined once, not once per K
         weights = counts.astype(np.float64)
         return cls(
-            table, coded, step, codes, points, weights, exact, small, value_range, searched=searched
+            table, coded, step, codes, points, weights, exact, value_range, searched=searched
         )
 
-    finish_iterations = FINISH_ITERATIONS
+    def too_coarse(self, k: int) -> bool:
+        """Whether too few cells are occupied for ``k`` (floats closer than a cell merge).
 
-    def reduce(self, points, weights, target, low, high):
-        """About ``target`` weighted points standing for ``points`` (a coarser grid)."""
-        return regrid(points, weights, low, high, target)
+        With too few occupied cells, K clusters could not all be filled: then
+        :meth:`exact_summary` is used.
+        """
+        return not self.exact and len(self.points) < CELLS_PER_CLUSTER * k
+
+    def exact_summary(self, keep_codes: bool = False) -> RowSummary:
+        """The exact summary of the same pixels: their distinct rows."""
+        return RowSummary.of(self.table)
+
+    def working_bytes(self, k: int) -> int:
+        """Peak bytes of its own allocations: the coding, the counts, the per-point arrays."""
+        n, per_point = len(self.table), len(self.points) * BYTES_PER_SUMMARY_POINT
+        if self.searched:  # small RGB: a sort of the codes, then per-point arrays
+            kept = self.coded.nbytes if self.coded.ndim == 1 else 0
+            return FIXED_BYTES + kept + max(SORT_BYTES_PER_PIXEL * n, per_point)
+        if self.table.shape[1] == 3:  # large RGB: the 2**24 histogram and table
+            kept = self.coded.nbytes if self.coded.base is not self.table else 0
+            return FIXED_BYTES + HIST_BYTES + LUT_ENTRIES[3] + kept + per_point
+        copied = not np.shares_memory(self.coded, self.table)
+        inexact = 0 if self.exact else BLOCK * 8 * 4  # float blocks: coding, figures
+        counts = (1 << 16) * 8  # the count of each code
+        return FIXED_BYTES + self.coded.nbytes * copied + counts + inexact + per_point
 
     def label_pixels(self, code_labels: np.ndarray, centers: np.ndarray | None = None):
         """Label of every pixel through a lookup table from code to label.

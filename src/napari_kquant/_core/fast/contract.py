@@ -156,6 +156,12 @@ class Summary(Protocol):
     def reduce(self, points, weights, target, low, high) -> tuple[np.ndarray, np.ndarray]:
         """About ``target`` weighted points standing for ``points`` (coarse, middle stages)."""
 
+    def too_coarse(self, k: int) -> bool:
+        """Whether ``k`` clusters need a finer, exact summary (:meth:`exact_summary`)."""
+
+    def working_bytes(self, k: int) -> int:
+        """Peak bytes of the summary's own allocations for ``k`` (the memory estimate)."""
+
 
 def default_epsilon(low, high) -> float:
     """0.1 % of the value range [low, high] (0.001 for a constant image)."""

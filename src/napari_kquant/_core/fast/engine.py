@@ -37,14 +37,10 @@ from ..cancel import checkpoint
 from ..validate import MAX_FLOAT_MAGNITUDE
 from .codes import CodedSummary
 from .contract import (
-    BLOCK,
     BYTES_PER_SUMMARY_POINT,
-    CELLS_PER_CLUSTER,
     COARSE_POINTS,
     FINE_START_K,
     FINE_STARTS,
-    FIXED_BYTES,
-    GRID_BYTES_PER_CELL,
     HIST_BYTES,
     LUT_ENTRIES,
     MID_CANDIDATES,
@@ -53,14 +49,13 @@ from .contract import (
     ROW_BYTES_PER_POINT,
     SCORE_BYTES,
     SMALL_IMAGE,
-    SORT_BYTES_PER_PIXEL,
     SWEEP_MID_POINTS,
     Fit,
     darkest_first_ranks,
     default_epsilon,
     label_dtype,
 )
-from .grid import GRID_CELLS_PER_CLUSTER, GRID_MIN_CELLS, GridSummary
+from .grid import GridSummary
 from .lloyd import (
     coarse_starts,
     extend_centers,
@@ -128,31 +123,7 @@ class FastEngine:
         took (still held, or released before k-means), the summary's per-point
         arrays, the lookup tables and the labelling's blocks.
         """
-        summary, n = self.summary, len(self.table)
-        if isinstance(summary, RowSummary):
-            return summary.working_bytes(k)
-        points = len(summary.points)
-        per_point = points * BYTES_PER_SUMMARY_POINT
-        if isinstance(summary, GridSummary):
-            if points < max(GRID_MIN_CELLS, GRID_CELLS_PER_CLUSTER * k):  # goes exact
-                return FIXED_BYTES + HIST_BYTES + LUT_ENTRIES[3] + 64 * per_point
-            # the grid's tables and the cells' points (the labelling passes' memory is
-            # freed before the quantized image is made)
-            cells = 1 << (3 * (8 - summary.shift))
-            colours = 0
-            if summary.colours is not None:  # a sweep's: the cells' squares and colour lists
-                colours = 8 * cells + sum(part.nbytes for part in summary.colours)
-            return FIXED_BYTES + GRID_BYTES_PER_CELL * cells + points * 16 + colours
-        if summary.searched:  # small RGB: a sort of the codes, then per-point arrays
-            kept = summary.coded.nbytes if summary.coded.ndim == 1 else 0
-            return FIXED_BYTES + kept + max(SORT_BYTES_PER_PIXEL * n, per_point)
-        if summary.table.shape[1] == 3:  # large RGB: the 2**24 histogram and table
-            kept = summary.coded.nbytes if summary.coded.base is not summary.table else 0
-            return FIXED_BYTES + HIST_BYTES + LUT_ENTRIES[3] + kept + per_point
-        copied = not np.shares_memory(summary.coded, summary.table)
-        inexact = 0 if summary.exact else BLOCK * 8 * 4  # float blocks: coding, figures
-        counts = (1 << 16) * 8  # the count of each code
-        return FIXED_BYTES + summary.coded.nbytes * copied + counts + inexact + per_point
+        return self.summary.working_bytes(k)
 
     def resolve(self, k: int) -> None:
         """Summarise the distinct colours exactly when the grid is too coarse for ``k``.
@@ -160,14 +131,8 @@ class FastEngine:
         A grid cell can merge distinct colours (floats closer than 1/65535 of the
         range): with too few occupied cells, K clusters could not all be filled.
         """
-        summary = self.summary
-        if isinstance(summary, GridSummary):
-            # Colours that fill few cells (a photo's, even at 4K) are summarised
-            # exactly: the 24-bit codes are their distinct colours.
-            if len(summary.points) < max(GRID_MIN_CELLS, GRID_CELLS_PER_CLUSTER * k):
-                self._use(CodedSummary.of(self.table, self.keep_codes))
-        elif not summary.exact and len(summary.points) < CELLS_PER_CLUSTER * k:
-            self._use(RowSummary.of(self.table))
+        if self.summary.too_coarse(k):
+            self._use(self.summary.exact_summary(self.keep_codes))
 
     def coarse(self, k: int):
         """The coarse regrid for ``k`` clusters (at least 32 points per cluster)."""

@@ -7,8 +7,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..cancel import checkpoint, on_threads
-from .contract import BLOCK, FINISH_ITERATIONS, label_dtype, worker_threads
-from .lloyd import regrid
+from .codes import CodedSummary
+from .contract import (
+    BLOCK,
+    BYTES_PER_SUMMARY_POINT,
+    FIXED_BYTES,
+    GRID_BYTES_PER_CELL,
+    HIST_BYTES,
+    LUT_ENTRIES,
+    label_dtype,
+    worker_threads,
+)
+from .lloyd import Regridded
 
 GRID_SHIFT = 2  # large uint8 RGB images: cells of 4 x 4 x 4 colours (64**3 cells)
 
@@ -22,7 +32,7 @@ GRID_CELLS_PER_CLUSTER = 256
 
 
 @dataclass(frozen=True)
-class GridSummary:
+class GridSummary(Regridded):
     """A large uint8 RGB image summarised on a bounded grid of colour cells.
 
     One compiled pass counts the pixels of each cell and sums their values: the
@@ -46,7 +56,6 @@ class GridSummary:
     scatter: np.ndarray | None = None  # each cell's squared distances to its own centroid
     colours: tuple | None = None  # each cell's distinct colours and their pixels (CSR)
     exact: bool = False
-    small_values: bool = True
 
     @classmethod
     def of(cls, table: np.ndarray, shift: int = GRID_SHIFT, for_figures=False) -> GridSummary:
@@ -69,11 +78,31 @@ class GridSummary:
             checkpoint()
         return cls(table, shift, cells, points, weights, value_range, slot, scatter, colours)
 
-    finish_iterations = FINISH_ITERATIONS
+    def working_bytes(self, k: int) -> int:
+        """Peak bytes of its own allocations for ``k``: the grid's tables and the cells' points.
 
-    def reduce(self, points, weights, target, low, high):
-        """About ``target`` weighted points standing for ``points`` (a coarser grid)."""
-        return regrid(points, weights, low, high, target)
+        (The labelling passes' memory is freed before the quantized image is made.)
+        """
+        points = len(self.points)
+        if self.too_coarse(k):  # goes exact: the 2**24 histogram and table
+            return FIXED_BYTES + HIST_BYTES + LUT_ENTRIES[3] + 64 * points * BYTES_PER_SUMMARY_POINT
+        cells = 1 << (3 * (8 - self.shift))
+        colours = 0
+        if self.colours is not None:  # a sweep's: the cells' squares and colour lists
+            colours = 8 * cells + sum(part.nbytes for part in self.colours)
+        return FIXED_BYTES + GRID_BYTES_PER_CELL * cells + points * 16 + colours
+
+    def too_coarse(self, k: int) -> bool:
+        """Whether the colours fill too few cells for ``k`` (then :meth:`exact_summary` is used).
+
+        Colours that fill few cells (a photo's, even at 4K) are summarised exactly:
+        the 24-bit codes are their distinct colours.
+        """
+        return len(self.points) < max(GRID_MIN_CELLS, GRID_CELLS_PER_CLUSTER * k)
+
+    def exact_summary(self, keep_codes: bool = False) -> CodedSummary:
+        """The exact summary of the same pixels (their 24-bit codes)."""
+        return CodedSummary.of(self.table, keep_codes)
 
     def assign_pixels(self, centers: np.ndarray):
         """Every pixel's nearest centre (labels 1..k), the pixels per label, the exact SSE."""

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from ..cancel import checkpoint, on_threads
-from .contract import BLOCK, CANDIDATES_PER_ATTEMPT, MAX_LEVELS, PARALLEL_WORK, worker_threads
+from .contract import (
+    BLOCK,
+    CANDIDATES_PER_ATTEMPT,
+    FINISH_ITERATIONS,
+    MAX_LEVELS,
+    PARALLEL_WORK,
+    worker_threads,
+)
 
 
 def pixel_figures(table, labels, centers):
@@ -75,6 +82,16 @@ def _bin_keys(block, low, high, levels):
         keys *= levels
         keys += code
     return keys
+
+
+class Regridded:
+    """Summaries whose coarse and middle stages merge points on a coarser grid."""
+
+    finish_iterations = FINISH_ITERATIONS  # Lloyd updates on the full summary
+
+    def reduce(self, points, weights, target, low, high):
+        """About ``target`` weighted points standing for ``points`` (a coarser grid)."""
+        return regrid(points, weights, low, high, target)
 
 
 def nearest(points, centers, distances=True, second=False):

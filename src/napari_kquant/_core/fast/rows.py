@@ -64,6 +64,10 @@ class RowSummary:
         kept = weights[pick]
         return points[pick], kept * (weights.sum() / kept.sum())
 
+    def too_coarse(self, k: int) -> bool:
+        """Never: the rows are exact."""
+        return False
+
     def label_pixels(self, code_labels: np.ndarray) -> np.ndarray:
         """Each row's label from its point's."""
         return code_labels if self.inverse is None else code_labels[self.inverse]
