@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from dataclasses import replace
 from numbers import Integral, Real
 
 import numpy as np
@@ -22,7 +23,7 @@ from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from ._core.kmeans import Job, Quantization
+from ._core.kmeans import Job, Quantization, distinct_rows
 from ._core.options import (
     MAX_K,
     QUANTIZE_DEFAULTS,
@@ -237,7 +238,7 @@ class KMeansQuantizer(
                     f"got {start.shape}"
                 )
             options["init"] = "kmeans++"
-        distinct = len(np.unique(X, axis=0))
+        distinct = distinct_rows(X, self.k)
         k = self.k
         if distinct < k:  # as KMeans: a warning, and the distinct points as centres
             warnings.warn(
@@ -249,15 +250,11 @@ class KMeansQuantizer(
             k = distinct
             start = None if start is None else start[:k]
         result = self._fit(X, k, weights, start, options)
-        centers = result.centers
-        if len(centers) < self.k:  # repeated, so that there are k (as KMeans has)
-            centers = np.vstack([centers, np.repeat(centers[-1:], self.k - len(centers), 0)])
-        self.palette_ = (
-            result.palette
-            if len(centers) == len(result.centers)
-            else _with(result.palette, centers)
-        )
-        self.cluster_centers_ = centers.astype(_float_dtype(X), copy=False)
+        self.palette_ = result.palette
+        if k < self.k:  # the last centre repeated, so that there are k (as KMeans has)
+            centers = np.vstack([result.centers, np.repeat(result.centers[-1:], self.k - k, 0)])
+            self.palette_ = replace(result.palette, centers=centers, counts=None)
+        self.cluster_centers_ = self.palette_.centers.astype(_float_dtype(X), copy=False)
         # the exact nearest centre of every sample, as predict() gives it
         applied = self._apply_table(X)
         self.labels_ = applied.labels.reshape(-1).astype(np.intp) - 1
@@ -299,9 +296,3 @@ class KMeansQuantizer(
 def _float_dtype(X) -> np.dtype:
     """float32 for float32 input (as KMeans keeps it), float64 otherwise."""
     return np.dtype(np.float32) if X.dtype == np.float32 else np.dtype(np.float64)
-
-
-def _with(palette, centers):
-    from dataclasses import replace
-
-    return replace(palette, centers=centers, counts=None)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from skimage import data
 
+from conftest import BruteForce
 from napari_kquant import quantize
 from napari_kquant._core.fast import codes as _codes
 from napari_kquant._core.fast import contract as _contract
@@ -11,9 +12,7 @@ from napari_kquant._core.fast import contract as _contract
 
 def brute_force_nearest(image, centers, rgb=True):
     """Nearest centre (1-based) of every pixel, in float64, and the distance margin."""
-    table = image.reshape(-1, 3 if rgb else 1).astype(np.float64)
-    d = ((table[:, None, :] - centers[None]) ** 2).sum(-1)
-    return d
+    return BruteForce.squared_distances(image.reshape(-1, 3 if rgb else 1), centers)
 
 
 def assert_nearest(image, result, rgb=True):

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from skimage import data
 
+from conftest import BruteForce
 from napari_kquant import Quantization, quantize
 from napari_kquant._core.palette import brightness
 
@@ -22,7 +23,7 @@ def as_dtype(image, dtype):
 
 def nearest_center_ok(table, labels, centers):
     """Each pixel's centre is (within rounding) the nearest one."""
-    d = ((table[:, None, :].astype(np.float64) - centers[None]) ** 2).sum(-1)
+    d = BruteForce.squared_distances(table, centers)
     chosen = d[np.arange(len(table)), labels.ravel() - 1]
     scale = max(1.0, float(np.abs(centers).max()) ** 2)
     return np.all(chosen <= d.min(axis=1) + 1e-6 * scale)

@@ -551,23 +551,31 @@ def _clustered_pixels(image, table, rgb, mask) -> np.ndarray | None:
     return keep
 
 
-def _check_k_against_data(table: np.ndarray, k: int) -> None:
-    """K may not exceed the pixels, nor the distinct colours (found cheaply, blockwise)."""
-    if k > len(table):
-        raise InvalidInputError(
-            f"k={k} exceeds the number of pixels ({len(table)}): choose k <= {len(table)}"
-        )
+def distinct_rows(table: np.ndarray, enough: int) -> int:
+    """The distinct rows (colours) of ``table``, counted until ``enough`` are found.
+
+    Counted blockwise on growing prefixes, so a large image with many colours stops
+    early; -0.0 and 0.0 are one colour (not two bit patterns).
+    """
     row_type = np.dtype((np.void, table.dtype.itemsize * table.shape[1]))
-    signed_zeros = table.dtype.kind == "f"  # -0.0 and 0.0 are one colour, not two bit patterns
+    signed_zeros = table.dtype.kind == "f"
     size = 4096
     while True:
         rows = table[:size] + 0.0 if signed_zeros else table[:size]
         distinct = len(np.unique(np.ascontiguousarray(rows).view(row_type)))
-        if distinct >= k:
-            return
-        if size >= len(table):
-            raise InvalidInputError(
-                f"k={k} exceeds the {distinct} distinct colours in the image: "
-                f"choose k <= {distinct}"
-            )
+        if distinct >= enough or size >= len(table):
+            return distinct
         size *= 16
+
+
+def _check_k_against_data(table: np.ndarray, k: int) -> None:
+    """K may not exceed the pixels, nor the distinct colours."""
+    if k > len(table):
+        raise InvalidInputError(
+            f"k={k} exceeds the number of pixels ({len(table)}): choose k <= {len(table)}"
+        )
+    distinct = distinct_rows(table, k)
+    if distinct < k:
+        raise InvalidInputError(
+            f"k={k} exceeds the {distinct} distinct colours in the image: choose k <= {distinct}"
+        )

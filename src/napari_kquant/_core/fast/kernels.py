@@ -83,29 +83,42 @@ def _squared_distance(points, i, centers, j):
     return d
 
 
+@njit(cache=True, nogil=True, fastmath=FAST, inline="always")
+def _search(points, i, centers, guess, order, apart, pruned):
+    """Point i's nearest centre, its squared distance and the next one's.
+
+    With ``pruned`` (from ``ROWS_FROM_K`` centres) the search starts from centre
+    ``guess`` and walks its neighbour rows (``order``, ``apart``); else every centre
+    is measured.
+    """
+    if pruned:
+        return _two_nearest_from(points, i, centers, guess, order, apart, 0.0)
+    return _two_nearest(points, i, centers)
+
+
+@njit(cache=True, nogil=True, fastmath=FAST)
+def _rows_for(centers):
+    """Neighbour rows where searches use them (``ROWS_FROM_K`` centres on), else 1 x 1."""
+    if centers.shape[0] >= ROWS_FROM_K:
+        return neighbour_rows(centers)
+    return np.empty((1, 1), np.int64), np.empty((1, 1))
+
+
 @njit(cache=True, nogil=True, fastmath=FAST)
 def nearest_rows(points, centers, labels, best, second):
     """Every row's nearest centre (0-based), its squared distance and the next one's.
 
     The direct form ``sum((x - c)**2)`` in float64: no cancellation however far the
     values sit from zero (the expanded ``|x|^2 - 2 x.c + |c|^2`` loses every digit
-    of ``1e9 + noise``). From ``ROWS_FROM_K`` centres on, each search starts from
-    the previous row's centre and walks its neighbour rows. Equal distances go to
-    the lower index.
+    of ``1e9 + noise``). Each search starts from the previous row's centre (see
+    :func:`_search`). Equal distances go to the lower index.
     """
-    k = centers.shape[0]
-    pruned = k >= ROWS_FROM_K
-    if pruned:
-        order, apart = neighbour_rows(centers)
-    else:
-        order, apart = np.empty((1, 1), np.int64), np.empty((1, 1))
+    pruned = centers.shape[0] >= ROWS_FROM_K
+    order, apart = _rows_for(centers)
     guess = 0
     for i in range(points.shape[0]):
-        if pruned:
-            j, d, s = _two_nearest_from(points, i, centers, guess, order, apart, 0.0)
-            guess = j
-        else:
-            j, d, s = _two_nearest(points, i, centers)
+        j, d, s = _search(points, i, centers, guess, order, apart, pruned)
+        guess = j
         labels[i] = j
         best[i] = d
         second[i] = s
@@ -121,19 +134,15 @@ def _assign_all(points, weights, centers, labels, upper, lower, mass, sums, rows
     """
     mass[:] = 0.0
     sums[:] = 0.0
-    k = centers.shape[0]
-    pruned = k >= ROWS_FROM_K
+    pruned = centers.shape[0] >= ROWS_FROM_K
     if pruned:
         order, apart = neighbour_rows(centers)
         rows[0][:] = order
         rows[1][:] = apart
     guess = 0
     for i in range(points.shape[0]):
-        if pruned:
-            j, best, second = _two_nearest_from(points, i, centers, guess, rows[0], rows[1], 0.0)
-            guess = j
-        else:
-            j, best, second = _two_nearest(points, i, centers)
+        j, best, second = _search(points, i, centers, guess, rows[0], rows[1], pruned)
+        guess = j
         labels[i] = j
         upper[i] = np.sqrt(best)
         lower[i] = np.sqrt(second)
