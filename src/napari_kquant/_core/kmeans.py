@@ -538,10 +538,10 @@ def _clustered_pixels(image, table, rgb, mask) -> np.ndarray | None:
         check_mask_shape(mask, spatial)
         check_mask_dtype(mask)
         keep = mask.reshape(-1).astype(bool)
-    if np.issubdtype(image.dtype, np.floating):
+    # one cheap pass first: most float images hold no NaN or inf at all
+    if np.issubdtype(image.dtype, np.floating) and not np.isfinite(table).all():
         finite = np.isfinite(table).all(axis=1)
-        if not finite.all():
-            keep = finite if keep is None else keep & finite
+        keep = finite if keep is None else keep & finite
     if keep is None or keep.all():
         return None
     if not keep.any():

@@ -156,6 +156,9 @@ class Summary(Protocol):
     def reduce(self, points, weights, target, low, high) -> tuple[np.ndarray, np.ndarray]:
         """About ``target`` weighted points standing for ``points`` (coarse, middle stages)."""
 
+    def point_range(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-channel min and max of ``points``."""
+
     def too_coarse(self, k: int) -> bool:
         """Whether ``k`` clusters need a finer, exact summary (:meth:`exact_summary`)."""
 

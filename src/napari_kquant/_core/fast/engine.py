@@ -111,8 +111,9 @@ class FastEngine:
     def _use(self, summary: CodedSummary) -> None:
         self.summary = summary
         points, weights = summary.points, summary.weights
-        self.low, self.high = points.min(axis=0), points.max(axis=0)
-        self.mid = summary.reduce(points, weights, self.mid_points, self.low, self.high)
+        self.low, self.high = summary.point_range()
+        target = min(self.mid_points, getattr(summary, "mid_points", self.mid_points))
+        self.mid = summary.reduce(points, weights, target, self.low, self.high)
         self._coarse = {}
 
     def working_bytes(self, k: int) -> int:

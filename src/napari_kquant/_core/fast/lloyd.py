@@ -93,6 +93,10 @@ class Regridded:
         """About ``target`` weighted points standing for ``points`` (a coarser grid)."""
         return regrid(points, weights, low, high, target)
 
+    def point_range(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-channel min and max of the points (cell points may pass the values)."""
+        return self.points.min(axis=0), self.points.max(axis=0)
+
 
 def nearest(points, centers, distances=True, second=False):
     """Nearest centre (0-based) of each point and the squared distance to it (float64).

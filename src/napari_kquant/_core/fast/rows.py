@@ -29,6 +29,8 @@ class RowSummary:
     value_range: tuple[np.ndarray, np.ndarray]
     exact: bool = True
     finish_iterations = None  # to convergence (or max_iter)
+    # the middle stage's subset: the finish converges on every row anyway
+    mid_points = 1 << 13
 
     @classmethod
     def of(cls, table: np.ndarray, weights: np.ndarray | None = None) -> RowSummary:
@@ -50,8 +52,9 @@ class RowSummary:
             if weights is None:
                 weights = np.ones(len(table))
             weights = np.ascontiguousarray(weights, dtype=np.float64)
-        value_range = (points.min(axis=0), points.max(axis=0))
-        return cls(table, points, weights, inverse, value_range)
+        from . import kernels
+
+        return cls(table, points, weights, inverse, kernels.column_ranges(points))
 
     def reduce(self, points, weights, target, low=None, high=None):
         """A uniform random subset of about ``target`` points, weighted to the same total.
@@ -63,6 +66,10 @@ class RowSummary:
         pick = np.sort(np.random.default_rng(0).choice(len(points), target, replace=False))
         kept = weights[pick]
         return points[pick], kept * (weights.sum() / kept.sum())
+
+    def point_range(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-channel min and max of the points: the rows' own range."""
+        return self.value_range
 
     def too_coarse(self, k: int) -> bool:
         """Never: the rows are exact."""
@@ -76,8 +83,8 @@ class RowSummary:
         """Peak bytes of its own allocations (the points and Lloyd's per-point arrays)."""
         n, points = len(self.table), len(self.points)
         per_point = points * (8 * self.points.shape[1] + ROW_BYTES_PER_POINT)
-        if self.inverse is None:
-            return FIXED_BYTES + per_point + SCORE_BYTES
+        if self.inverse is None:  # Lloyd labels the rows: no block of distances on top
+            return FIXED_BYTES + per_point
         # the sort's temporaries are freed before Lloyd runs; each row's point is kept
         sort = n * (8 * 2 + 1 + self.table.itemsize * self.table.shape[1])
         return FIXED_BYTES + max(sort, per_point) + 8 * n + SCORE_BYTES
