@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import struct
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._core.cancel import interrupted
 from ._core.options import OPTION_NAMES, choices, default, describe, kind
 
 SAMPLES = ("astronaut", "coffee")
@@ -22,6 +24,7 @@ READABLE = (".png", ".jpg", ".jpeg", *TIFF)
 # PNG colour types: channels per pixel (0 gray, 2 RGB, 3 palette, 4 gray+alpha, 6 RGBA)
 PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}
 EXIT_FAILED, EXIT_USAGE = 1, 2
+EXIT_INTERRUPTED = 130  # as a shell reports a command ended by Ctrl+C (128 + SIGINT)
 FORMATS = ("files", "ome-zarr")
 
 
@@ -256,8 +259,8 @@ def process(
     """Quantize (or sweep) one file; returns the files written."""
     from ._core.quantize import apply_palette, quantize
     from ._core.sweep import sweep
-    from ._io.palette_files import save_palette
-    from ._io.safe import replacing
+    from ._io.palette_files import palette_text
+    from ._io.safe import replacing, write_text
 
     image = read_image(path, options["method"])
     alpha = None
@@ -293,8 +296,7 @@ def process(
     fitted = replace(fitted, params={**fitted.params, **provenance})
     for key in ("csv", "json", "gpl"):
         if key in out:
-            with replacing(out[key], **write) as tmp:
-                save_palette(tmp, fitted)
+            write_text(out[key], palette_text(fitted, out[key].suffix), what="palette", **write)
     return list(out.values())
 
 
@@ -309,16 +311,16 @@ def quantize_files(args) -> int:
     Exit status 0 when every file was done, 1 when some failed, 2 when the batch was
     refused before anything was written.
     """
-    from tqdm import tqdm
-
     from ._core.sweep import parse_ks
     from ._core.validate import check_k
     from ._io.palette_files import load_palette
-    from ._io.safe import OutputError, plan_outputs
+    from ._io.safe import OutputError, exclusive, plan_outputs
     from ._io.zarr_export import is_export
 
-    if args.output is not None and args.output.exists() and not args.output.is_dir():
-        return _refuse(f"-o {args.output} is a file: give a folder for the outputs")
+    if args.output is not None:
+        problem = _folder_problem(args.output)
+        if problem:
+            return _refuse(f"-o {args.output}: {problem}: give a folder for the outputs")
     options = {name: getattr(args, name) for name in CLI_OPTIONS}
     palette = None
     try:
@@ -340,34 +342,81 @@ def quantize_files(args) -> int:
         except (OSError, ValueError) as exc:
             return _refuse(f"mask file {args.mask}: {exc}")
         mask = pixels != 0 if pixels.ndim == 2 else (pixels != 0).any(axis=-1)
+    failed = 0
+    images = []
+    for path in args.images:  # one line per unusable input; the rest of the batch goes on
+        problem = _input_problem(path)
+        if problem:
+            failed += 1
+            print(f"napari-kquant: {path}: {problem}", file=sys.stderr)
+        else:
+            images.append(path)
     extra = [f for f in (args.palette_from, args.mask) if f is not None]
-    protected = [*args.images, *extra]
+    protected = [*images, *extra]
     k = len(palette) if palette is not None else args.k
     targets = [
         (target, str(path))
-        for path in args.images
+        for path in images
         for target in planned(path, args, k, _channels(path)).values()
     ]
-    try:
-        plan_outputs(
-            targets,
-            protected=protected,
-            overwrite=args.overwrite,
-            is_ours=is_export if args.format == "ome-zarr" else None,
-        )
-    except OutputError as exc:
-        return _refuse(str(exc))
-    if args.output:
-        args.output.mkdir(parents=True, exist_ok=True)
+    folders = [args.output] if args.output else [path.parent for path in images]
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(exclusive(folders))  # a second run into these folders waits not
+            plan_outputs(
+                targets,
+                protected=protected,
+                overwrite=args.overwrite,
+                is_ours=is_export if args.format == "ome-zarr" else None,
+            )
+        except OutputError as exc:
+            return _refuse(str(exc))
+        if args.output:
+            args.output.mkdir(parents=True, exist_ok=True)
+        failed += _process_all(images, args, options, palette, protected, mask)
+    return EXIT_FAILED if failed else 0
+
+
+def _process_all(images, args, options, palette, protected, mask) -> int:
+    """Process every input; one line per failure. Returns the number that failed."""
+    from tqdm import tqdm
+
     failed = 0
-    for path in tqdm(args.images, desc="quantizing", unit="file", disable=args.quiet):
+    for path in tqdm(images, desc="quantizing", unit="file", disable=args.quiet):
         try:
             process(path, args, options, palette, protected, mask)
         except Exception as exc:  # a batch reports each file's failure and goes on
+            if interrupted(exc):  # Ctrl+C inside a compiled kernel: stop the batch
+                raise KeyboardInterrupt from exc
             failed += 1
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             tqdm.write(f"napari-kquant: {path}: {message}", file=sys.stderr)
-    return EXIT_FAILED if failed else 0
+    return failed
+
+
+def _folder_problem(folder: Path) -> str | None:
+    """Why ``folder`` cannot hold outputs (a file on its path, a link loop), or None."""
+    try:
+        folder.resolve()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
+        return f"cannot be followed ({exc})"
+    for ancestor in (folder, *folder.parents):
+        if ancestor.is_symlink() and not ancestor.exists():
+            return f"{ancestor} is a broken link"
+        if ancestor.exists():
+            return None if ancestor.is_dir() else f"{ancestor} is a file"
+    return None
+
+
+def _input_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be read as an input image (missing, a link loop, a folder), or None."""
+    try:
+        path.resolve(strict=True)
+    except FileNotFoundError:
+        return "no such file"
+    except (OSError, RuntimeError) as exc:
+        return f"cannot be followed ({exc})"
+    return None if path.is_file() else "not a file"
 
 
 def open_demo(viewer, sample: str = "astronaut", k: int = 8):
@@ -392,4 +441,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         demo(args.sample, args.k)
         return 0
-    return quantize_files(args)
+    try:
+        return quantize_files(args)
+    except KeyboardInterrupt:
+        # every output is written under a temporary name and renamed when complete:
+        # the files done are kept, the one in progress left nothing
+        print("napari-kquant: interrupted (the files done are kept)", file=sys.stderr)
+        return EXIT_INTERRUPTED

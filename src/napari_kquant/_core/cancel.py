@@ -115,6 +115,8 @@ def in_child_process(function, *args, poll_s: float = 0.05):
             error = errors.read().decode(errors="replace")
             errors.close()
         if not os.path.exists(answer):
+            if process.returncode < 0:  # a signal: the out-of-memory killer sends SIGKILL
+                raise WorkerKilled(-process.returncode)
             lines = error.strip().splitlines() or [f"exit code {process.returncode}"]
             raise ChildError(f"the worker process failed: {lines[-1]}")
         with open(answer, "rb") as file:
@@ -126,6 +128,52 @@ def in_child_process(function, *args, poll_s: float = 0.05):
 
 class ChildError(RuntimeError):
     """An exception in :func:`in_child_process`'s worker, with its message."""
+
+
+class WorkerKilled(ChildError):
+    """:func:`in_child_process`'s worker was ended by a signal it did not ask for."""
+
+    def __init__(self, signal_number: int):
+        import signal
+
+        try:
+            name = signal.Signals(signal_number).name
+        except ValueError:
+            name = f"signal {signal_number}"
+        self.signal_number = signal_number
+        hint = " (what the system's out-of-memory killer does)" if name == "SIGKILL" else ""
+        super().__init__(f"the worker process was killed by {name}{hint}")
+
+
+def interrupted(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is, or was caused by, a Ctrl+C (KeyboardInterrupt).
+
+    A Ctrl+C that arrives inside a compiled kernel comes out as ``SystemError: ...
+    returned a result with an exception set``, caused by the KeyboardInterrupt.
+    """
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def keyboard_interrupts(function):
+    """Decorate an entry point so that a Ctrl+C always raises KeyboardInterrupt."""
+    import functools
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except SystemError as exc:
+            if interrupted(exc):
+                raise KeyboardInterrupt from exc
+            raise
+
+    return wrapper
 
 
 _CHILD = "from napari_kquant._core.cancel import _child; _child()"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .cancel import ChildError, active, checkpoint, in_child_process
+from .cancel import ChildError, WorkerKilled, active, checkpoint, in_child_process
 from .fast.contract import SCORE_BYTES, Fit, darkest_first_ranks, default_epsilon
 from .validate import FLOAT32_SAFE, InvalidInputError
 
@@ -28,6 +28,11 @@ def opencv_kmeans(table, k, *, criteria, attempts, init, seed) -> Fit:
             compactness, labels, centers = _opencv_attempts(
                 samples, k, criteria, attempts, flags, seed
             )
+    except WorkerKilled as exc:
+        raise InvalidInputError(
+            f"OpenCV's k-means stopped: {exc}. It holds every pixel as float32 with its "
+            "labels and distances; method='fast' needs far less memory, or use a smaller image"
+        ) from exc
     except (cv2.error, ChildError) as exc:
         # e.g. values so large that squared distances overflow OpenCV's float32
         reason = str(exc).strip().splitlines()[-1]

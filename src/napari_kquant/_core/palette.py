@@ -179,6 +179,8 @@ class Palette:
         if not isinstance(document, dict) or "centers" not in document:
             raise InvalidInputError("a palette is an object with a 'centers' list")
         params = document.get("params") or {}
+        if not isinstance(params, dict):
+            raise InvalidInputError(f"a palette's 'params' is an object, not {params!r}")
         return cls(
             centers=document["centers"],
             color_space=document.get("color_space", params.get("color_space", "rgb")),

@@ -12,6 +12,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from .cancel import keyboard_interrupts
 from .fast.contract import label_dtype
 from .kmeans import PLANES, Job, Quantization
 from .lazy import is_lazy, is_multiscale, quantize_lazy, quantize_sampled
@@ -28,6 +29,7 @@ from .validate import (
 )
 
 
+@keyboard_interrupts
 def quantize(
     image,
     k: int = 8,
@@ -216,6 +218,7 @@ def _quantize_planes(image, k: int, options: dict, started: float) -> Quantizati
     )
 
 
+@keyboard_interrupts
 def apply_palette(
     image,
     centers,

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .cancel import keyboard_interrupts
 from .fast.contract import Fit
 from .kmeans import Job, Quantization, count_fractions
 from .lazy import is_lazy, is_multiscale
@@ -252,6 +253,7 @@ def iter_sweep(image, ks, **options) -> Iterator[Quantization]:
         started = time.perf_counter()
 
 
+@keyboard_interrupts
 def sweep(image, ks, **options) -> Sweep:
     """Quantize ``image`` at each K of ``ks`` and gather the figures to compare them.
 

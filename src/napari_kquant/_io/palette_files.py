@@ -9,12 +9,13 @@ import numpy as np
 
 from .._core.palette import Palette, as_palette, channel_names
 from .._core.validate import InvalidInputError
+from .safe import write_text
 
 PALETTE_FORMATS = (".csv", ".json", ".gpl")
 _META_PREFIX = "# napari-kquant palette: "  # CSV and GIMP files carry the palette's space here
 
 
-def save_palette(path, palette, *, counts=None, params=None) -> Path:
+def save_palette(path, palette, *, counts=None, params=None, overwrite=False) -> Path:
     """Write a palette as JSON, CSV or GIMP palette (``.gpl``, RGB only), by suffix.
 
     JSON keeps everything (:meth:`Palette.to_json`). CSV holds one row per label
@@ -33,11 +34,20 @@ def save_palette(path, palette, *, counts=None, params=None) -> Path:
         Pixels per label, for bare centres.
     params : dict, optional
         How bare centres were made.
+    overwrite : bool
+        Replace an existing file (never a folder or a link: the new file takes the
+        name's place, and what a link pointed to is left as it was).
 
     Returns
     -------
     Path
         The file written.
+
+    Raises
+    ------
+    ValueError
+        For an unknown suffix, a non-RGB palette as ``.gpl``, or an existing ``path``
+        without ``overwrite`` (:class:`~napari_kquant._io.safe.OutputError`).
 
     Examples
     --------
@@ -47,16 +57,21 @@ def save_palette(path, palette, *, counts=None, params=None) -> Path:
     >>> load_palette(written).centers.tolist()
     [[0.0, 0.0, 0.0], [255.0, 128.0, 0.0]]
     """
-    path = Path(path)
     palette = as_palette(palette, counts=counts, params=params)
-    suffix = path.suffix.lower()
+    text = palette_text(palette, Path(path).suffix)
+    return write_text(path, text, what="palette", overwrite=overwrite)
+
+
+def palette_text(palette: Palette, suffix: str) -> str:
+    """The text of ``palette`` in the format of ``suffix`` (``.json``, ``.csv`` or ``.gpl``)."""
+    suffix = suffix.lower()
     if suffix not in PALETTE_FORMATS:
         raise InvalidInputError(f"palette format {suffix!r} is not one of {PALETTE_FORMATS}")
     centers, k = palette.centers, palette.k
     meta = _META_PREFIX + json.dumps(palette.space())
     if suffix == ".json":
-        path.write_text(palette.to_json())
-    elif suffix == ".csv":
+        return palette.to_json()
+    if suffix == ".csv":
         counted = palette.counts is not None
         names = channel_names(centers.shape[1])
         rows = ["label," + ",".join(names) + (",count,fraction" if counted else "")]
@@ -66,15 +81,13 @@ def save_palette(path, palette, *, counts=None, params=None) -> Path:
                 row += [str(int(palette.counts[i])), repr(float(palette.fractions[i]))]
             rows.append(",".join(row))
         rows.append(meta)  # last, so that the header stays the first line for spreadsheets
-        path.write_text("\n".join(rows) + "\n")
-    else:
-        if centers.shape[1] != 3:
-            raise InvalidInputError("a GIMP palette holds RGB colours: this palette is not RGB")
-        rgb = np.clip(np.rint(centers), 0, 255).astype(int)
-        lines = ["GIMP Palette", f"Name: napari-kquant K={k}", "Columns: 0", meta]
-        lines += [f"{r:3d} {g:3d} {b:3d}\tlabel {i + 1}" for i, (r, g, b) in enumerate(rgb)]
-        path.write_text("\n".join(lines) + "\n")
-    return path
+        return "\n".join(rows) + "\n"
+    if centers.shape[1] != 3:
+        raise InvalidInputError("a GIMP palette holds RGB colours: this palette is not RGB")
+    rgb = np.clip(np.rint(centers), 0, 255).astype(int)
+    lines = ["GIMP Palette", f"Name: napari-kquant K={k}", "Columns: 0", meta]
+    lines += [f"{r:3d} {g:3d} {b:3d}\tlabel {i + 1}" for i, (r, g, b) in enumerate(rgb)]
+    return "\n".join(lines) + "\n"
 
 
 def load_palette(path) -> Palette:
@@ -124,12 +137,24 @@ def load_palette(path) -> Palette:
             if not lines or lines[0].strip() != "GIMP Palette":
                 raise InvalidInputError("no 'GIMP Palette' header")
             rows = [
-                line.split()[:3]
+                line.split()
                 for line in lines[1:]
                 if not line.startswith(("#", "Name:", "Columns:"))
             ]
-            centers, counts = np.array(rows, dtype=np.float64), None
+            for row in rows:  # "R G B name...": three numbers first
+                if len(row) < 3 or not all(part.lstrip("-").isdigit() for part in row[:3]):
+                    raise InvalidInputError(f"a colour row {' '.join(row)!r} is not 'R G B'")
+            centers, counts = np.array([row[:3] for row in rows], dtype=np.float64), None
         return Palette.from_dict({**space, "centers": centers, "counts": counts})
-    except (KeyError, IndexError, TypeError, ValueError, RecursionError) as exc:
-        # JSONDecodeError is a ValueError; RecursionError: JSON nested too deeply
+    except (
+        KeyError,
+        IndexError,
+        TypeError,
+        ValueError,
+        AttributeError,
+        OverflowError,
+        RecursionError,
+    ) as exc:
+        # JSONDecodeError is a ValueError; OverflowError: integers beyond float64 or
+        # int64; RecursionError: JSON nested too deeply
         raise InvalidInputError(f"{path} is not a readable palette: {exc}") from None

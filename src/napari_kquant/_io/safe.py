@@ -14,6 +14,7 @@ Every writer of the package goes through here:
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import shutil
@@ -127,7 +128,11 @@ def replacing(path, **checks) -> Iterator[Path]:
         yield tmp
         if not tmp.exists():
             raise OutputError(f"nothing was written to {path}")
-        if path.is_dir() and not path.is_symlink():
+        if not checks.get("overwrite"):
+            # created exclusively: another writer (a second run into the same folder)
+            # may have made the path since it was checked; never replace that
+            _move_no_replace(tmp, path)
+        elif path.is_dir() and not path.is_symlink():
             old = _sibling(path, "old")
             os.rename(path, old)
             os.rename(tmp, path)
@@ -137,6 +142,85 @@ def replacing(path, **checks) -> Iterator[Path]:
     except BaseException:
         _remove(tmp)
         raise
+
+
+def _move_no_replace(tmp: Path, path: Path) -> None:
+    """Rename ``tmp`` to ``path`` atomically, failing if ``path`` exists by then."""
+    try:
+        if tmp.is_dir():
+            _rename_no_replace(tmp, path)
+        else:  # a hard link is created only where no name exists: atomic, then the temp goes
+            os.link(tmp, path)
+            tmp.unlink()
+    except FileExistsError:
+        raise OutputError(
+            f"{path} appeared while it was being written (another run writing the same "
+            "output?): napari-kquant does not overwrite it; nothing of this output was kept"
+        ) from None
+
+
+def _rename_no_replace(tmp: Path, path: Path) -> None:
+    """``renameat2(RENAME_NOREPLACE)`` where the system has it, else check and rename."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:  # not Linux: a folder is renamed only onto nothing
+        if path.exists() or path.is_symlink():
+            raise FileExistsError(path)
+        os.rename(tmp, path)
+        return
+    at_cwd, no_replace = -100, 1  # AT_FDCWD, RENAME_NOREPLACE
+    if renameat2(at_cwd, os.fsencode(tmp), at_cwd, os.fsencode(path), no_replace) != 0:
+        error = ctypes.get_errno()
+        if error == errno.EEXIST:
+            raise FileExistsError(path)
+        raise OSError(error, os.strerror(error), str(path))
+
+
+@contextmanager
+def exclusive(folders: Iterable) -> Iterator[None]:
+    """Hold an exclusive lock on each output folder while a batch writes into it.
+
+    A second run into the same folder is refused at once (no waiting, no mixing of
+    two runs' outputs). The lock files live in the temporary folder, not among the
+    outputs, and the system releases them when a process ends, however it ends.
+    Where the system has no ``flock`` (Windows) nothing is locked; the exclusive
+    creation of each output still refuses what another run wrote first.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    import hashlib
+    import tempfile
+
+    handles = []
+    try:
+        for folder in sorted({os.path.realpath(f) for f in folders}):
+            name = hashlib.sha1(os.fsencode(folder)).hexdigest()[:16]
+            lock = os.path.join(tempfile.gettempdir(), f"napari-kquant-{name}.lock")
+            handle = os.open(lock, os.O_RDONLY | os.O_CREAT, 0o600)
+            handles.append(handle)
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise OutputError(
+                    f"another napari-kquant run is writing into {folder}: wait for it to "
+                    "finish, or choose another output folder (-o)"
+                ) from None
+        yield
+    finally:
+        for handle in handles:
+            os.close(handle)  # closing releases the lock
+
+
+def write_text(path, text: str, *, what: str = "file", **checks) -> Path:
+    """Write ``text`` to ``path`` through :func:`replacing` (the one way to write a file)."""
+    with replacing(path, what=what, **checks) as tmp:
+        tmp.write_text(text)
+    return Path(path)
 
 
 def plan_outputs(

@@ -233,9 +233,9 @@ def source_stores(arrays) -> list[Path]:
     found: list[Path] = []
 
     def walk(node, depth):
-        root = getattr(getattr(node, "store", None), "root", None)
+        root = _local_root(getattr(node, "store", None))
         if root is not None and hasattr(node, "path"):
-            found.append(Path(root) / node.path if node.path else Path(root))
+            found.append(root / node.path if node.path else root)
             return
         if depth > 8:
             return
@@ -254,6 +254,27 @@ def source_stores(arrays) -> list[Path]:
             walk(task, 0)
     unique = {os.path.abspath(p): p for p in found}
     return list(unique.values())
+
+
+def _local_root(store) -> Path | None:
+    """The local folder a zarr store reads, whatever opened it; None for remote stores.
+
+    ``LocalStore`` has a ``root``; ``da.from_zarr(path)`` and ``file://`` URLs give an
+    fsspec store over the local file system, with a ``path``.
+    """
+    if store is None:
+        return None
+    root = getattr(store, "root", None)
+    if root is not None:
+        return Path(root)
+    fs, path = getattr(store, "fs", None), getattr(store, "path", None)
+    if fs is None or not path:
+        return None
+    fs = getattr(fs, "sync_fs", fs)  # zarr wraps a synchronous file system for asyncio
+    protocols = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
+    if not {"file", "local"} & set(protocols):
+        return None
+    return Path(fs._strip_protocol(path))
 
 
 def _bands(array, axis: int):

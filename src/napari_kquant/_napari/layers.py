@@ -859,4 +859,5 @@ def write_palette(path: str, data, meta: dict) -> list[str]:
     else:  # a layer saved before the palette was stored whole
         params = {key: v for key, v in info.items() if key not in ("centers", "counts")}
         palette = Palette.from_dict({**info, "params": params})
-    return [str(save_palette(path, palette))]
+    # napari asked before replacing an existing file (its save dialog's confirmation)
+    return [str(save_palette(path, palette, overwrite=True))]

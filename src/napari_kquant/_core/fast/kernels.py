@@ -14,8 +14,50 @@ can make them slower than single-threaded. Compiled on first use and cached on d
 
 from __future__ import annotations
 
+import os
+import tempfile
+import warnings
+
+import numba
 import numpy as np
 from numba import njit
+
+
+def _probe():  # a function of this file, to ask numba where its cache could go
+    return 0
+
+
+def _cache_setting() -> bool:
+    """Whether the kernels can be cached on disk, finding a writable place if need be.
+
+    numba caches beside this file or in the user's cache folder. A read-only install
+    whose user has no writable home has neither ("no locator available"): then the
+    cache goes to the temporary folder, and where even that fails the kernels are
+    compiled in each process, not cached. Said once, as a warning.
+    """
+    try:
+        njit(cache=True)(_probe)
+        return True
+    except RuntimeError:
+        pass
+    folder = os.path.join(tempfile.gettempdir(), f"napari-kquant-numba-{os.getuid()}")
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        numba.config.CACHE_DIR = folder
+        njit(cache=True)(_probe)
+        where, cached = f"in {folder}", True
+    except (OSError, RuntimeError):
+        where, cached = "nowhere: they are compiled again in each process", False
+    warnings.warn(
+        "napari-kquant: the compiled kernels cannot be cached beside the package or in "
+        f"your home folder (a read-only install?); they are cached {where}",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+    return cached
+
+
+CACHE = _cache_setting()
 
 _INF = np.inf
 # Reassociation and fused multiply-add in the distance loops; no assumption that
@@ -27,7 +69,7 @@ MARGIN = 1.0 + 1e-9
 ROWS_FROM_K = 24
 
 
-@njit(cache=True, nogil=True, fastmath=FAST)
+@njit(cache=CACHE, nogil=True, fastmath=FAST)
 def _two_nearest(points, i, centers):
     """Index of the nearest centre to point i, its squared distance and the next one's."""
     best, second, nearest = _INF, _INF, 0
@@ -45,7 +87,7 @@ def _two_nearest(points, i, centers):
     return nearest, best, second
 
 
-@njit(cache=True, nogil=True, fastmath=FAST)
+@njit(cache=CACHE, nogil=True, fastmath=FAST)
 def _two_nearest_from(points, i, centers, a, order, apart, slack):
     """:func:`_two_nearest`, walking centre ``a``'s :func:`neighbour_rows` outwards.
 
@@ -74,7 +116,7 @@ def _two_nearest_from(points, i, centers, a, order, apart, slack):
     return nearest, best, second
 
 
-@njit(cache=True, nogil=True, fastmath=FAST)
+@njit(cache=CACHE, nogil=True, fastmath=FAST)
 def _squared_distance(points, i, centers, j):
     d = 0.0
     for c in range(points.shape[1]):
@@ -83,7 +125,7 @@ def _squared_distance(points, i, centers, j):
     return d
 
 
-@njit(cache=True, nogil=True, fastmath=FAST, inline="always")
+@njit(cache=CACHE, nogil=True, fastmath=FAST, inline="always")
 def _search(points, i, centers, guess, order, apart, pruned):
     """Point i's nearest centre, its squared distance and the next one's.
 
@@ -96,7 +138,7 @@ def _search(points, i, centers, guess, order, apart, pruned):
     return _two_nearest(points, i, centers)
 
 
-@njit(cache=True, nogil=True, fastmath=FAST)
+@njit(cache=CACHE, nogil=True, fastmath=FAST)
 def _rows_for(centers):
     """Neighbour rows where searches use them (``ROWS_FROM_K`` centres on), else 1 x 1."""
     if centers.shape[0] >= ROWS_FROM_K:
@@ -104,7 +146,7 @@ def _rows_for(centers):
     return np.empty((1, 1), np.int64), np.empty((1, 1))
 
 
-@njit(cache=True, nogil=True, fastmath=FAST)
+@njit(cache=CACHE, nogil=True, fastmath=FAST)
 def nearest_rows(points, centers, labels, best, second):
     """Every row's nearest centre (0-based), its squared distance and the next one's.
 
@@ -124,7 +166,7 @@ def nearest_rows(points, centers, labels, best, second):
         second[i] = s
 
 
-@njit(cache=True, nogil=True, fastmath=FAST)
+@njit(cache=CACHE, nogil=True, fastmath=FAST)
 def _assign_all(points, weights, centers, labels, upper, lower, mass, sums, rows):
     """Every point's nearest centre and bounds; the clusters' weights and weighted sums.
 
@@ -152,7 +194,7 @@ def _assign_all(points, weights, centers, labels, upper, lower, mass, sums, rows
             sums[j, c] += w * points[i, c]
 
 
-@njit(cache=True, nogil=True, fastmath=FAST)
+@njit(cache=CACHE, nogil=True, fastmath=FAST)
 def _half_gaps(centers, gap):
     k = centers.shape[0]
     for a in range(k):
@@ -165,7 +207,7 @@ def _half_gaps(centers, gap):
         gap[a] = 0.5 * np.sqrt(g) if k > 1 else _INF
 
 
-@njit(cache=True, nogil=True, fastmath=FAST)
+@njit(cache=CACHE, nogil=True, fastmath=FAST)
 def lloyd(points, weights, centers, max_iter, tol):
     """Weighted Lloyd iterations from ``centers``: (centres, inertia, labels, iterations).
 
@@ -246,7 +288,7 @@ def lloyd(points, weights, centers, max_iter, tol):
     return centers, inertia, labels, n_iter
 
 
-@njit(cache=True, nogil=True, fastmath=FAST)
+@njit(cache=CACHE, nogil=True, fastmath=FAST)
 def _reassign(
     points, weights, centers, moved, labels, upper, lower, mass, sums, gap, rows, built, drift
 ):
@@ -305,7 +347,7 @@ def _reassign(
             labels[i] = j
 
 
-@njit(cache=True, nogil=True, fastmath=FAST)
+@njit(cache=CACHE, nogil=True, fastmath=FAST)
 def kmeans_pp(points, weights, first, draws):
     """Greedy weighted k-means++ (as scikit-learn): the indices of the points picked.
 
@@ -383,7 +425,7 @@ def kmeans_pp(points, weights, first, draws):
     return picks
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=CACHE, nogil=True)
 def _regroup(n_picks, owner, closest, weights, points):
     """The points grouped by nearest pick (a counting sort), each group farthest first.
 
@@ -413,7 +455,7 @@ def _regroup(n_picks, owner, closest, weights, points):
     return order, grouped, weights[order], to_pick, to_pick.copy(), group_start
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=CACHE, nogil=True)
 def grid_histogram(table, shift, with_squares):
     """Count the uint8 RGB pixels of each cell of a (256 >> shift)**3 grid and sum their values.
 
@@ -439,7 +481,7 @@ def grid_histogram(table, shift, with_squares):
     return counts, sums, squares
 
 
-@njit(cache=True, nogil=True, fastmath=FAST)
+@njit(cache=CACHE, nogil=True, fastmath=FAST)
 def neighbour_rows(centers):
     """Each centre's others by distance: ``order[a]`` (``a`` first) and ``apart[a]`` (sorted).
 
@@ -457,7 +499,7 @@ def neighbour_rows(centers):
     return order, apart
 
 
-@njit(cache=True, nogil=True, fastmath=FAST)
+@njit(cache=CACHE, nogil=True, fastmath=FAST)
 def _neighbour_row(centers, a, order, apart, row):
     """Row ``a`` of :func:`neighbour_rows`, written into ``order`` and ``apart``."""
     for j in range(centers.shape[0]):
@@ -469,7 +511,7 @@ def _neighbour_row(centers, a, order, apart, row):
     apart[a, 0] = 0.0
 
 
-@njit(cache=True, nogil=True, fastmath=FAST)
+@njit(cache=CACHE, nogil=True, fastmath=FAST)
 def grid_candidates(cells, shift, centers):
     """For each cell: its label when every colour in it has the same nearest centre, else 0.
 
@@ -536,7 +578,7 @@ def grid_candidates(cells, shift, centers):
     return sure, start, index[:used]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=CACHE, nogil=True)
 def grid_label_pixels(
     table, shift, slot, sure, start, index, centers, labels, counts, sums, figures
 ):
@@ -582,7 +624,7 @@ def grid_label_pixels(
     return total
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=CACHE, nogil=True)
 def _bits_set(x):
     """The number of bits set in a uint64."""
     x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
@@ -591,7 +633,7 @@ def _bits_set(x):
     return np.int64((x * np.uint64(0x0101010101010101)) >> np.uint64(56))
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=CACHE, nogil=True)
 def grid_colours(table, shift, slot, n_cells):
     """The distinct colours within each occupied cell and their pixel counts, as CSR.
 
@@ -629,7 +671,7 @@ def grid_colours(table, shift, slot, n_cells):
     return start, subs, counts
 
 
-@njit(cache=True, nogil=True, fastmath=FAST)
+@njit(cache=CACHE, nogil=True, fastmath=FAST)
 def grid_unsure_figures(cells, shift, colours, sure, start, index, centers, counts):
     """Pixels per label and squared distances of the unsure cells, colour by colour.
 
@@ -671,7 +713,7 @@ def grid_unsure_figures(cells, shift, colours, sure, start, index, centers, coun
 DENSE_BINS = 1 << 20  # grids up to this many bins use a dense table (4 bytes a bin)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=CACHE, nogil=True)
 def bin_merge(points, weights, low, high, levels):
     """Merge weighted points into the bins of a levels**C grid over [low, high].
 
@@ -730,7 +772,7 @@ def bin_merge(points, weights, low, high, levels):
     return out, mass
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=CACHE, nogil=True)
 def column_ranges(table):
     """Each column's smallest and largest value in one pass over the rows (float64).
 
@@ -749,7 +791,7 @@ def column_ranges(table):
     return low, high
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=CACHE, nogil=True)
 def count_codes(codes, size):
     """Pixels per code (numpy's bincount would first copy the codes as int64)."""
     counts = np.zeros(size, np.int64)
@@ -758,7 +800,7 @@ def count_codes(codes, size):
     return counts
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=CACHE, nogil=True)
 def paint(labels, palette, source, target):
     """``target[i] = palette[labels[i]]``, or ``source[i]`` where the label is 0 (one pass)."""
     n_channels = target.shape[1]
@@ -784,14 +826,14 @@ def paint(labels, palette, source, target):
                 target[i, c] = palette[label, c]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=CACHE, nogil=True)
 def gather(table, index, out):
     """``out[i] = table[index[i]]`` in one pass (numpy's take goes through int64 indices)."""
     for i in range(index.shape[0]):
         out[i] = table[index[i]]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=CACHE, nogil=True)
 def summary_figures(points, weights, centers, labels):
     """Weight per label (1-based labels) and the weighted sum of squared distances."""
     counts = np.zeros(centers.shape[0] + 1)
@@ -803,7 +845,7 @@ def summary_figures(points, weights, centers, labels):
     return counts[1:], total
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=CACHE, nogil=True)
 def code_index(codes):
     """An open-addressing hash table from each 24-bit code to its position in ``codes``.
 
@@ -826,7 +868,7 @@ def code_index(codes):
     return slots, positions
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=CACHE, nogil=True)
 def label_rgb(table, slots, positions, code_labels, out):
     """Label each uint8 RGB pixel with ``code_labels`` of its code (found in the hash table)."""
     mask = slots.shape[0] - 1
