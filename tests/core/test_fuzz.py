@@ -378,3 +378,48 @@ def test_weird_option_values_give_a_result_or_a_value_error(small_rgb, name, val
         assert str(exc), "a refusal says why"
         return
     assert result.labels.max() <= result.k
+
+
+@st.composite
+def edge_tables(draw):
+    """Tables at the numeric edges: far from zero, 64-bit extremes, 1-byte ties, wide."""
+    kind = draw(st.sampled_from(["offset-float", "int64", "uint64", "uint8", "wide"]))
+    seed = draw(st.integers(0, 2**16))
+    rng = np.random.default_rng(seed)
+    rows = draw(st.integers(8, 300))
+    if kind == "offset-float":
+        dtype = draw(st.sampled_from([np.float32, np.float64]))
+        offset = 10.0 ** draw(st.integers(3, 12)) * draw(st.sampled_from([1, -1]))
+        spread = max(1.0, abs(offset) * 2.0**-20) if dtype == np.float32 else 1.0
+        table = (offset + spread * rng.random((rows, draw(st.sampled_from([1, 3]))))).astype(dtype)
+    elif kind in ("int64", "uint64"):
+        info = np.iinfo(kind)
+        base = draw(st.sampled_from([info.min, info.max - 10**6, 2**63 if kind == "uint64" else 0]))
+        values = [base + int(v) for v in rng.integers(0, 10**6, rows)]
+        table = np.array(values, dtype=object).astype(kind)[:, None]
+    elif kind == "uint8":
+        table = rng.integers(0, 256, (rows, draw(st.sampled_from([1, 3]))), dtype=np.uint8)
+    else:
+        channels = draw(st.sampled_from([2, 5, 8, 33, 64, 256]))
+        table = rng.normal(size=(rows, channels)) * 10.0 ** draw(st.integers(-3, 6))
+    return table, draw(st.integers(1, 6))
+
+
+@given(edge_tables())
+def test_every_label_is_the_nearest_centre_at_the_edges(brute, drawn):
+    """Labels against a brute force, the compactness its SSE, dask equal to numpy."""
+    import dask.array as da
+
+    from napari_kquant import apply_palette
+
+    table, k = drawn
+    layout = {"channel_axis": -1} if table.shape[1] != 3 else {"rgb": True}
+    try:
+        result = quantize(table, k, seed=0, **layout)
+    except ValueError as exc:
+        assert "distinct colours" in str(exc)  # duplicates drawn: fewer colours than k
+        return
+    sse = brute.check_nearest(table, result.labels, result.centers)
+    assert result.compactness == pytest.approx(sse, rel=1e-9, abs=1e-9)
+    lazy = apply_palette(da.from_array(table, chunks=(max(1, len(table) // 3), -1)), result.palette)
+    assert np.array_equal(np.asarray(lazy.labels), result.labels)
