@@ -152,6 +152,7 @@ class Summary(Protocol):
     value_range: tuple[np.ndarray, np.ndarray]  # per-channel min and max
     exact: bool  # each point is one value: the summary's figures are the pixels'
     finish_iterations: int | None  # Lloyd updates of the finish (None: to convergence)
+    starts_per_attempt: int  # coarse k-means++ starts per attempt
 
     def reduce(self, points, weights, target, low, high) -> tuple[np.ndarray, np.ndarray]:
         """About ``target`` weighted points standing for ``points`` (coarse, middle stages)."""

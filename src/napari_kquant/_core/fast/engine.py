@@ -152,7 +152,8 @@ class FastEngine:
         tol, epsilon = self._tolerance(epsilon, use_epsilon)
         (mid, mid_w), (coarse, coarse_w) = self.mid, self.coarse(k)
         draws = [
-            init_draws(coarse, coarse_w, k, init, rng) for _ in range(coarse_starts(k, attempts))
+            init_draws(coarse, coarse_w, k, init, rng)
+            for _ in range(coarse_starts(k, attempts, self.summary.starts_per_attempt))
         ]
         checkpoint()
         candidates = lloyd_runs(coarse, coarse_w, draws, max_iter, tol, seeded=True)

@@ -88,6 +88,7 @@ class Regridded:
     """Summaries whose coarse and middle stages merge points on a coarser grid."""
 
     finish_iterations = FINISH_ITERATIONS  # Lloyd updates on the full summary
+    starts_per_attempt = CANDIDATES_PER_ATTEMPT  # coarse k-means++ starts per attempt
 
     def reduce(self, points, weights, target, low, high):
         """About ``target`` weighted points standing for ``points`` (a coarser grid)."""
@@ -172,13 +173,14 @@ def extend_centers(points, weights, centers, k, rng):
     return out
 
 
-def coarse_starts(k: int, attempts: int) -> int:
+def coarse_starts(k: int, attempts: int, per_attempt: int = CANDIDATES_PER_ATTEMPT) -> int:
     """k-means++ starts tried on the coarse regrid: 4 per attempt up to K=64, fewer above.
 
     A run costs about K times more at large K, while the middle stage (the best
     starts refined, and a start of its own from K=32) decides the result there.
+    ``per_attempt``: the summary's own figure (see ``starts_per_attempt``).
     """
-    return max(attempts, CANDIDATES_PER_ATTEMPT * attempts * min(64, k) // max(k, 1))
+    return max(attempts, per_attempt * attempts * min(64, k) // max(k, 1))
 
 
 def lloyd_runs(points, weights, starts, max_iter, epsilon, seeded=False):

@@ -31,6 +31,9 @@ class RowSummary:
     finish_iterations = None  # to convergence (or max_iter)
     # the middle stage's subset: the finish converges on every row anyway
     mid_points = 1 << 13
+    # A start on wide rows costs as much as a short run (its k-means++ measures every
+    # channel): one per attempt keeps KMeans' quality (digits: 0.998 of its inertia)
+    starts_per_attempt = 1
 
     @classmethod
     def of(cls, table: np.ndarray, weights: np.ndarray | None = None) -> RowSummary:
