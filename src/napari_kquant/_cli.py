@@ -334,7 +334,10 @@ def quantize_files(args) -> int:
         try:
             palette = load_palette(args.palette_from)
         except (OSError, ValueError) as exc:
-            return _refuse(f"palette file {args.palette_from}: {exc}")
+            message = str(exc)  # names the file already, or not
+            if not message.startswith(str(args.palette_from)):
+                message = f"{args.palette_from}: {message}"
+            return _refuse(f"palette file {message}")
     mask = None
     if args.mask is not None:
         try:

@@ -1,5 +1,7 @@
 """The dock widget in a real napari viewer, driven as a person would."""
 
+import time
+
 import numpy as np
 from napari.layers import Image, Labels
 from skimage import data
@@ -279,3 +281,70 @@ def test_memory_guard_is_a_notification(make_napari_viewer, qtbot, monkeypatch, 
     click_run_and_wait(qtbot, widget)
     assert any("working memory" in message for message in notifications)
     assert len(viewer.layers) == 1
+
+
+NAPARI_CTRL_C = """
+import os, signal, time
+import numpy as np
+import napari
+from qtpy.QtCore import QTimer
+
+viewer = napari.Viewer()
+noisy = np.random.default_rng(0).integers(0, 256, (2048, 2048, 3), dtype=np.uint8)
+viewer.add_image(noisy, name="noise")
+_, widget = viewer.window.add_plugin_dock_widget("napari-kquant", "K-means quantization")
+widget.image.value = viewer.layers["noise"]
+widget.method.value = "opencv"  # a cv2.kmeans call that cannot stop half way: in a worker
+widget.k.value = 16
+QTimer.singleShot(200, widget.run_button.native.click)
+marks = {}
+
+def interrupt():
+    print("running", widget.running, flush=True)
+    marks["sent"] = time.perf_counter()
+    os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl+C in the terminal
+
+def check():
+    if widget.running and time.perf_counter() - marks["sent"] < 20:
+        QTimer.singleShot(50, check)
+        return
+    print(f"stopped after {time.perf_counter() - marks['sent']:.2f} s", flush=True)
+    print("status", widget.status.value, flush=True)
+    print("layers", len(viewer.layers), flush=True)
+    viewer.close()  # napari was still open: the user closes it
+
+QTimer.singleShot(2500, interrupt)
+QTimer.singleShot(2600, check)
+napari.run()
+print("closed", flush=True)
+"""
+
+
+def test_ctrl_c_in_napari_cancels_the_run_as_cancel_does():
+    """A real SIGINT mid-run: the run stops within a second, napari stays open, no worker left."""
+    import subprocess
+    import sys
+
+    import psutil
+
+    process = subprocess.Popen(
+        [sys.executable, "-c", NAPARI_CTRL_C],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    children = set()
+    try:
+        while process.poll() is None:  # the OpenCV worker it starts, while it runs
+            children |= {c.pid for c in psutil.Process(process.pid).children(recursive=True)}
+            time.sleep(0.1)
+    except psutil.NoSuchProcess:
+        pass
+    out, err = process.communicate(timeout=60)
+    assert "running True" in out and "closed" in out, (out, err)
+    seconds = float(out.split("stopped after")[1].split()[0])
+    assert seconds < 1.5, out  # a cv2.kmeans call on this image takes > 10 s
+    assert "status cancelled" in out and "layers 1" in out  # no result shown
+    assert "Traceback" not in err, err
+    assert children, "the run never started its worker process"
+    assert not [pid for pid in children if psutil.pid_exists(pid)]

@@ -169,8 +169,8 @@ def keyboard_interrupts(function):
         try:
             return function(*args, **kwargs)
         except SystemError as exc:
-            if interrupted(exc):
-                raise KeyboardInterrupt from exc
+            if interrupted(exc):  # the kernel's SystemError says nothing more
+                raise KeyboardInterrupt from None
             raise
 
     return wrapper

@@ -100,10 +100,12 @@ class Palette:
         centers = np.asarray(self.centers, dtype=np.float64)
         if centers.ndim == 1:
             centers = centers[:, None]
-        if centers.ndim != 2 or len(centers) == 0 or not np.isfinite(centers).all():
+        if centers.ndim != 2 or len(centers) == 0:
             raise InvalidInputError(
-                f"a palette's centres are a finite (k, C) array, got shape {centers.shape}"
+                f"a palette's centres are a (k, C) array, got shape {centers.shape}"
             )
+        if not np.isfinite(centers).all():
+            raise InvalidInputError("a palette's centres must be finite numbers (NaN or inf found)")
         if np.abs(centers).max() > MAX_FLOAT_MAGNITUDE:  # checked once, for every apply path
             raise InvalidInputError(
                 f"centers up to {np.abs(centers).max():.3g} make squared distances overflow: "

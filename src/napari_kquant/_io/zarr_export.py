@@ -92,6 +92,8 @@ def iter_export_zarr(result: Quantization, path, *, image: bool = True, overwrit
         raise InvalidInputError(
             f"OME-Zarr holds at most 4 spatial axes (t, z, y, x): these labels have {spatial}"
         )
+    if "://" in str(path):  # written locally only: a URL would become a folder named "file:"
+        raise InvalidInputError(f"export to a local folder path, not a URL: {path}")
     checks = {
         "overwrite": overwrite,
         "protected": source_stores([*labels, *images]),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import signal
 import threading
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -23,8 +24,8 @@ from magicgui.widgets import (
 from napari.layers import Image, Labels, Shapes
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import Qt, QThreadPool
-from qtpy.QtWidgets import QSizePolicy
+from qtpy.QtCore import Qt, QThreadPool, QTimer
+from qtpy.QtWidgets import QApplication, QSizePolicy
 from superqt import QCollapsible
 
 from .._core.cancel import Cancelled, cancellable
@@ -191,8 +192,11 @@ class _KQuantWidget(Container):
         self._sections: list[Container] = []
         self.run_button.changed.connect(self._on_click)
         self._viewer.layers.selection.events.active.connect(self._follow_active_layer)
-        # Closing the viewer (or the dock) mid-run must leave no thread behind.
+        # Closing the viewer (or the dock) mid-run must leave no thread behind; so must
+        # napari quitting without closing its windows first (Ctrl+C in its terminal).
         self.native.destroyed.connect(self._shutdown)
+        QApplication.instance().aboutToQuit.connect(self._shutdown)
+        self._ctrl_c = CtrlCCancels(self.cancel)
 
     def _add_section(self, title: str, widgets: list) -> Container:
         """Append a folded section holding ``widgets``."""
@@ -286,6 +290,7 @@ class _KQuantWidget(Container):
     def _start(self, worker):
         self._worker = worker
         self.run_button.text = "Cancel"
+        self._ctrl_c.hold()
         worker.start()
 
     def _make_worker(self, request: Request):
@@ -310,10 +315,11 @@ class _KQuantWidget(Container):
         worker, self._worker = self._worker, None
         if worker is None:
             return
-        for signal in ("finished", "returned", "yielded", "errored"):
+        for name in ("finished", "returned", "yielded", "errored"):
             with contextlib.suppress(TypeError, RuntimeError, AttributeError):
-                getattr(worker, signal).disconnect()
+                getattr(worker, name).disconnect()
         self._stop.set()
+        self._ctrl_c.release()
         QThreadPool.globalInstance().waitForDone(SHUTDOWN_WAIT_MS)
 
     def _refused(self, result) -> bool:
@@ -334,6 +340,7 @@ class _KQuantWidget(Container):
 
     def _finished(self):
         self._worker = None
+        self._ctrl_c.release()
         self.run_button.text = self.RUN_TEXT
         if self.cancelled:
             self.status.value = "cancelled"
@@ -780,6 +787,40 @@ class SweepPlot:
         self.hover.set_visible(True)
         self.canvas.setCursor(Qt.CursorShape.PointingHandCursor)
         self.canvas.draw_idle()
+
+
+class CtrlCCancels:
+    """While a run is in flight, Ctrl+C in napari's terminal cancels it (as Cancel does).
+
+    Qt's event loop runs no Python while it waits, so a Ctrl+C would only be seen
+    when the run ends: a timer gives the interpreter a moment every 100 ms, and the
+    SIGINT handler is ours until the run ends (napari's own comes back then).
+    Only on the main thread, where Python runs signal handlers.
+    """
+
+    def __init__(self, cancel):
+        self._cancel = cancel
+        self._previous = None
+        self._timer = QTimer()
+        self._timer.setInterval(100)
+        self._timer.timeout.connect(lambda: None)
+
+    def hold(self):
+        if self._previous is not None or threading.current_thread() is not threading.main_thread():
+            return
+        self._previous = signal.signal(signal.SIGINT, self._handle)
+        self._timer.start()
+
+    def release(self):
+        if self._previous is None:
+            return
+        with contextlib.suppress(ValueError, RuntimeError):  # interpreter or Qt going away
+            self._timer.stop()
+            signal.signal(signal.SIGINT, self._previous)
+        self._previous = None
+
+    def _handle(self, signum, frame):
+        self._cancel()
 
 
 _CANCELLED = object()  # what a cancelled run returns
