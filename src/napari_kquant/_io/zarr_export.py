@@ -11,13 +11,31 @@ import numpy as np
 from .._core.cancel import checkpoint
 from .._core.kmeans import Quantization
 from .._core.palette import channel_names, display_colors
+from .._core.placement import Placement
 from .._core.validate import InvalidInputError
 
 EXPORT_KEY = "napari_kquant"  # the group attribute that marks (and describes) an export
+# NGFF multiscale "type" and "metadata" (SHOULD): how the levels were made
+_MULTISCALE_INFO = {
+    "type": "napari-kquant",
+    "metadata": {
+        "description": "k-means quantization: every level labelled with one palette; the "
+        "levels are those of the source (one level for a single-resolution source)"
+    },
+}
 
 
 def export_zarr(
-    result: Quantization, path, *, image: bool = True, overwrite: bool = False, progress=None
+    result: Quantization,
+    path,
+    *,
+    image: bool = True,
+    overwrite: bool = False,
+    progress=None,
+    scale=None,
+    translate=None,
+    units=None,
+    axis_names=None,
 ) -> Path:
     """Write a result as OME-Zarr (NGFF 0.5): the quantized image and its labels.
 
@@ -31,6 +49,13 @@ def export_zarr(
     Lazy results are computed and written band by band (on a distributed cluster
     when a client is active); ``progress(done, total)`` is called after each band.
     ``image=False`` writes only the labels group.
+
+    The source's calibration goes with it: ``scale`` (pixel size), ``translate``
+    (position of the first pixel), ``units`` (e.g. ``"µm"``, written as NGFF's
+    ``micrometer``) and ``axis_names`` (e.g. ``("t", "y", "x")``: a ``t`` axis is
+    written as time) of the spatial axes, as a napari layer holds them. Channels go
+    after time and before space, as NGFF 0.5 orders them, and every array carries
+    its ``dimension_names``.
 
     The store is written under a temporary name beside ``path`` and moved into place
     when complete: a failed or cancelled export leaves nothing behind and whatever
@@ -64,14 +89,22 @@ def export_zarr(
     napari_kquant._io.safe.OutputError: ... exists: napari-kquant does not overwrite it ...
     >>> _ = export_zarr(quantize(data.coffee(), 4), path, overwrite=True)
     """
-    bands = iter_export_zarr(result, path, image=image, overwrite=overwrite)
+    placement = Placement(scale, translate, units, axis_names)
+    bands = iter_export_zarr(result, path, image=image, overwrite=overwrite, placement=placement)
     for done, total in bands:
         if progress is not None:
             progress(done, total)
     return Path(path)
 
 
-def iter_export_zarr(result: Quantization, path, *, image: bool = True, overwrite: bool = False):
+def iter_export_zarr(
+    result: Quantization,
+    path,
+    *,
+    image: bool = True,
+    overwrite: bool = False,
+    placement: Placement | None = None,
+):
     """:func:`export_zarr` as an iterator of ``(done, total)`` bands (close it to cancel).
 
     The path is checked at once (ValueError as for :func:`export_zarr`); the writing
@@ -84,10 +117,13 @@ def iter_export_zarr(result: Quantization, path, *, image: bool = True, overwrit
     multiscale = isinstance(result.labels, list)
     labels = [da.asarray(a) for a in (result.labels if multiscale else [result.labels])]
     images = [da.asarray(a) for a in (result.image if multiscale else [result.image])]
-    channel_axis = _channel_axis(result, images[0].ndim, labels[0].ndim)
-    if channel_axis is not None:  # NGFF puts channels before the spatial axes
-        images = [da.moveaxis(level, channel_axis, 0) for level in images]
+    placement = placement or Placement()
     spatial = labels[0].ndim
+    names = placement.names(spatial)
+    channel_axis = _channel_axis(result, images[0].ndim, labels[0].ndim)
+    if channel_axis is not None:  # NGFF 0.5 order: time, then channels, then space
+        after_time = len(names) - len(names[_first_space(placement, spatial) :])
+        images = [da.moveaxis(level, channel_axis, after_time) for level in images]
     if spatial > 4:
         raise InvalidInputError(
             f"OME-Zarr holds at most 4 spatial axes (t, z, y, x): these labels have {spatial}"
@@ -100,7 +136,7 @@ def iter_export_zarr(result: Quantization, path, *, image: bool = True, overwrit
         "is_ours": is_export,
     }
     check_target(path, what="export", **checks)
-    return _write_export(result, path, labels, images if image else None, checks)
+    return _write_export(result, path, labels, images if image else None, checks, placement)
 
 
 def _channel_axis(result, image_ndim: int, label_ndim: int) -> int | None:
@@ -111,15 +147,28 @@ def _channel_axis(result, image_ndim: int, label_ndim: int) -> int | None:
     return image_ndim - 1 if axis is None else axis % image_ndim
 
 
-def _axes(spatial: int, channels: bool) -> list[dict]:
-    names = ["t", "z", "y", "x"][-spatial:]
-    axes = [{"name": n, "type": "time" if n == "t" else "space"} for n in names]
-    return [{"name": "c", "type": "channel"}, *axes] if channels else axes
+def _first_space(placement: Placement, spatial: int) -> int:
+    """Index of the first space axis among the spatial ones (after the time axes)."""
+    types = [axis["type"] for axis in placement.axes(spatial)]
+    return next((i for i, kind in enumerate(types) if kind == "space"), len(types))
 
 
-def _datasets(levels, spatial_from: int) -> list[dict]:
-    """One dataset per level, scaled from level 0 by the ratio of the shapes."""
+def _axes(placement: Placement, spatial: int, channels: bool) -> list[dict]:
+    """NGFF axes: the spatial ones named, typed and with units; ``c`` after time."""
+    axes = placement.axes(spatial)
+    if channels:
+        axes.insert(_first_space(placement, spatial), {"name": "c", "type": "channel"})
+    return axes
+
+
+def _datasets(levels, placement: Placement, channel: int | None) -> list[dict]:
+    """One dataset per level: the source's pixel size (times the level's reduction) and origin."""
     first = levels[0].shape
+    spatial = len(first) - (channel is not None)
+    scales, origin = placement.scales(spatial), placement.translations(spatial)
+    if channel is not None:
+        scales.insert(channel, 1.0)
+        origin.insert(channel, 0.0)
     return [
         {
             "path": str(i),
@@ -127,10 +176,11 @@ def _datasets(levels, spatial_from: int) -> list[dict]:
                 {
                     "type": "scale",
                     "scale": [
-                        1.0 if axis < spatial_from else first[axis] / level.shape[axis]
+                        scales[axis] * (1.0 if axis == channel else first[axis] / level.shape[axis])
                         for axis in range(level.ndim)
                     ],
-                }
+                },
+                {"type": "translation", "translation": origin},
             ],
         }
         for i, level in enumerate(levels)
@@ -158,7 +208,7 @@ def label_colors_and_properties(result) -> tuple[list[dict], list[dict]]:
     return colors, properties
 
 
-def _write_export(result, path, labels: list, images: list | None, checks: dict):
+def _write_export(result, path, labels: list, images: list | None, checks: dict, placement):
     """Write the OME-Zarr store band by band into a temporary sibling, then move it."""
     import dask.array as da
     import zarr
@@ -172,19 +222,28 @@ def _write_export(result, path, labels: list, images: list | None, checks: dict)
         jobs = []
         if images is not None:
             channels = images[0].ndim > spatial
+            axes = _axes(placement, spatial, channels)
+            channel = next((i for i, a in enumerate(axes) if a["type"] == "channel"), None)
+            band_axis = 0 if channel != 0 else 1  # bands along the first non-channel axis
             for i, level in enumerate(images):
-                jobs.append((level, _create(root, str(i), level), int(channels)))
+                jobs.append((level, _create(root, str(i), level, axes), band_axis))
             write_multiscales_metadata(
                 root,
-                _datasets(images, int(channels)),
-                axes=_axes(spatial, channels),
+                _datasets(images, placement, channel),
+                axes=axes,
                 name="quantized",
+                **_MULTISCALE_INFO,
             )
         group = root.require_group("labels").create_group("clusters")
+        label_axes = _axes(placement, spatial, False)
         for i, level in enumerate(labels):
-            jobs.append((level, _create(group, str(i), level), 0))
+            jobs.append((level, _create(group, str(i), level, label_axes), 0))
         write_multiscales_metadata(
-            group, _datasets(labels, 0), axes=_axes(spatial, False), name="clusters"
+            group,
+            _datasets(labels, placement, None),
+            axes=label_axes,
+            name="clusters",
+            **_MULTISCALE_INFO,
         )
         colors, properties = label_colors_and_properties(result)
         write_label_metadata(
@@ -194,6 +253,8 @@ def _write_export(result, path, labels: list, images: list | None, checks: dict)
             properties=properties,
             source={"image": "../../"},
         )
+        # NGFF 0.5: the labels group's "ome" attributes carry the version too
+        root["labels"].attrs["ome"] = {**root["labels"].attrs["ome"], "version": "0.5"}
         root.attrs[EXPORT_KEY] = json.loads(json.dumps(_provenance(result), default=str))
         bands = [(a, target, axis, b) for a, target, axis in jobs for b in _bands(a, axis)]
         for done, (array, target, axis, (begin, end)) in enumerate(bands, 1):
@@ -205,9 +266,13 @@ def _write_export(result, path, labels: list, images: list | None, checks: dict)
             yield done, len(bands)
 
 
-def _create(group, name: str, array):
+def _create(group, name: str, array, axes: list[dict]):
     return group.create_array(
-        name, shape=array.shape, chunks=tuple(c[0] for c in array.chunks), dtype=array.dtype
+        name,
+        shape=array.shape,
+        chunks=tuple(c[0] for c in array.chunks),
+        dtype=array.dtype,
+        dimension_names=[axis["name"] for axis in axes],  # NGFF 0.5: equal to the axes
     )
 
 

@@ -18,6 +18,7 @@ from .._core.fast.contract import label_dtype
 from .._core.kmeans import Quantization, to_dtype
 from .._core.lazy import is_lazy, is_multiscale
 from .._core.palette import Palette, display_colors
+from .._core.placement import Placement
 from .._core.quantize import apply_palette, quantize
 from .._core.sweep import iter_sweep
 from .._io.palette_files import save_palette
@@ -253,6 +254,22 @@ def transform_kwargs(layer: Layer) -> dict[str, Any]:
     kwargs["affine"] = layer.affine.affine_matrix
     kwargs["units"] = tuple(str(u) for u in layer.units)
     return kwargs
+
+
+def placement_of(layer: Layer) -> Placement:
+    """The layer's calibration for an export: scale, translate, units and axis names.
+
+    napari's default axis labels ("-2", "-1", "axis -1") name nothing: the export then
+    uses t, z, y, x. Units are napari's (pint) names: "pixel" is no unit.
+    """
+    labels = tuple(str(name) for name in layer.axis_labels)
+    named = not all(re.fullmatch(r"(axis )?-?\d+", name) for name in labels)
+    return Placement(
+        scale=tuple(float(v) for v in layer.scale),
+        translate=tuple(float(v) for v in layer.translate),
+        units=tuple(str(u) for u in layer.units),
+        axis_names=labels if named else None,
+    )
 
 
 def label_colors(layer: Image | list[Image], centers: np.ndarray) -> np.ndarray:

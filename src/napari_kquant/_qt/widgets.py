@@ -38,6 +38,7 @@ from .._napari.layers import (
     Request,
     grid,
     label_colors,
+    placement_of,
     request_for,
     result_layer_data,
     result_names,
@@ -471,7 +472,13 @@ class QuantizeWidget(_KQuantWidget):
             self._refuse("choose where to export (a folder name ending in .zarr)")
             return
         try:
-            bands = iter_export_zarr(self.last[1], path, overwrite=self.export_replace.value)
+            request, result = self.last
+            bands = iter_export_zarr(
+                result,
+                path,
+                overwrite=self.export_replace.value,
+                placement=placement_of(request.layers[0]),  # the source's calibration
+            )
         except ValueError as exc:
             self._refuse(f"export: {exc}")
             return

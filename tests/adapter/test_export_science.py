@@ -1,0 +1,109 @@
+"""Exports that keep the science: NGFF 0.5 stores validated by a tool that did not write them.
+
+ome-zarr-models (pydantic models of the NGFF 0.5 schemas) validates every export; the
+source's calibration (scale, translation, units) and axis meanings survive, from the
+API and from the dock with a real viewer.
+"""
+
+import numpy as np
+import pytest
+import zarr
+from ome_zarr_models import open_ome_zarr
+from ome_zarr_models.v05.image import Image as NgffImage
+from ome_zarr_models.v05.image_label import ImageLabel
+from ome_zarr_models.v05.labels import Labels
+from skimage import data
+
+from napari_kquant import export_zarr, quantize
+
+RNG = np.random.default_rng(0)
+CASES = {
+    "rgb": lambda: quantize(data.coffee()[::2, ::2], 4, seed=0),
+    "gray-12-bit": lambda: quantize(data.camera().astype(np.uint16) * 16, 5, seed=0),
+    "features-cyx": lambda: quantize(RNG.random((2, 64, 64)), 4, channel_axis=0, seed=0),
+    "tcyx": lambda: quantize(RNG.random((3, 2, 32, 32)), 4, channel_axis=1, seed=0),
+    "t-yx-rgb": lambda: quantize(RNG.integers(0, 256, (3, 32, 32, 3), dtype=np.uint8), 4, seed=0),
+    "masked": lambda: quantize(
+        data.coffee()[::4, ::4], 3, mask=data.coffee()[::4, ::4, 0] > 100, seed=0
+    ),
+    "lazy-multiscale": lambda: quantize(
+        [data.astronaut(), data.astronaut()[::2, ::2], data.astronaut()[::4, ::4]], 4, seed=0
+    ),
+}
+TIME_SERIES = {"tcyx", "t-yx-rgb"}
+
+
+def validated(path):
+    """The store's image, labels group and label image, as ome-zarr-models reads them."""
+    image = open_ome_zarr(zarr.open_group(str(path), mode="r"))
+    labels = open_ome_zarr(zarr.open_group(str(path / "labels"), mode="r"))
+    label = open_ome_zarr(zarr.open_group(str(path / "labels" / "clusters"), mode="r"))
+    assert isinstance(image, NgffImage)
+    assert isinstance(labels, Labels)
+    assert isinstance(label, ImageLabel)
+    return image, label
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_every_export_is_valid_ngff_0_5(tmp_path, case):
+    result = CASES[case]()
+    names = ("t", "y", "x") if case in TIME_SERIES else None
+    path = export_zarr(result, tmp_path / f"{case}.ome.zarr", axis_names=names)
+    image, _ = validated(path)
+    group = zarr.open_group(str(path), mode="r")
+    axes = [axis.name for axis in image.attributes.ome.multiscales[0].axes]
+    for level in image.attributes.ome.multiscales[0].datasets:
+        assert group[level.path].metadata.dimension_names == tuple(axes)
+    if case in TIME_SERIES:  # time first, then channels, then space
+        assert axes == ["t", "c", "y", "x"]
+        assert image.attributes.ome.multiscales[0].axes[0].type == "time"
+    labels0 = np.asarray(group["labels/clusters/0"])
+    first = result.labels[0] if isinstance(result.labels, list) else result.labels
+    np.testing.assert_array_equal(labels0, np.asarray(first))
+
+
+def test_the_calibration_survives_an_export(tmp_path):
+    result = quantize(data.coffee(), 3, seed=0)
+    path = export_zarr(
+        result, tmp_path / "c.ome.zarr", scale=(0.5, 0.25), translate=(10, 20), units=("µm", "µm")
+    )
+    image, label = validated(path)
+    for model in (image, label):
+        multiscale = model.attributes.ome.multiscales[0]
+        spatial = [axis for axis in multiscale.axes if axis.type == "space"]
+        assert [axis.unit for axis in spatial] == ["micrometer", "micrometer"]
+        scale, translation = multiscale.datasets[0].coordinateTransformations
+        assert list(scale.scale)[-2:] == [0.5, 0.25]
+        assert list(translation.translation)[-2:] == [10.0, 20.0]
+
+
+def test_the_dock_exports_the_layers_calibration(make_napari_viewer, qtbot, tmp_path):
+    viewer = make_napari_viewer()
+    frames = np.stack([np.roll(data.camera()[::4, ::4], 5 * i, axis=1) for i in range(3)])
+    viewer.add_image(
+        frames,
+        name="frames",
+        scale=(2.0, 0.5, 0.25),
+        translate=(0, 10, 20),
+        units=("s", "µm", "µm"),
+        axis_labels=("t", "y", "x"),
+    )
+    _, widget = viewer.window.add_plugin_dock_widget("napari-kquant", "K-means quantization")
+    widget.image.value = viewer.layers["frames"]
+    widget.k.value = 3
+    widget.run_button.native.click()
+    qtbot.waitUntil(lambda: not widget.running, timeout=30_000)
+    widget.export_path.value = tmp_path / "frames.ome.zarr"
+    widget.export_button.native.click()
+    qtbot.waitUntil(lambda: (tmp_path / "frames.ome.zarr").exists(), timeout=30_000)
+    qtbot.waitUntil(lambda: not widget.running, timeout=30_000)
+    _, label = validated(tmp_path / "frames.ome.zarr")
+    multiscale = label.attributes.ome.multiscales[0]
+    assert [(a.name, a.type, a.unit) for a in multiscale.axes] == [
+        ("t", "time", "second"),
+        ("y", "space", "micrometer"),
+        ("x", "space", "micrometer"),
+    ]
+    scale, translation = multiscale.datasets[0].coordinateTransformations
+    assert list(scale.scale) == [2.0, 0.5, 0.25]
+    assert list(translation.translation) == [0.0, 10.0, 20.0]
