@@ -107,3 +107,39 @@ def test_the_dock_exports_the_layers_calibration(make_napari_viewer, qtbot, tmp_
     scale, translation = multiscale.datasets[0].coordinateTransformations
     assert list(scale.scale) == [2.0, 0.5, 0.25]
     assert list(translation.translation) == [0.0, 10.0, 20.0]
+
+
+def _written_colors(path) -> dict:
+    attrs = zarr.open_group(str(path / "labels" / "clusters"), mode="r").attrs["ome"]
+    return {c["label-value"]: c["rgba"] for c in attrs["image-label"]["colors"]}
+
+
+def test_gray_and_feature_labels_are_written_in_visible_distinct_colours(tmp_path):
+    gray = quantize(data.camera().astype(np.uint16) * 16, 5, seed=0)  # 12-bit in uint16
+    colours = _written_colors(export_zarr(gray, tmp_path / "g.ome.zarr"))
+    brightness = sorted(rgba[0] for rgba in colours.values())
+    assert brightness[0] == 0 and brightness[-1] == 255  # the full grey ramp, not 0..16
+    assert len(set(brightness)) == 5
+    features = quantize(RNG.random((2, 64, 64)), 4, channel_axis=0, seed=0)
+    colours = _written_colors(export_zarr(features, tmp_path / "f.ome.zarr"))
+    assert len({tuple(rgba) for rgba in colours.values()}) == 4
+    assert not any(rgba[0] == rgba[1] == rgba[2] for rgba in colours.values())  # not greys
+
+
+def test_the_dock_writes_the_colours_napari_shows(make_napari_viewer, qtbot, tmp_path):
+    viewer = make_napari_viewer()
+    viewer.add_image(data.camera().astype(np.uint16) * 16, name="cam", colormap="magma")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-kquant", "K-means quantization")
+    widget.image.value = viewer.layers["cam"]
+    widget.k.value = 4
+    widget.run_button.native.click()
+    qtbot.waitUntil(lambda: not widget.running, timeout=30_000)
+    clusters = viewer.layers["cam clusters K=4"]
+    widget.export_path.value = tmp_path / "cam.ome.zarr"
+    widget.export_button.native.click()
+    qtbot.waitUntil(lambda: (tmp_path / "cam.ome.zarr").exists(), timeout=30_000)
+    qtbot.waitUntil(lambda: not widget.running, timeout=30_000)
+    written = _written_colors(tmp_path / "cam.ome.zarr")
+    for label in range(1, 5):
+        shown = np.asarray(clusters.colormap.map(label)).reshape(-1)[:4]
+        np.testing.assert_allclose(np.asarray(written[label]) / 255, shown, atol=1 / 255)

@@ -10,7 +10,7 @@ import numpy as np
 
 from .._core.cancel import checkpoint
 from .._core.kmeans import Quantization
-from .._core.palette import channel_names, display_colors
+from .._core.palette import channel_names, display_colors, distinct_colors
 from .._core.placement import Placement
 from .._core.validate import InvalidInputError
 
@@ -36,6 +36,7 @@ def export_zarr(
     translate=None,
     units=None,
     axis_names=None,
+    colors=None,
 ) -> Path:
     """Write a result as OME-Zarr (NGFF 0.5): the quantized image and its labels.
 
@@ -55,7 +56,9 @@ def export_zarr(
     ``micrometer``) and ``axis_names`` (e.g. ``("t", "y", "x")``: a ``t`` axis is
     written as time) of the spatial axes, as a napari layer holds them. Channels go
     after time and before space, as NGFF 0.5 orders them, and every array carries
-    its ``dimension_names``.
+    its ``dimension_names``. ``colors`` (RGBA in 0..1, one per label) are the labels'
+    colours as napari shows them (default: each RGB centre's colour, a grey ramp over
+    gray centres, distinct colours for features).
 
     The store is written under a temporary name beside ``path`` and moved into place
     when complete: a failed or cancelled export leaves nothing behind and whatever
@@ -90,7 +93,9 @@ def export_zarr(
     >>> _ = export_zarr(quantize(data.coffee(), 4), path, overwrite=True)
     """
     placement = Placement(scale, translate, units, axis_names)
-    bands = iter_export_zarr(result, path, image=image, overwrite=overwrite, placement=placement)
+    bands = iter_export_zarr(
+        result, path, image=image, overwrite=overwrite, placement=placement, colors=colors
+    )
     for done, total in bands:
         if progress is not None:
             progress(done, total)
@@ -104,6 +109,7 @@ def iter_export_zarr(
     image: bool = True,
     overwrite: bool = False,
     placement: Placement | None = None,
+    colors=None,
 ):
     """:func:`export_zarr` as an iterator of ``(done, total)`` bands (close it to cancel).
 
@@ -136,7 +142,7 @@ def iter_export_zarr(
         "is_ours": is_export,
     }
     check_target(path, what="export", **checks)
-    return _write_export(result, path, labels, images if image else None, checks, placement)
+    return _write_export(result, path, labels, images if image else None, checks, placement, colors)
 
 
 def _channel_axis(result, image_ndim: int, label_ndim: int) -> int | None:
@@ -187,15 +193,33 @@ def _datasets(levels, placement: Placement, channel: int | None) -> list[dict]:
     ]
 
 
-def label_colors_and_properties(result) -> tuple[list[dict], list[dict]]:
-    """NGFF ``image-label`` colours (each label in its centre's colour) and properties."""
+def result_colors(result) -> np.ndarray:
+    """RGBA (0..1) of each label as napari shows a result's clusters by default.
+
+    RGB: the centre's colour (integer images over their dtype's range); gray: a grey
+    ramp over the centres' own range (as napari's contrast limits follow the data: a
+    12-bit image in uint16 is not near black); features: distinct colours.
+    """
     centers = np.asarray(result.centers, dtype=np.float64)
+    if centers.shape[1] == 1:
+        return display_colors(centers, float(centers.min()), float(centers.max()))
+    if centers.shape[1] != 3:
+        return distinct_colors(len(centers))
     dtype = np.dtype((result.image[0] if isinstance(result.image, list) else result.image).dtype)
     if np.issubdtype(dtype, np.integer):
-        low, high = 0.0, float(np.iinfo(dtype).max)
-    else:
-        low, high = float(centers.min()), float(centers.max())
-    rgba = np.rint(display_colors(centers, low, high) * 255).astype(int)
+        return display_colors(centers, 0.0, float(np.iinfo(dtype).max))
+    return display_colors(centers, float(centers.min()), float(centers.max()))
+
+
+def label_colors_and_properties(result, colors=None) -> tuple[list[dict], list[dict]]:
+    """NGFF ``image-label`` colours and properties (count, fraction, centre per label).
+
+    ``colors``: RGBA (0..1) per label, as napari shows them (default
+    :func:`result_colors`).
+    """
+    centers = np.asarray(result.centers, dtype=np.float64)
+    colors = result_colors(result) if colors is None else np.asarray(colors, dtype=float)
+    rgba = np.rint(np.clip(colors, 0.0, 1.0) * 255).astype(int)
     names = channel_names(centers.shape[1])
     total = result.counts.sum()
     colors, properties = [], []
@@ -208,7 +232,7 @@ def label_colors_and_properties(result) -> tuple[list[dict], list[dict]]:
     return colors, properties
 
 
-def _write_export(result, path, labels: list, images: list | None, checks: dict, placement):
+def _write_export(result, path, labels, images, checks, placement, label_rgba=None):
     """Write the OME-Zarr store band by band into a temporary sibling, then move it."""
     import dask.array as da
     import zarr
@@ -245,7 +269,7 @@ def _write_export(result, path, labels: list, images: list | None, checks: dict,
             name="clusters",
             **_MULTISCALE_INFO,
         )
-        colors, properties = label_colors_and_properties(result)
+        colors, properties = label_colors_and_properties(result, label_rgba)
         write_label_metadata(
             root["labels"],
             "clusters",

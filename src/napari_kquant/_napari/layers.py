@@ -17,7 +17,7 @@ from napari.utils.transforms import Affine
 from .._core.fast.contract import label_dtype
 from .._core.kmeans import Quantization, to_dtype
 from .._core.lazy import is_lazy, is_multiscale
-from .._core.palette import Palette, display_colors
+from .._core.palette import Palette, display_colors, distinct_colors
 from .._core.placement import Placement
 from .._core.quantize import apply_palette, quantize
 from .._core.sweep import iter_sweep
@@ -288,23 +288,6 @@ def label_colors(layer: Image | list[Image], centers: np.ndarray) -> np.ndarray:
         return display_colors(centers, low, high)
     span = high - low if high > low else 1.0
     return np.asarray(layer.colormap.map(np.clip((centers[:, 0] - low) / span, 0.0, 1.0)))
-
-
-def distinct_colors(n: int) -> np.ndarray:
-    """``n`` RGBA colours that are easy to tell apart: tab10/tab20, then golden-angle hues."""
-    from matplotlib import colormaps
-    from matplotlib.colors import hsv_to_rgb
-
-    if n <= 20:
-        colors = colormaps["tab10" if n <= 10 else "tab20"].colors[:n]
-        rgb = np.asarray(colors, dtype=float).reshape(-1, 3)
-    else:
-        i = np.arange(n)
-        hsv = np.column_stack(
-            [(i * 0.618033988749895) % 1.0, 0.55 + 0.45 * (i % 3) / 2, 0.95 - 0.3 * (i % 2)]
-        )
-        rgb = hsv_to_rgb(hsv)
-    return np.column_stack([rgb, np.ones(n)])
 
 
 def features_table(result: Quantization, names: list[str]) -> pd.DataFrame:

@@ -478,6 +478,7 @@ class QuantizeWidget(_KQuantWidget):
                 path,
                 overwrite=self.export_replace.value,
                 placement=placement_of(request.layers[0]),  # the source's calibration
+                colors=label_colors(request.layers, result.centers),  # as napari shows them
             )
         except ValueError as exc:
             self._refuse(f"export: {exc}")
