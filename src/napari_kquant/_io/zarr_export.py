@@ -37,6 +37,7 @@ def export_zarr(
     units=None,
     axis_names=None,
     colors=None,
+    channel_names=None,
 ) -> Path:
     """Write a result as OME-Zarr (NGFF 0.5): the quantized image and its labels.
 
@@ -58,7 +59,8 @@ def export_zarr(
     after time and before space, as NGFF 0.5 orders them, and every array carries
     its ``dimension_names``. ``colors`` (RGBA in 0..1, one per label) are the labels'
     colours as napari shows them (default: each RGB centre's colour, a grey ramp over
-    gray centres, distinct colours for features).
+    gray centres, distinct colours for features). ``channel_names`` name feature
+    channels (a colour image's are red, green and blue), in NGFF's ``omero`` block.
 
     The store is written under a temporary name beside ``path`` and moved into place
     when complete: a failed or cancelled export leaves nothing behind and whatever
@@ -94,7 +96,13 @@ def export_zarr(
     """
     placement = Placement(scale, translate, units, axis_names)
     bands = iter_export_zarr(
-        result, path, image=image, overwrite=overwrite, placement=placement, colors=colors
+        result,
+        path,
+        image=image,
+        overwrite=overwrite,
+        placement=placement,
+        colors=colors,
+        channel_names=channel_names,
     )
     for done, total in bands:
         if progress is not None:
@@ -110,6 +118,7 @@ def iter_export_zarr(
     overwrite: bool = False,
     placement: Placement | None = None,
     colors=None,
+    channel_names=None,
 ):
     """:func:`export_zarr` as an iterator of ``(done, total)`` bands (close it to cancel).
 
@@ -142,7 +151,9 @@ def iter_export_zarr(
         "is_ours": is_export,
     }
     check_target(path, what="export", **checks)
-    return _write_export(result, path, labels, images if image else None, checks, placement, colors)
+    return _write_export(
+        result, path, labels, images if image else None, checks, placement, colors, channel_names
+    )
 
 
 def _channel_axis(result, image_ndim: int, label_ndim: int) -> int | None:
@@ -232,7 +243,9 @@ def label_colors_and_properties(result, colors=None) -> tuple[list[dict], list[d
     return colors, properties
 
 
-def _write_export(result, path, labels, images, checks, placement, label_rgba=None):
+def _write_export(
+    result, path, labels, images, checks, placement, label_rgba=None, channel_names=None
+):
     """Write the OME-Zarr store band by band into a temporary sibling, then move it."""
     import dask.array as da
     import zarr
@@ -258,6 +271,11 @@ def _write_export(result, path, labels, images, checks, placement, label_rgba=No
                 name="quantized",
                 **_MULTISCALE_INFO,
             )
+            if channel is not None:  # how to show the channels (NGFF's transitional omero)
+                root.attrs["ome"] = {
+                    **root.attrs["ome"],
+                    "omero": _omero(result, images[0], channel, channel_names),
+                }
         group = root.require_group("labels").create_group("clusters")
         label_axes = _axes(placement, spatial, False)
         for i, level in enumerate(labels):
@@ -288,6 +306,50 @@ def _write_export(result, path, labels, images, checks, placement, label_rgba=No
             )
             da.store(array[region], target, regions=region, lock=False)
             yield done, len(bands)
+
+
+# Colours of the channels of a colour image (napari-ome-zarr blends them additively)
+RGB_COLOURS = ("FF0000", "00FF00", "0000FF", "FFFFFF")
+
+
+def _omero(result, image, channel: int, names=None) -> dict:
+    """NGFF ``omero`` channels: names, colours and display windows of the quantized image.
+
+    A colour image's channels are red, green and blue (alpha white), so that readers
+    such as napari-ome-zarr blend them back into the colour image; feature channels
+    are named after their layers (``names``) with distinct colours.
+    """
+    width = image.shape[channel]
+    colour_image = bool(result.params.get("rgb")) and width in (3, 4)
+    if colour_image:
+        names = ["red", "green", "blue", "alpha"][:width]
+        colours = list(RGB_COLOURS[:width])
+    else:
+        names = list(names) if names is not None else channel_names(width)
+        rgb = np.rint(distinct_colors(width)[:, :3] * 255).astype(int)
+        colours = ["{:02X}{:02X}{:02X}".format(*row) for row in rgb]
+    centers = np.asarray(result.centers, dtype=np.float64)
+    dtype = np.dtype(image.dtype)
+    if np.issubdtype(dtype, np.integer):
+        full = (float(np.iinfo(dtype).min), float(np.iinfo(dtype).max))
+    else:
+        full = (float(centers.min()), float(centers.max()))
+    channels = []
+    for c in range(width):
+        values = centers[:, c] if c < centers.shape[1] else np.array(full)
+        start, end = full if colour_image else (float(values.min()), float(values.max()))
+        channels.append(
+            {
+                "label": str(names[c]),
+                "color": colours[c],
+                "window": {"min": full[0], "max": full[1], "start": start, "end": end},
+                "active": True,
+                "coefficient": 1.0,
+                "family": "linear",
+                "inverted": False,
+            }
+        )
+    return {"channels": channels, "rdefs": {"model": "color"}}
 
 
 def _create(group, name: str, array, axes: list[dict]):

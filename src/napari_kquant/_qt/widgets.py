@@ -479,6 +479,9 @@ class QuantizeWidget(_KQuantWidget):
                 overwrite=self.export_replace.value,
                 placement=placement_of(request.layers[0]),  # the source's calibration
                 colors=label_colors(request.layers, result.centers),  # as napari shows them
+                channel_names=[layer.name for layer in request.layers]
+                if len(request.layers) > 1
+                else None,
             )
         except ValueError as exc:
             self._refuse(f"export: {exc}")
