@@ -309,3 +309,30 @@ def test_ome_zarr_output(files):
         zarr.open_group(str(out / "coffee_k4.ome.zarr")).attrs["napari_kquant"]["params"]["seed"]
         == 9
     )
+
+
+@pytest.mark.parametrize("kind", ["ome-tiff", "imagej", "resolution-tags"])
+def test_ome_zarr_from_the_command_line_keeps_the_tiffs_pixel_size(tmp_path, kind):
+    import json
+
+    image = data.camera()
+    path = tmp_path / ("in.ome.tif" if kind == "ome-tiff" else "in.tif")
+    if kind == "ome-tiff":
+        sizes = {"PhysicalSizeX": 0.325, "PhysicalSizeY": 0.325}
+        units = {"PhysicalSizeXUnit": "µm", "PhysicalSizeYUnit": "µm"}
+        tifffile.imwrite(path, image, ome=True, metadata={**sizes, **units})
+    elif kind == "imagej":
+        tifffile.imwrite(
+            path, image, imagej=True, resolution=(1 / 0.325,) * 2, metadata={"unit": "um"}
+        )
+    else:  # pixels per centimetre
+        tifffile.imwrite(path, image, resolution=(1e4 / 0.325,) * 2, resolutionunit=3)
+    done = run("quantize", path, "-k", "3", "--format", "ome-zarr", "-o", tmp_path / "out", "-q")
+    assert done.returncode == 0, done.stderr
+    store = next((tmp_path / "out").glob("*.ome.zarr"))
+    for group in (store, store / "labels" / "clusters"):
+        multiscale = json.loads((group / "zarr.json").read_text())["attributes"]["ome"]
+        multiscale = multiscale["multiscales"][0]
+        assert [axis.get("unit") for axis in multiscale["axes"]] == ["micrometer"] * 2
+        scale = multiscale["datasets"][0]["coordinateTransformations"][0]["scale"]
+        assert scale == pytest.approx([0.325, 0.325])

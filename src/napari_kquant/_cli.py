@@ -282,9 +282,17 @@ def process(
     rgb = result.centers.shape[1] == 3
     out = planned(path, args, result.k, rgb)
     if "store" in out:
+        from ._io.calibration import file_placement
         from ._io.zarr_export import export_zarr
 
-        export_zarr(result, out["store"], overwrite=args.overwrite)
+        placement = file_placement(path, result.labels.ndim)  # the input's pixel size
+        export_zarr(
+            result,
+            out["store"],
+            overwrite=args.overwrite,
+            scale=placement.scale,
+            units=placement.units,
+        )
         return [out["store"]]
     quantized = result.image if alpha is None else np.dstack([result.image, alpha])
     with replacing(out["image"], **write) as tmp:
