@@ -42,3 +42,36 @@ def test_the_writer_replaces_a_file_only_after_napaaris_confirmation(make_napari
     (tmp_path / "old.json").write_text("{}")  # napari's dialog asked before this save
     viewer.layers.save(str(tmp_path / "old.json"), selected=True, plugin="napari-kquant")
     assert load_palette(tmp_path / "old.json").k == 3
+
+
+@pytest.mark.parametrize("suffix", [".json", ".csv", ".gpl"])
+def test_a_saved_palette_opens_in_napari_for_palette_from(
+    make_napari_viewer, tmp_path, coffee, suffix
+):
+    from napari_kquant import apply_layer_palette, quantize, save_palette
+
+    fitted = quantize(coffee, 4, seed=0)
+    path = save_palette(tmp_path / f"coffee{suffix}", fitted)
+    viewer = make_napari_viewer()
+    viewer.add_image(coffee, name="coffee")
+    (layer,) = viewer.open(str(path), plugin="napari-kquant")
+    assert layer.name == "coffee palette K=4"
+    _, widget = viewer.window.add_plugin_dock_widget("napari-kquant", "K-means quantization")
+    widget.reset_choices()
+    assert layer in widget.palette_from.choices
+    _, clusters = apply_layer_palette(viewer, layer, "coffee")
+    expected = fitted.labels
+    if suffix == ".gpl":  # GIMP palettes hold rounded colours
+        from napari_kquant import apply_palette
+
+        expected = apply_palette(coffee, np.rint(fitted.centers)).labels
+    np.testing.assert_array_equal(clusters.data, expected)
+
+
+def test_the_palette_reader_declines_other_csv_files(tmp_path):
+    from napari_kquant._napari.reader import get_reader
+
+    points = tmp_path / "points.csv"
+    points.write_text("index,axis-0,axis-1\n0,10.0,20.0\n")
+    assert get_reader(str(points)) is None
+    assert get_reader(str(tmp_path / "missing.json")) is None

@@ -90,6 +90,28 @@ def palette_text(palette: Palette, suffix: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def is_palette_file(path) -> bool:
+    """Whether ``path`` looks like a palette file :func:`save_palette` wrote (cheap check).
+
+    JSON with ``centers``, CSV whose header starts with ``label,``, a GIMP palette: so
+    that a reader offered every ``.csv`` (napari's points and shapes tables) declines
+    the others.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in PALETTE_FORMATS or not path.is_file():
+        return False
+    try:
+        with path.open(encoding="utf-8") as f:
+            head = f.read(1 << 16)
+    except (OSError, UnicodeDecodeError):
+        return False
+    if suffix == ".json":
+        return '"centers"' in head
+    first = head.lstrip().splitlines()[0] if head.strip() else ""
+    return first.startswith("label,") if suffix == ".csv" else first.strip() == "GIMP Palette"
+
+
 def load_palette(path) -> Palette:
     """Read a palette written by :func:`save_palette` (or any CSV/GIMP colour list).
 
