@@ -260,7 +260,7 @@ def process(
     from ._core.quantize import apply_palette, quantize
     from ._core.sweep import sweep
     from ._io.palette_files import palette_text
-    from ._io.safe import replacing, write_text
+    from ._io.safe import replacing, write_safely
 
     image = read_image(path, options["method"])
     alpha = None
@@ -304,7 +304,7 @@ def process(
     fitted = replace(fitted, params={**fitted.params, **provenance})
     for key in ("csv", "json", "gpl"):
         if key in out:
-            write_text(out[key], palette_text(fitted, out[key].suffix), what="palette", **write)
+            write_safely(out[key], palette_text(fitted, out[key].suffix), what="palette", **write)
     return list(out.values())
 
 

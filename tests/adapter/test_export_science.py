@@ -33,6 +33,15 @@ CASES = {
 TIME_SERIES = {"tcyx", "t-yx-rgb"}
 
 
+def run_and_export(qtbot, widget, path):
+    """Click Run, wait, then export to ``path`` from the dock and wait for the store."""
+    widget.run_button.native.click()
+    qtbot.waitUntil(lambda: not widget.running, timeout=30_000)
+    widget.export_path.value = path
+    widget.export_button.native.click()
+    qtbot.waitUntil(lambda: path.exists() and not widget.running, timeout=30_000)
+
+
 def validated(path):
     """The store's image, labels group and label image, as ome-zarr-models reads them."""
     image = open_ome_zarr(zarr.open_group(str(path), mode="r"))
@@ -91,12 +100,7 @@ def test_the_dock_exports_the_layers_calibration(make_napari_viewer, qtbot, tmp_
     _, widget = viewer.window.add_plugin_dock_widget("napari-kquant", "K-means quantization")
     widget.image.value = viewer.layers["frames"]
     widget.k.value = 3
-    widget.run_button.native.click()
-    qtbot.waitUntil(lambda: not widget.running, timeout=30_000)
-    widget.export_path.value = tmp_path / "frames.ome.zarr"
-    widget.export_button.native.click()
-    qtbot.waitUntil(lambda: (tmp_path / "frames.ome.zarr").exists(), timeout=30_000)
-    qtbot.waitUntil(lambda: not widget.running, timeout=30_000)
+    run_and_export(qtbot, widget, tmp_path / "frames.ome.zarr")
     _, label = validated(tmp_path / "frames.ome.zarr")
     multiscale = label.attributes.ome.multiscales[0]
     assert [(a.name, a.type, a.unit) for a in multiscale.axes] == [
@@ -132,13 +136,8 @@ def test_the_dock_writes_the_colours_napari_shows(make_napari_viewer, qtbot, tmp
     _, widget = viewer.window.add_plugin_dock_widget("napari-kquant", "K-means quantization")
     widget.image.value = viewer.layers["cam"]
     widget.k.value = 4
-    widget.run_button.native.click()
-    qtbot.waitUntil(lambda: not widget.running, timeout=30_000)
+    run_and_export(qtbot, widget, tmp_path / "cam.ome.zarr")
     clusters = viewer.layers["cam clusters K=4"]
-    widget.export_path.value = tmp_path / "cam.ome.zarr"
-    widget.export_button.native.click()
-    qtbot.waitUntil(lambda: (tmp_path / "cam.ome.zarr").exists(), timeout=30_000)
-    qtbot.waitUntil(lambda: not widget.running, timeout=30_000)
     written = _written_colors(tmp_path / "cam.ome.zarr")
     for label in range(1, 5):
         shown = np.asarray(clusters.colormap.map(label)).reshape(-1)[:4]
@@ -161,12 +160,7 @@ def test_a_dock_export_reopens_over_its_source_in_napari_ome_zarr(
     _, widget = viewer.window.add_plugin_dock_widget("napari-kquant", "K-means quantization")
     widget.image.value = source
     widget.k.value = 4
-    widget.run_button.native.click()
-    qtbot.waitUntil(lambda: not widget.running, timeout=30_000)
-    widget.export_path.value = tmp_path / "frames.ome.zarr"
-    widget.export_button.native.click()
-    qtbot.waitUntil(lambda: (tmp_path / "frames.ome.zarr").exists(), timeout=30_000)
-    qtbot.waitUntil(lambda: not widget.running, timeout=30_000)
+    run_and_export(qtbot, widget, tmp_path / "frames.ome.zarr")
     reopened = viewer.open(str(tmp_path / "frames.ome.zarr"), plugin="napari-ome-zarr")
     labels = next(layer for layer in reopened if layer._type_string == "labels")
     np.testing.assert_allclose(labels.scale, source.scale)

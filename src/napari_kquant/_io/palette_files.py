@@ -9,7 +9,7 @@ import numpy as np
 
 from .._core.palette import Palette, as_palette, channel_names
 from .._core.validate import InvalidInputError
-from .safe import write_text
+from .safe import write_safely
 
 PALETTE_FORMATS = (".csv", ".json", ".gpl")
 _META_PREFIX = "# napari-kquant palette: "  # CSV and GIMP files carry the palette's space here
@@ -59,7 +59,7 @@ def save_palette(path, palette, *, counts=None, params=None, overwrite=False) ->
     """
     palette = as_palette(palette, counts=counts, params=params)
     text = palette_text(palette, Path(path).suffix)
-    return write_text(path, text, what="palette", overwrite=overwrite)
+    return write_safely(path, text, what="palette", overwrite=overwrite)
 
 
 def palette_text(palette: Palette, suffix: str) -> str:

@@ -216,7 +216,7 @@ def exclusive(folders: Iterable) -> Iterator[None]:
             os.close(handle)  # closing releases the lock
 
 
-def write_text(path, text: str, *, what: str = "file", **checks) -> Path:
+def write_safely(path, text: str, *, what: str = "file", **checks) -> Path:
     """Write ``text`` to ``path`` through :func:`replacing` (the one way to write a file)."""
     with replacing(path, what=what, **checks) as tmp:
         tmp.write_text(text)
