@@ -187,3 +187,14 @@ def test_an_rgb_export_reopens_as_red_green_and_blue(make_napari_viewer, tmp_pat
     images = [layer for layer in layers if layer._type_string == "image"]
     assert [layer.colormap.name for layer in images] == ["red", "green", "blue"]
     assert [layer.blending for layer in images][1:] == ["additive", "additive"]
+
+
+def test_a_labels_only_export_opens_in_napari_ome_zarr(make_napari_viewer, tmp_path, coffee):
+    result = quantize(coffee, 4, seed=0)
+    path = export_zarr(result, tmp_path / "only.ome.zarr", image=False)
+    validated(path)
+    viewer = make_napari_viewer()
+    layers = viewer.open(str(path), plugin="napari-ome-zarr")
+    labels = next(layer for layer in layers if layer._type_string == "labels")
+    data0 = labels.data[0] if labels.multiscale else labels.data
+    np.testing.assert_array_equal(np.asarray(data0), result.labels)

@@ -50,7 +50,8 @@ def export_zarr(
     root's ``napari_kquant`` attribute. The metadata are written by ome-zarr-py.
     Lazy results are computed and written band by band (on a distributed cluster
     when a client is active); ``progress(done, total)`` is called after each band.
-    ``image=False`` writes only the labels group.
+    ``image=False`` writes only the labels group (the root's multiscale image then
+    points at the labels, so that readers which open a store by its root find them).
 
     The source's calibration goes with it: ``scale`` (pixel size), ``translate``
     (position of the first pixel), ``units`` (e.g. ``"µm"``, written as NGFF's
@@ -287,6 +288,15 @@ def _write_export(
             name="clusters",
             **_MULTISCALE_INFO,
         )
+        if images is None:
+            # labels only: the root's image is the labels themselves, so that readers that
+            # open a store by its root image (napari-ome-zarr) find it and its labels
+            datasets = _datasets(labels, placement, None)
+            for dataset in datasets:
+                dataset["path"] = f"labels/clusters/{dataset['path']}"
+            write_multiscales_metadata(
+                root, datasets, axes=label_axes, name="clusters", **_MULTISCALE_INFO
+            )
         colors, properties = label_colors_and_properties(result, label_rgba)
         write_label_metadata(
             root["labels"],
