@@ -1,5 +1,7 @@
 """The npe2 palette writer: File > Save Selected Layers on a clusters layer."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -75,3 +77,50 @@ def test_the_palette_reader_declines_other_csv_files(tmp_path):
     points.write_text("index,axis-0,axis-1\n0,10.0,20.0\n")
     assert get_reader(str(points)) is None
     assert get_reader(str(tmp_path / "missing.json")) is None
+
+
+def save_selected_as_the_dialog_proposes(viewer, folder, monkeypatch):
+    """File > Save Selected Layers, accepting the dialog's proposed name and file type.
+
+    napari's own dialog code runs; only the file dialog itself is answered: the
+    layer's name in ``folder`` and the first (default) file type, as a user who
+    presses Save does.
+    """
+    from napari._qt import qt_viewer
+
+    proposed = {}
+
+    def answer(dialog, parent, caption, directory, filter, options):
+        proposed["name"] = Path(directory).name
+        return str(folder / proposed["name"]), filter.split(";;")[0]
+
+    monkeypatch.setattr(qt_viewer.QFileDialog, "getSaveFileName", answer)
+    monkeypatch.setattr(qt_viewer, "get_save_history", lambda: [str(folder)])
+    viewer.window._qt_viewer._save_layers_dialog(selected=True)
+    return proposed["name"]
+
+
+def test_save_selected_layers_with_the_proposed_name_and_type(
+    make_napari_viewer, tmp_path, coffee, monkeypatch
+):
+    from skimage.io import imread
+
+    viewer = make_napari_viewer()
+    # napari names a layer opened from cells.ome.tif "cells.ome": a dot in the proposed
+    # file name would read as an extension no writer knows
+    viewer.add_image(coffee, name="cells.ome")
+    image, clusters = quantize_layer(viewer, "cells.ome", k=4, seed=0)
+    assert clusters.name == "cells_ome clusters K=4"
+    for layer in (clusters, image):
+        viewer.layers.selection = {layer}
+        name = save_selected_as_the_dialog_proposes(viewer, tmp_path, monkeypatch)
+        saved = imread(tmp_path / f"{name}.tif")
+        np.testing.assert_array_equal(saved, layer.data)
+
+
+def test_the_writer_declines_a_labels_layer_without_a_palette(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    viewer.add_labels(np.array([[0, 1], [2, 2]], np.uint8), name="hand")
+    with pytest.warns(UserWarning, match="'hand' holds no napari-kquant palette"):
+        written = viewer.layers.save(str(tmp_path / "hand.csv"))
+    assert written == [] and list(tmp_path.iterdir()) == []

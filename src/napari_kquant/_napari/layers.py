@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import warnings
 import weakref
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -51,7 +52,20 @@ def layer_array(layer: Image):
 
 def result_names(source_name: str, k: int, suffix: str = "") -> tuple[str, str]:
     """Names of the quantized image layer and the labels layer for ``k`` clusters."""
-    return f"{source_name} quantized K={k}{suffix}", f"{source_name} clusters K={k}{suffix}"
+    return _names(source_name, f"K={k}{suffix}")
+
+
+def _names(source_name: str, tail: str) -> tuple[str, str]:
+    """``"<source> quantized <tail>"`` and ``"<source> clusters <tail>"``, without dots.
+
+    napari's File > Save Selected Layers proposes the layer's name as the file
+    name: a dot in it (``cells.ome``, from ``cells.ome.tif``) would read as a file
+    extension no writer knows, and the save fails. Dots become underscores.
+    """
+    return tuple(f"{source_name} {kind} {tail}".replace(".", "_") for kind in KINDS)
+
+
+KINDS = ("quantized", "clusters")
 
 
 PLANES = ("stack", "each", "current")
@@ -662,7 +676,7 @@ DISPLAYS = ("layers", "stack")
 
 def stack_names(source_name: str, suffix: str = "") -> tuple[str, str]:
     """Names of the stacked quantized image and labels layers of a K sweep."""
-    return f"{source_name} quantized K sweep{suffix}", f"{source_name} clusters K sweep{suffix}"
+    return _names(source_name, f"K sweep{suffix}")
 
 
 def stacked_placement(layer: Layer) -> dict[str, Any]:
@@ -846,14 +860,15 @@ def write_palette(path: str, data, meta: dict) -> list[str]:
     The palette (centres, counts, parameters) comes from the layer's
     ``metadata["napari_kquant"]``, so a layer made by this plugin can be saved with
     File > Save Selected Layers (or ``viewer.layers.save(path, plugin="napari-kquant")``).
+    Another labels layer (npe2 offers this writer for any labels layer saved as
+    .csv, .json or .gpl) is declined: nothing is written, and a warning (napari's
+    save dialog shows it) says why and what to do instead.
     """
-    info = (meta.get("metadata") or {}).get(METADATA_KEY)
-    if not info or "centers" not in info:
-        raise ValueError("this layer holds no napari-kquant palette (make it with napari-kquant)")
-    if isinstance(info["centers"], dict):
-        raise ValueError(
-            "a stacked K sweep holds one palette per K: save the clusters layer of one K"
-        )
+    problem = _palette_problem(meta)
+    if problem:
+        warnings.warn(f"napari-kquant wrote no palette: {problem}", UserWarning, stacklevel=2)
+        return []
+    info = meta["metadata"][METADATA_KEY]
     if "palette" in info:
         palette = Palette.from_dict(info["palette"])
     else:  # a layer saved before the palette was stored whole
@@ -861,3 +876,20 @@ def write_palette(path: str, data, meta: dict) -> list[str]:
         palette = Palette.from_dict({**info, "params": params})
     # napari asked before replacing an existing file (its save dialog's confirmation)
     return [str(save_palette(path, palette, overwrite=True))]
+
+
+def _palette_problem(meta: dict) -> str:
+    """Why a layer with this ``meta`` has no palette to save ("" when it has one)."""
+    name = meta.get("name", "this layer")
+    info = (meta.get("metadata") or {}).get(METADATA_KEY)
+    if not info or "centers" not in info:
+        return (
+            f"layer {name!r} holds no napari-kquant palette (only layers made by napari-kquant "
+            "do); save a labels layer as .tif, or a palette from a clusters layer"
+        )
+    if isinstance(info["centers"], dict):
+        return (
+            f"{name!r} is a stacked K sweep, with one palette per K: save the clusters layer "
+            "of one K"
+        )
+    return ""
