@@ -62,7 +62,8 @@ def test_stacked_layer_with_a_k_axis(make_napari_viewer, qtbot, coffee):
     assert isinstance(image, Image) and isinstance(labels, Labels)
     assert image.data.shape == (5, *coffee.shape)
     assert labels.data.shape == (5, *coffee.shape[:2])
-    assert viewer.dims.axis_labels[0] == "K"
+    # the slider's label reads the K it shows
+    assert viewer.dims.axis_labels[0] == f"K={widget.shown_k}"
     assert image.axis_labels[0] == "K"
     meta = labels.metadata[METADATA_KEY]
     assert meta["ks"] == [2, 3, 4, 5, 6]

@@ -7,7 +7,7 @@ from napari_kquant._core.options import choices
 
 @pytest.mark.parametrize("dock", ["K-means quantization", "Compare K"])
 def test_the_widgets_are_built_from_the_options(make_napari_viewer, dock):
-    from napari_kquant._qt.widgets import WIDGET_OPTIONS
+    from napari_kquant._qt.base import WIDGET_OPTIONS
 
     viewer = make_napari_viewer()
     _, widget = viewer.window.add_plugin_dock_widget("napari-kquant", dock)

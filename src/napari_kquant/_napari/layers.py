@@ -454,16 +454,26 @@ def result_layer_data(source: Image | Request, result: Quantization) -> list[tup
     return [*out, (result.labels, labels_kwargs, "labels")]
 
 
-def show_layer_data(viewer: napari.Viewer, layer_data: list[tuple]) -> list[Layer]:
+def show_layer_data(
+    viewer: napari.Viewer, layer_data: list[tuple], targets: list[Layer] = ()
+) -> list[Layer]:
     """Add each LayerDataTuple, or update in place napari-kquant's layer of that name and type.
 
     Only a layer that napari-kquant made (it carries ``metadata["napari_kquant"]``) is
     ever updated; any other layer of the same name (a hand-painted labels layer, say)
     is left as it is, and the result is added beside it under a name napari makes
-    unique (``"... [1]"``).
+    unique (``"... [1]"``). ``targets``: the layers to update, by reference (a caller
+    that keeps its layers: renaming one does not lose it), used while still in the
+    viewer.
     """
     shown = []
-    for data, kwargs, layer_type in layer_data:
+    targets = list(targets)
+    for position, (data, kwargs, layer_type) in enumerate(layer_data):
+        target = targets[position] if position < len(targets) else None
+        if target is not None and target in viewer.layers:
+            update_layer(target, data, {**kwargs, "name": target.name})
+            shown.append(target)
+            continue
         name = kwargs["name"]
         # napari renames a clash "name [1]": that layer is still ours to update
         named = re.compile(re.escape(name) + r"( \[\d+\])?")
@@ -585,7 +595,7 @@ def quantize_layer(
         mask = resolve_layer(viewer, mask)
     request = request_for(viewer, layers, mask=mask, planes=planes, fit_options=options)
     result = quantize(request.data, k, **request.options, **options)
-    shown = show_layer_data(viewer, result_layer_data(request, result))
+    shown = show_result(viewer, request, result)
     return shown[0], shown[-1]
 
 
@@ -667,7 +677,7 @@ def apply_layer_palette(
     request = request_for(viewer, layers, mask=mask, planes="stack" if planes == "each" else planes)
     palette = use_palette(request, palette_layer)
     result = apply_palette(request.data, palette, **request.options)
-    shown = show_layer_data(viewer, result_layer_data(request, result))
+    shown = show_result(viewer, request, result)
     return shown[0], shown[-1]
 
 
@@ -707,13 +717,13 @@ def stack_layer_data(source: Image | Request, results: list[Quantization]) -> li
         labels[j][labels[j] > 0] += dtype.type(offset)
     tables = []
     for offset, result in zip(offsets, results, strict=True):
-        table = _cluster_rows(result, channel_names([layer]))
+        table = _cluster_rows(result, channel_names(request.layers))
         table.insert(1, "k", result.k)
         table["index"] += offset
         tables.append(table)
     # every K leaves the same pixels unclustered, once per K plane of the stack
     background = sum(unclustered(result) for result in results)
-    colors = np.concatenate([label_colors(layer, r.centers) for r in results])
+    colors = np.concatenate([label_colors(request.layers, r.centers) for r in results])
     metadata = {
         METADATA_KEY: {
             **{key: v for key, v in results[0].params.items() if key != "k"},
@@ -728,6 +738,11 @@ def stack_layer_data(source: Image | Request, results: list[Quantization]) -> li
     placement = stacked_placement(layer)
     image_kwargs = quantized_image_kwargs(layer, image_name, placement, metadata)
     features = _with_background(pd.concat(tables, ignore_index=True), background)
+    # a cluster's fraction is of its own K's pixels (one K plane of the stack): the
+    # fractions of one K sum to 1 with the unclustered pixels, as the palette shows
+    clustered = features["label"] > 0
+    features.loc[clustered, "fraction"] = features.loc[clustered, "count"] / labels[0].size
+    features.loc[~clustered, "fraction"] = background / labels.size if labels.size else 0.0
     labels_kwargs = {
         **placement,
         "name": labels_name,
@@ -785,14 +800,41 @@ _FOLLOWED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def show_sweep_results(
-    viewer: napari.Viewer, source: Image | Request, results: list[Quantization], display: str
+    viewer: napari.Viewer,
+    source: Image | Request,
+    results: list[Quantization],
+    display: str,
+    targets: list[Layer] = (),
 ) -> list[Layer]:
-    """Show the newest of a sweep's results: its own pair of layers, or the stacked pair."""
+    """Show the newest of a sweep's results: its own pair of layers, or the stacked pair.
+
+    ``targets``: the stacked pair shown so far (updated by reference).
+    """
     if display == "layers":
-        return show_layer_data(viewer, result_layer_data(source, results[-1]))
-    shown = show_layer_data(viewer, stack_layer_data(source, results))
+        return show_result(viewer, source, results[-1])
+    shown = show_layer_data(viewer, stack_layer_data(source, results), targets)
     overlay_follows(viewer)
     return shown
+
+
+def show_result(viewer: napari.Viewer, source: Image | Request, result: Quantization) -> list:
+    """Show one result as its quantized image and labels layers, remembering the result.
+
+    :func:`result_behind` gives the result back from either layer (to export it).
+    """
+    shown = show_layer_data(viewer, result_layer_data(source, result))
+    request = source if isinstance(source, Request) else Request([source], None, {})
+    for layer in shown:
+        _RESULTS[layer] = (request, result)
+    return shown
+
+
+def result_behind(layer: Layer | None):
+    """``(request, result)`` of a layer :func:`show_result` showed, else None."""
+    return None if layer is None else _RESULTS.get(layer)
+
+
+_RESULTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def sweep_layer(
@@ -801,6 +843,7 @@ def sweep_layer(
     ks,
     display: str = "layers",
     *,
+    features=(),
     mask: Labels | Shapes | str | None = None,
     planes: str = "stack",
     **options,
@@ -818,6 +861,9 @@ def sweep_layer(
     display : {"layers", "stack"}
         ``"layers"``: a quantized and a clusters layer per K. ``"stack"``: one image
         and one labels layer with a leading K axis (its slider picks the K).
+    features : sequence of Image or str, optional
+        Single-channel layers clustered with ``layer``, each pixel the vector of
+        their values (see :func:`quantize_layer`).
     mask : napari.layers.Labels, Shapes or str, optional
         Sweep only over the pixels of a mask (see :func:`quantize_layer`).
     planes : {"stack", "current"}
@@ -840,12 +886,12 @@ def sweep_layer(
     >>> [layer.name for layer in stacked], stacked[-1].data.shape
     (['coffee quantized K sweep', 'coffee clusters K sweep'], (3, 400, 600))
     """
-    layer = resolve_layer(viewer, layer)
+    layers = [resolve_layer(viewer, layer), *(resolve_layer(viewer, f) for f in features)]
     if display not in DISPLAYS:
         raise ValueError(f"display must be one of {DISPLAYS}, got {display!r}")
     if isinstance(mask, str):
         mask = resolve_layer(viewer, mask)
-    request = request_for(viewer, layer, mask=mask, planes=planes, fit_options=options)
+    request = request_for(viewer, layers, mask=mask, planes=planes, fit_options=options)
     shown, results = [], []
     for result in iter_sweep(request.data, ks, **request.options, **options):
         results.append(result)
