@@ -154,3 +154,60 @@ def test_sweep_layer_from_a_script(make_napari_viewer, coffee, display):
         ]
     else:
         assert [layer.data.shape[0] for layer in shown] == [2, 2]
+
+
+def test_two_channels_compared_over_k_then_one_k_kept_and_exported(
+    make_napari_viewer, qtbot, tmp_path
+):
+    """Two fluorescence channels swept together in Compare K; the chosen K kept and
+    exported from the quantization dock."""
+    import zarr
+    from skimage import data
+
+    from napari_kquant import quantize
+
+    # two channels of a stained tissue section, as (channel, y, x)
+    cells = np.moveaxis(data.immunohistochemistry()[::3, ::3, ::2], -1, 0)
+    viewer = make_napari_viewer()
+    membrane, nuclei = viewer.add_image(cells, channel_axis=0, name=["membrane", "nuclei"])
+    widget = dock(viewer)
+    widget.image.value = membrane
+    widget.features.value = [nuclei]
+    widget.seed.value = 0
+    run_sweep(qtbot, widget, "2..5", display="stack")
+    assert [r.k for r in widget.results] == [2, 3, 4, 5]
+    stacked = widget._stacked[-1]
+    assert stacked.name == "membrane+nuclei clusters K sweep"
+    assert {"center_membrane", "center_nuclei"} <= set(stacked.features.columns)
+    widget.k_choice.value = 3
+    widget.keep_button.native.click()
+    kept = viewer.layers.selection.active
+    assert kept.name == "membrane+nuclei clusters K=3"
+    expected = quantize(np.stack([cells[0], cells[1]], -1), 3, channel_axis=-1, seed=0)
+    np.testing.assert_array_equal(kept.data, expected.labels)
+    # export it from the quantization dock: the selected layer's result
+    _, quantizer = viewer.window.add_plugin_dock_widget("napari-kquant", "K-means quantization")
+    quantizer.export_path.value = tmp_path / "not-a-store"
+    quantizer.export_button.native.click()
+    assert "ending in .zarr" in quantizer.status.value
+    quantizer.export_path.value = tmp_path / "k3.zarr"
+    quantizer.export_button.native.click()
+    qtbot.waitUntil(lambda: not quantizer.running, timeout=60_000)
+    store = zarr.open_group(tmp_path / "k3.zarr", mode="r")
+    np.testing.assert_array_equal(store["labels/clusters/0"][:], kept.data)
+
+
+def test_palette_from_fixes_k(make_napari_viewer, qtbot, coffee):
+    from napari_kquant import quantize_layer
+
+    viewer = make_napari_viewer()
+    viewer.add_image(coffee, name="coffee")
+    _, clusters = quantize_layer(viewer, "coffee", k=5, seed=0)
+    _, quantizer = viewer.window.add_plugin_dock_widget("napari-kquant", "K-means quantization")
+    quantizer.k.value = 12
+    quantizer.palette_from.reset_choices()
+    quantizer.palette_from.value = clusters
+    assert not quantizer.k.enabled and quantizer.k.value == 5
+    assert quantizer.k.label == "K (the palette's)"
+    quantizer.palette_from.value = None
+    assert quantizer.k.enabled and quantizer.k.label == "K"

@@ -8,6 +8,7 @@ import pytest
 from qtpy.QtCore import QPoint, Qt
 from qtpy.QtTest import QTest
 
+from napari_kquant._napari.layers import METADATA_KEY as KEY
 from napari_kquant._napari.layers import stack_k_at, text_overlay
 
 WIDGET = ("napari-kquant", "Compare K")
@@ -35,14 +36,18 @@ def stated_ks(viewer, widget) -> set:
     palette_k = int(plot.palette.get_title().split("K=")[1].split()[0])
     stated = {widget.shown_k, widget.k_choice.value, marker_k, palette_k, len(plot.palette.patches)}
     if widget.display.value == "stack":
-        stacked = viewer.layers["coffee clusters K sweep"]
+        stacked = next(layer for layer in viewer.layers if "ks" in layer.metadata.get(KEY, {}))
         stated.add(stack_k_at(stacked, viewer))
         stated.add(int(text_overlay(viewer).text.rsplit("K=", 1)[1]))
+        axis = viewer.dims.ndim - stacked.ndim
+        stated.add(int(viewer.dims.axis_labels[axis].split("K=")[1]))  # the slider's label
     else:
         visible = [
-            layer.name for layer in viewer.layers if layer.visible and layer.name != "coffee"
+            layer.metadata[KEY]["k"]
+            for layer in viewer.layers
+            if layer.visible and "k" in layer.metadata.get(KEY, {})
         ]
-        stated.update(int(name.rsplit("K=", 1)[1]) for name in visible)
+        stated.update(visible)
         assert len(visible) == 2  # the quantized image and the clusters of one K
     return stated
 
@@ -160,3 +165,76 @@ def test_the_k_overlay_shows_only_with_its_layers(swept, coffee):
     for name in stacked:
         viewer.layers.remove(name)
     assert not overlay.visible
+
+
+def press_slider(viewer, key, axis=0):
+    slider = viewer.window._qt_viewer.dims.slider_widgets[axis].slider
+    slider.setFocus()
+    QTest.keyClick(slider, key)
+
+
+@pytest.mark.parametrize("swept", ["stack", "layers"], indirect=True)
+def test_compare_k_holds_through_a_session(swept, qtbot, coffee):
+    """Other layers come and go, the other dock runs, layers are renamed, the theme
+    switches: the list keeps its Ks and every view names the same K."""
+    viewer, widget = swept
+    stack = widget.display.value == "stack"
+
+    def move_to(k):
+        if stack:
+            press_slider(viewer, Qt.Key.Key_Home)
+            forward = Qt.Key.Key_Right
+            for _ in range(KS.index(k)):
+                press_slider(viewer, forward)
+            if stack_k_at(widget._stacked[-1], viewer) != k:  # an inverted scroll bar
+                press_slider(viewer, Qt.Key.Key_Home)
+                for _ in range(KS.index(k)):
+                    press_slider(viewer, Qt.Key.Key_Left)
+        else:
+            click_point(qtbot, widget, k)
+        assert stated_ks(viewer, widget) == {k}
+
+    points = viewer.add_points([[10, 10]])  # napari resets every dock's choices
+    assert list(widget.k_choice.choices) == KS
+    move_to(3)
+    viewer.layers.remove(points)
+    assert list(widget.k_choice.choices) == KS
+    click_point(qtbot, widget, 5)
+    assert stated_ks(viewer, widget) == {5}
+    # the other dock runs on the same image
+    _, quantizer = viewer.window.add_plugin_dock_widget("napari-kquant", "K-means quantization")
+    quantizer.image.value = viewer.layers["coffee"]
+    quantizer.k.value = 3
+    quantizer.run_button.native.click()
+    qtbot.waitUntil(lambda: not quantizer.running, timeout=60_000)
+    assert list(widget.k_choice.choices) == KS
+    move_to(6)
+    # renamed result layers stay the dock's
+    for layer in list(viewer.layers):
+        if "ks" in layer.metadata.get(KEY, {}) or layer.metadata.get(KEY, {}).get("k") == 4:
+            layer.name = f"renamed {layer.name}"
+    move_to(4)
+    widget.k_choice.value = 2
+    assert stated_ks(viewer, widget) == {2}
+    # the plot follows napari's theme
+    for theme in ("light", "dark"):
+        viewer.theme = theme
+        from napari.utils.theme import get_theme
+
+        expected = get_theme(theme).background.as_rgb_tuple()
+        face = widget.plot.figure.get_facecolor()[:3]
+        assert tuple(round(255 * c) for c in face) == expected
+    move_to(3)
+
+
+@pytest.mark.parametrize("swept", ["stack"], indirect=True)
+def test_stacked_fractions_are_per_k(swept):
+    _, widget = swept
+    table = widget._stacked[-1].features
+    clustered = table[table["label"] > 0]
+    sums = clustered.groupby("k")["fraction"].sum()
+    assert sums.index.tolist() == KS
+    assert sums.to_numpy() == pytest.approx(1.0)
+    for result in widget.results:
+        rows = clustered[clustered["k"] == result.k]
+        assert rows["fraction"].to_numpy() == pytest.approx(result.fractions)

@@ -37,12 +37,31 @@ def test_each_dock_fits_a_1366x768_screen(make_napari_viewer, coffee, name):
     assert list(widget)[: len(essentials) + 1] == [*essentials, widget.run_button]
 
 
-def test_both_docks_fit_together(make_napari_viewer, coffee):
+@pytest.mark.parametrize("unfolded", [False, True])
+def test_both_docks_fit_together(make_napari_viewer, qtbot, coffee, unfolded):
+    """Both docks open, every section folded or unfolded: napari's window may stay
+    740 px tall (a 1366 x 768 laptop); long content scrolls inside each dock."""
+    from superqt import QCollapsible
+
     viewer = make_napari_viewer(show=True)
     viewer.add_image(coffee, name="coffee")
-    viewer.window.add_plugin_dock_widget(*QUANTIZE)
-    viewer.window.add_plugin_dock_widget(*COMPARE)
-    assert viewer.window._qt_window.minimumSizeHint().height() <= 768
+    _, quantizer = viewer.window.add_plugin_dock_widget(*QUANTIZE)
+    _, compare = viewer.window.add_plugin_dock_widget(*COMPARE)
+    if unfolded:
+        for widget in (quantizer, compare):
+            for section in widget.native.findChildren(QCollapsible):
+                section.expand(animate=False)
+                assert section.isExpanded()
+    qtbot.wait(20)
+    window = viewer.window._qt_window
+    assert window.minimumSizeHint().height() <= 740
+    window.resize(1366, 740)
+    qtbot.wait(20)
+    assert window.height() <= 740
+    # nothing is squashed: each dock's content keeps its full height and scrolls
+    for widget in (quantizer, compare):
+        content = widget.native.widget()
+        assert content.height() >= content.minimumSizeHint().height()
 
 
 def test_a_long_status_wraps_instead_of_widening_the_dock(make_napari_viewer, coffee):

@@ -708,7 +708,7 @@ def stack_layer_data(source: Image | Request, results: list[Quantization]) -> li
     """
     request = source if isinstance(source, Request) else Request([source], None, {})
     layer = request.layers[0]
-    image_name, labels_name = stack_names(layer.name, request.suffix)
+    labels_name = stack_names(request.name, request.suffix)[1]
     ks = [r.k for r in results]
     offsets = np.concatenate([[0], np.cumsum(ks)[:-1]]).astype(int)
     dtype = label_dtype(int(sum(ks)))
@@ -736,7 +736,16 @@ def stack_layer_data(source: Image | Request, results: list[Quantization]) -> li
         }
     }
     placement = stacked_placement(layer)
-    image_kwargs = quantized_image_kwargs(layer, image_name, placement, metadata)
+    images = []  # one stacked quantized image per source layer (several: features)
+    for c, source_layer in enumerate(request.layers):
+        name = stack_names(source_layer.name, request.image_suffix(source_layer))[0]
+        kwargs = quantized_image_kwargs(source_layer, name, placement, metadata)
+        if len(request.layers) > 1:
+            kwargs["blending"] = source_layer.blending
+            stacked = np.stack([np.asarray(r.image)[..., c] for r in results])
+        else:
+            stacked = np.stack([r.image for r in results])
+        images.append((stacked, kwargs, "image"))
     features = _with_background(pd.concat(tables, ignore_index=True), background)
     # a cluster's fraction is of its own K's pixels (one K plane of the stack): the
     # fractions of one K sum to 1 with the unclustered pixels, as the palette shows
@@ -750,10 +759,7 @@ def stack_layer_data(source: Image | Request, results: list[Quantization]) -> li
         "features": features,
         "metadata": metadata,
     }
-    return [
-        (np.stack([r.image for r in results]), image_kwargs, "image"),
-        (labels, labels_kwargs, "labels"),
-    ]
+    return [*images, (labels, labels_kwargs, "labels")]
 
 
 def stack_k_at(layer: Layer, viewer: napari.Viewer) -> int | None:
@@ -825,13 +831,22 @@ def show_result(viewer: napari.Viewer, source: Image | Request, result: Quantiza
     shown = show_layer_data(viewer, result_layer_data(source, result))
     request = source if isinstance(source, Request) else Request([source], None, {})
     for layer in shown:
-        _RESULTS[layer] = (request, result)
+        _RESULTS[unwrapped(layer)] = (request, result)
     return shown
 
 
 def result_behind(layer: Layer | None):
     """``(request, result)`` of a layer :func:`show_result` showed, else None."""
-    return None if layer is None else _RESULTS.get(layer)
+    return None if layer is None else _RESULTS.get(unwrapped(layer))
+
+
+def unwrapped(layer: Layer) -> Layer:
+    """The layer itself, not napari's proxy of it.
+
+    napari hands plugin widgets its viewer behind a proxy whose layers are new proxy
+    objects at every access (no use as dictionary keys).
+    """
+    return getattr(layer, "__wrapped__", layer)
 
 
 _RESULTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

@@ -199,11 +199,27 @@ class _KQuantWidget(Container):
         QApplication.instance().aboutToQuit.connect(self._shutdown)
         self._ctrl_c = CtrlCCancels(self.cancel)
 
+    @property
+    def native(self):
+        """The scroll area around the dock's fields: what napari docks.
+
+        napari docks a magicgui widget's ``native``; for a scrollable container that is
+        the content inside the scroll area, whose minimum height (every field, the
+        plot, unfolded sections) would then force napari's window taller than a
+        laptop screen. Handing napari the scroll area keeps the window's minimum
+        height small.
+        """
+        return self.root_native_widget
+
+    def add_native(self, widget) -> None:
+        """Append a Qt widget below the fields, inside the scroll area."""
+        self.root_native_widget.widget().layout().addWidget(widget)
+
     def _add_section(self, title: str, widgets: list) -> Container:
         """Append a folded section holding ``widgets``."""
         inner, section = collapsible(title, widgets)
         self._sections.append(inner)
-        self.native.layout().addWidget(section)
+        self.add_native(section)
         return inner
 
     def _ready(self):

@@ -16,6 +16,7 @@ from .._napari.layers import (
     show_result,
     show_sweep_results,
     stack_k_at,
+    unwrapped,
 )
 from .base import _KQuantWidget, _sweep_or_refuse, tooltip
 from .sweep_plot import SweepPlot
@@ -110,7 +111,7 @@ class CompareWidget(_KQuantWidget):
         self._k_axis_label = None  # (axis, label before we named it K=<k>)
         self.plot = SweepPlot(napari_viewer)
         self.plot.on_pick = self.shown.set
-        self.native.layout().addWidget(self.plot.canvas)
+        self.add_native(self.plot.canvas)
         self._add_section("advanced options", self._advanced_widgets)
         self._peak = 1.0
         self.shown.changed.connect(self._show)
@@ -222,7 +223,12 @@ class CompareWidget(_KQuantWidget):
             self._refuse("nothing to keep yet: run a sweep first")
             return
         kept = show_result(self._viewer, self._request, result)
-        self._pairs = {k: p for k, p in self._pairs.items() if not set(p) & set(kept)}
+        mine = {id(unwrapped(layer)) for layer in kept}  # no longer the sweep's to hide
+        self._pairs = {
+            k: pair
+            for k, pair in self._pairs.items()
+            if not mine & {id(unwrapped(layer)) for layer in pair}
+        }
         for layer in kept:
             layer.visible = True
         self._viewer.layers.selection.active = kept[-1]
