@@ -7,6 +7,7 @@ import napari
 from _shots import run_and_wait, save
 
 viewer = napari.Viewer(show=True)
+viewer.theme = "dark"
 viewer.window.resize(1366, 768)  # a small laptop screen
 viewer.open_sample("napari-kquant", "coffee")
 _, widget = viewer.window.add_plugin_dock_widget("napari-kquant", "Compare K")

@@ -121,7 +121,7 @@ class _Refused(NamedTuple):
     message: str
 
 
-class _KQuantWidget(Container):
+class KQuantDock(Container):
     """What both dock widgets share: the source layer, the k-means options, Run/Cancel.
 
     The essential fields come first (image, K, Run, status); the rest sits in a
@@ -215,17 +215,22 @@ class _KQuantWidget(Container):
         """Append a Qt widget below the fields, inside the scroll area."""
         self.root_native_widget.widget().layout().addWidget(widget)
 
+    def _ready(self):
+        """Fill the choices and follow the active layer (once every field exists).
+
+        A stretch below the last field keeps the fields together at the top when the
+        dock is taller than they need (napari adds its own only around what it docks).
+        """
+        self.root_native_widget.widget().layout().addStretch(1)
+        self.reset_choices()
+        self._follow_active_layer()
+
     def _add_section(self, title: str, widgets: list) -> Container:
         """Append a folded section holding ``widgets``."""
         inner, section = collapsible(title, widgets)
         self._sections.append(inner)
         self.add_native(section)
         return inner
-
-    def _ready(self):
-        """Fill the choices and follow the active layer (once every field exists)."""
-        self.reset_choices()
-        self._follow_active_layer()
 
     def reset_choices(self, *_):
         """Refresh every layer list, in the folded sections too (napari calls this)."""
@@ -413,7 +418,7 @@ class CtrlCCancels:
 _CANCELLED = object()  # what a cancelled run returns
 
 
-def _refusing(function, stop: threading.Event):
+def refusing(function, stop: threading.Event):
     """``function`` run cancellably, returning bad input as a refusal rather than raising it.
 
     A worker treats raised and returned exceptions alike, as errors with a traceback;
@@ -432,7 +437,7 @@ def _refusing(function, stop: threading.Event):
     return run
 
 
-def _sweep_or_refuse(stop: threading.Event, *args, **kwargs):
+def sweep_or_refuse(stop: threading.Event, *args, **kwargs):
     """Yield iter_sweep()'s results; bad input is yielded as a refusal and ends it."""
     try:
         with cancellable(stop):  # the next K stops at its first checkpoint
@@ -443,7 +448,7 @@ def _sweep_or_refuse(stop: threading.Event, *args, **kwargs):
         yield _Refused(str(exc))
 
 
-def _export_steps(stop: threading.Event, bands):
+def export_steps(stop: threading.Event, bands):
     """Yield an export's progress; a cancel stops it and removes the partial export."""
     try:
         with cancellable(stop):

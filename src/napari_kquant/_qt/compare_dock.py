@@ -18,7 +18,7 @@ from .._napari.layers import (
     stack_k_at,
     unwrapped,
 )
-from .base import _KQuantWidget, _sweep_or_refuse, tooltip
+from .base import KQuantDock, sweep_or_refuse, tooltip
 from .sweep_plot import SweepPlot
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ class ShownK:
             self.k = None
 
 
-class CompareWidget(_KQuantWidget):
+class CompareWidget(KQuantDock):
     """Dock widget that quantizes the chosen layer at several K and helps pick one.
 
     Results appear as a pair of layers per K or as one stacked pair with a K slider.
@@ -143,7 +143,7 @@ class CompareWidget(_KQuantWidget):
         self._peak = psnr_peak(request.data)
         self.status.value = f"sweeping K={ks[0]}..{ks[-1]} on {request.name}…"
         return create_worker(
-            _sweep_or_refuse,
+            sweep_or_refuse,
             self._stop,
             request.data,
             ks,

@@ -28,13 +28,13 @@ from .._napari.layers import (
     show_result,
     use_palette,
 )
-from .base import _export_steps, _KQuantWidget, _refusing, tooltip
+from .base import KQuantDock, export_steps, refusing, tooltip
 
 if TYPE_CHECKING:
     import napari
 
 
-class QuantizeWidget(_KQuantWidget):
+class QuantizeWidget(KQuantDock):
     """Dock widget that quantizes the chosen image layer at one K, off the GUI thread."""
 
     def __init__(self, napari_viewer: napari.Viewer):
@@ -90,7 +90,7 @@ class QuantizeWidget(_KQuantWidget):
             palette = use_palette(request, palette_layer)
             self.status.value = f"applying the palette of {palette_layer.name}…"
             return create_worker(
-                _refusing(apply_palette, self._stop),
+                refusing(apply_palette, self._stop),
                 request.data,
                 palette,
                 **request.options,
@@ -101,7 +101,7 @@ class QuantizeWidget(_KQuantWidget):
         k = self.k.value
         self.status.value = f"running K={k} on {request.name}…"
         return create_worker(
-            _refusing(quantize, self._stop),
+            refusing(quantize, self._stop),
             request.data,
             k,
             **request.options,
@@ -176,7 +176,7 @@ class QuantizeWidget(_KQuantWidget):
                 self.status.value = f"exported to {path}"
 
         worker = create_worker(
-            _export_steps,
+            export_steps,
             self._stop,
             bands,
             _progress={"desc": f"export to {path}"},
