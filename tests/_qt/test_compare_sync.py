@@ -194,11 +194,14 @@ def test_compare_k_holds_through_a_session(swept, qtbot, coffee):
             click_point(qtbot, widget, k)
         assert stated_ks(viewer, widget) == {k}
 
+    shown = widget.shown_k
     points = viewer.add_points([[10, 10]])  # napari resets every dock's choices
     assert list(widget.k_choice.choices) == KS
+    assert stated_ks(viewer, widget) == {shown}  # the slider's label too
     move_to(3)
     viewer.layers.remove(points)
     assert list(widget.k_choice.choices) == KS
+    assert stated_ks(viewer, widget) == {3}
     click_point(qtbot, widget, 5)
     assert stated_ks(viewer, widget) == {5}
     # the other dock runs on the same image

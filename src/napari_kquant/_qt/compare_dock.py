@@ -116,6 +116,8 @@ class CompareWidget(KQuantDock):
         self._peak = 1.0
         self.shown.changed.connect(self._show)
         self._viewer.dims.events.current_step.connect(self._slider_moved)
+        # napari rebuilds the axis labels when layers come and go: name the K axis again
+        self._viewer.dims.events.axis_labels.connect(self._label_k_axis)
         self._ready()
 
     @property
@@ -208,6 +210,11 @@ class CompareWidget(KQuantDock):
                 self.k_choice.value = k
         self.plot.highlight(k)
         self.plot.draw_palette(result, label_colors(self._request.layers, result.centers))
+
+    def _label_k_axis(self, event=None):
+        stacked = self._stacked_labels()
+        if stacked is not None and self.shown.k is not None:
+            self._name_k_axis(self._k_axis(stacked), self.shown.k)
 
     def _name_k_axis(self, axis: int, k: int):
         """The K slider's label reads the K it shows (``K=4``), not just "K"."""
