@@ -6,23 +6,23 @@ import contextlib
 import re
 import warnings
 import weakref
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from napari.layers import Image, Labels, Layer, Shapes
 from napari.utils import DirectLabelColormap
 from napari.utils.transforms import Affine
 
 from .._core.fast.contract import label_dtype
-from .._core.kmeans import Quantization, to_dtype
-from .._core.lazy import is_lazy, is_multiscale
+from .._core.kmeans import Quantization
 from .._core.palette import Palette, display_colors, distinct_colors
 from .._core.placement import Placement
 from .._core.quantize import apply_palette, quantize
 from .._core.sweep import iter_sweep
 from .._io.palette_files import save_palette
+from .request import Request, request_for
+from .tables import channel_names, features_table, stacked_table
 
 if TYPE_CHECKING:
     import napari
@@ -31,23 +31,6 @@ METADATA_KEY = "napari_kquant"
 # Spatial placement copied from the source so the results overlay it exactly.
 TRANSFORMS = ("scale", "translate", "rotate", "shear", "affine", "units", "axis_labels")
 TRANSPARENT = (0.0, 0.0, 0.0, 0.0)
-
-
-def layer_array(layer: Image):
-    """The pixels of an image layer: a numpy array, a lazy array, or a list of levels.
-
-    Lazy data (dask, zarr) stays lazy and a multiscale layer gives its levels, so the
-    core quantizes them without loading them whole.
-    """
-    if not isinstance(layer, Image):
-        raise ValueError(
-            f"layer {getattr(layer, 'name', layer)!r} is a {type(layer).__name__}, "
-            "not an image layer: choose an image layer"
-        )
-    if layer.multiscale:
-        return list(layer.data)
-    data = layer.data
-    return data if is_lazy(data) else np.asarray(data)
 
 
 def result_names(source_name: str, k: int, suffix: str = "") -> tuple[str, str]:
@@ -66,200 +49,6 @@ def _names(source_name: str, tail: str) -> tuple[str, str]:
 
 
 KINDS = ("quantized", "clusters")
-
-
-PLANES = ("stack", "each", "current")
-
-
-@dataclass
-class Request:
-    """What to quantize, gathered from layers: the array, quantize() options, provenance.
-
-    ``layers`` are the source image layers (several when they are clustered as
-    features); ``recorded`` goes into the result layers' metadata.
-    """
-
-    layers: list[Image]
-    data: np.ndarray
-    options: dict[str, Any]
-    recorded: dict[str, Any] = field(default_factory=dict)
-    tags: list[str] = field(default_factory=list)
-
-    @property
-    def name(self) -> str:
-        """The sources' names, joined."""
-        return "+".join(layer.name for layer in self.layers)
-
-    @property
-    def suffix(self) -> str:
-        """What tells this experiment's layers apart after ``"... K=<k>"``."""
-        return name_suffix(self.tags)
-
-    def image_suffix(self, layer: Image) -> str:
-        """The suffix of ``layer``'s quantized image (it names the features it was part of)."""
-        if len(self.layers) == 1:
-            return self.suffix
-        return name_suffix([f"of {self.name}", *self.tags])
-
-
-def request_for(
-    viewer: napari.Viewer | None,
-    layers,
-    *,
-    mask: Labels | Shapes | None = None,
-    planes: str = "stack",
-    fit_options: dict | None = None,
-) -> Request:
-    """Gather the array and options to quantize ``layers`` (one, or several as features).
-
-    ``mask``: a labels layer (its non-zero pixels) or a shapes layer (its shapes,
-    rasterised onto the image) restricting the pixels clustered. ``planes``:
-    ``"stack"`` (one palette), ``"each"`` (a palette per 2D plane) or ``"current"``
-    (only the plane the viewer shows; needs ``viewer``). ``fit_options``: the
-    quantize() options the request will run with; those that make another experiment
-    (colour space, standardize) name it, with the mask, features and planes.
-    """
-    layers = [layers] if isinstance(layers, Layer) else list(layers)
-    if not layers:
-        raise ValueError("no image layer to quantize: choose an image layer")
-    if planes not in PLANES:
-        raise ValueError(f"planes must be one of {PLANES}, got {planes!r}")
-    arrays = [layer_array(layer) for layer in layers]
-    recorded: dict[str, Any] = {}
-    if len(layers) > 1 and any(is_multiscale(a) for a in arrays):
-        raise ValueError("multiscale layers cannot be combined as features: use one layer")
-    lazy = any(is_lazy(a) or is_multiscale(a) for a in arrays)
-    if lazy and planes == "each":
-        raise ValueError(
-            "a palette per plane needs the stack in memory: this layer is lazy; choose "
-            "'one palette for the stack' or 'current plane only'"
-        )
-    if len(layers) == 1:
-        data, options = arrays[0], {"rgb": layers[0].rgb}
-    else:
-        for layer, array in zip(layers, arrays, strict=True):
-            if layer.rgb:
-                raise ValueError(
-                    f"layer {layer.name!r} is RGB: features are single-channel layers "
-                    "(open channels with channel_axis so each is its own layer)"
-                )
-            if array.shape != arrays[0].shape:
-                raise ValueError(
-                    f"layers {layers[0].name!r} {arrays[0].shape} and {layer.name!r} "
-                    f"{array.shape} differ in shape: features need layers of the same shape"
-                )
-        stack = _dask().stack if lazy else np.stack
-        data, options = stack(arrays, axis=-1), {"channel_axis": -1}
-        recorded["feature_layers"] = [layer.name for layer in layers]
-    full = data[0] if is_multiscale(data) else data
-    spatial = full.shape[:-1] if len(layers) > 1 or layers[0].rgb else full.shape
-    keep = None
-    if mask is not None:
-        if is_multiscale(data):
-            raise ValueError("masks apply to single-resolution layers, not to a multiscale one")
-        keep = mask_array(mask, layers[0], spatial)
-        recorded["mask_layer"] = mask.name
-    tags = []
-    if mask is not None:
-        tags.append(f"mask {mask.name}")
-    tags.extend(experiment_tags(fit_options or {}))
-    if planes == "current":
-        if is_multiscale(data):
-            raise ValueError("'current plane only' needs a single-resolution layer")
-        index = current_plane(viewer, layers[0], spatial)
-        if lazy:  # a lazy mask: nothing the size of the image is allocated
-            plane = _dask().zeros(spatial, dtype=bool, chunks=full.chunks[: len(spatial)])
-        else:
-            plane = np.zeros(spatial, dtype=bool)
-        plane[index] = True
-        keep = plane if keep is None else keep & plane
-        recorded["plane"] = list(index)
-        if index:
-            tags.append(f"plane {','.join(map(str, index))}")
-    elif planes == "each" and len(spatial) > 2:
-        tags.append("per plane")
-    options["mask"] = keep
-    options["planes"] = "each" if planes == "each" else "stack"
-    recorded["planes"] = planes
-    return Request(layers, data, options, recorded, tags)
-
-
-def name_suffix(tags: list[str]) -> str:
-    """What follows ``"... K=<k>"`` in a result's layer names: its tags in brackets."""
-    return f" ({', '.join(tags)})" if tags else ""
-
-
-def experiment_tags(fit_options: dict) -> list[str]:
-    """The quantize() options that make a different experiment, as words for a layer name.
-
-    The colour space and z-scoring change what is clustered; method, seed or
-    attempts only change how well (a re-run with those replaces the layers).
-    """
-    tags = []
-    space = fit_options.get("color_space") or "rgb"
-    if space != "rgb":
-        tags.append(space)
-    if fit_options.get("standardize"):
-        tags.append("z-scored")
-    return tags
-
-
-def _dask():
-    import dask.array as da
-
-    return da
-
-
-def current_plane(viewer: napari.Viewer | None, layer: Image, spatial: tuple) -> tuple:
-    """Index of the 2D plane of ``layer`` that the viewer shows (its leading axes)."""
-    if len(spatial) <= 2:
-        return ()
-    if viewer is None:
-        raise ValueError("planes='current' needs the viewer whose current plane to use")
-    position = np.asarray(layer.world_to_data(viewer.dims.point))[: len(spatial) - 2]
-    return tuple(
-        int(np.clip(np.round(p), 0, n - 1)) for p, n in zip(position, spatial[:-2], strict=True)
-    )
-
-
-def mask_array(mask: Layer, image: Image, spatial: tuple) -> np.ndarray:
-    """A boolean mask over ``image``'s pixels from a labels or shapes layer.
-
-    Labels: the non-zero pixels; the layer must have the image's pixel shape (a 2D
-    labels layer over a stack applies to every plane). Shapes: the shapes rasterised
-    onto the image's pixel grid, through both layers' scale and translate (a 2D
-    shapes layer over a stack applies to every plane).
-    """
-    if isinstance(mask, Labels):
-        data = mask.data[0] if mask.multiscale else mask.data
-        values = (data if is_lazy(data) else np.asarray(data)) != 0
-        if values.shape != tuple(spatial[-values.ndim :]) or values.ndim > len(spatial):
-            raise ValueError(
-                f"mask layer {mask.name!r} has shape {values.shape} but {image.name!r} has "
-                f"{tuple(spatial)} pixels: draw the mask on the image's grid"
-            )
-        return (
-            _dask().broadcast_to(values, spatial)
-            if is_lazy(values)
-            else np.broadcast_to(values, spatial)
-        )
-    if isinstance(mask, Shapes):
-        if not len(mask.data):
-            raise ValueError(f"shapes layer {mask.name!r} holds no shapes to mask with")
-        ndim = min(mask.ndim, len(spatial))
-        # shape vertices -> world -> the image's pixel coordinates (last ndim axes)
-        scale = np.asarray(image.scale)[-ndim:] / np.asarray(mask.scale)[-ndim:]
-        shift = (np.asarray(mask.translate)[-ndim:] - np.asarray(image.translate)[-ndim:]) / (
-            np.asarray(image.scale)[-ndim:]
-        )
-        vertices = [np.asarray(v)[:, -ndim:] / scale + shift for v in mask.data]
-        grid_shapes = Shapes(vertices, shape_type=mask.shape_type, ndim=ndim)
-        values = grid_shapes.to_masks(mask_shape=tuple(spatial[-ndim:])).any(axis=0)
-        return np.broadcast_to(values, spatial)
-    raise ValueError(
-        f"mask layer {getattr(mask, 'name', mask)!r} is a {type(mask).__name__}: "
-        "use a labels layer (non-zero pixels) or a shapes layer"
-    )
 
 
 def transform_kwargs(layer: Layer) -> dict[str, Any]:
@@ -293,7 +82,7 @@ def label_colors(layer: Image | list[Image], centers: np.ndarray) -> np.ndarray:
     colours makes pale, alike tints), so the clusters get distinct colours
     (:func:`distinct_colors`).
     """
-    if isinstance(layer, list):
+    if isinstance(layer, (list, tuple)):
         if len(layer) == 1:
             return label_colors(layer[0], centers)
         return distinct_colors(len(centers))
@@ -302,77 +91,6 @@ def label_colors(layer: Image | list[Image], centers: np.ndarray) -> np.ndarray:
         return display_colors(centers, low, high)
     span = high - low if high > low else 1.0
     return np.asarray(layer.colormap.map(np.clip((centers[:, 0] - low) / span, 0.0, 1.0)))
-
-
-def features_table(result: Quantization, names: list[str]) -> pd.DataFrame:
-    """Napari's convention: row v describes label v, row 0 the background.
-
-    Columns: ``index`` and ``label`` (the label value), ``plane`` (per-plane
-    palettes), the centre per channel (NaN for the background; for integer images
-    the value the quantized image holds, so napari's status bar shows 7190, not
-    7.19e+03), ``count`` (pixels with the label; the background's is the unclustered
-    pixels, NaN for lazy results whose labels are not computed) and ``fraction``
-    (of all the layer's pixels; with a palette per plane, of that plane's pixels).
-    """
-    table = _with_background(_cluster_rows(result, names), unclustered(result))
-    if "plane" in table and isinstance(result.labels, np.ndarray):
-        n_planes = int(table["plane"].max()) + 1
-        per_plane = result.labels.size / n_planes
-        rows = table["label"] > 0
-        table.loc[rows, "fraction"] = table.loc[rows, "count"] / per_plane
-    return table
-
-
-def unclustered(result: Quantization) -> float:
-    """Pixels left out of the clustering (label 0); NaN when the labels are lazy."""
-    if not isinstance(result.labels, np.ndarray):
-        return float("nan")
-    return float(result.labels.size - result.counts.sum())
-
-
-def _cluster_rows(result: Quantization, names: list[str]) -> pd.DataFrame:
-    """One row per label 1..K: its centre values and pixel count."""
-    labels = np.arange(1, len(result.centers) + 1)
-    # napari looks rows up by the `index` column; `label` is the name people read.
-    table = {"index": labels, "label": labels}
-    if result.params.get("planes") == "each":
-        table["plane"] = (labels - 1) // result.k
-    centers = result.centers
-    dtype = (result.image[0] if isinstance(result.image, list) else result.image).dtype
-    if np.issubdtype(dtype, np.integer):
-        centers = to_dtype(centers, dtype)
-    for c, name in enumerate(names):
-        table[f"center_{name}"] = centers[:, c]
-    table["count"] = result.counts
-    return pd.DataFrame(table)
-
-
-def _with_background(rows: pd.DataFrame, background_count: float) -> pd.DataFrame:
-    """``rows`` after a row 0 for the background label, and the fractions of all pixels."""
-    background = {column: np.nan for column in rows.columns}
-    background.update(index=0, label=0, count=background_count)
-    table = pd.concat([pd.DataFrame([background]), rows], ignore_index=True)
-    for column in ("index", "label"):
-        table[column] = table[column].astype(np.int64)
-    for column in rows.columns:
-        if column.startswith("center_") and np.issubdtype(rows[column].dtype, np.integer):
-            # integer centres stay integers (napari's status bar shows 7190, not 7.19e+03);
-            # the background's missing centre is pandas' NA
-            table[column] = table[column].astype(
-                rows[column].dtype.name.replace("uint", "UInt").replace("int", "Int")
-            )
-    total = table["count"].sum()  # NaN background (lazy): fractions of the counted pixels
-    table["fraction"] = table["count"] / total if total else 0.0
-    # pixel counts are whole numbers (napari's status bar: 47800, not 4.78e+04)
-    table["count"] = table["count"].astype("Int64" if table["count"].isna().any() else np.int64)
-    return table
-
-
-def channel_names(layers: list[Image]) -> list[str]:
-    """Feature column names: r, g, b for RGB, value for gray, layer names for features."""
-    if len(layers) > 1:
-        return [layer.name for layer in layers]
-    return ["r", "g", "b"] if layers[0].rgb else ["value"]
 
 
 def result_metadata(
@@ -427,7 +145,7 @@ def result_layer_data(source: Image | Request, result: Quantization) -> list[tup
     For several source layers (features) there is one quantized image layer per
     source, displayed as that source is, and one labels layer.
     """
-    request = source if isinstance(source, Request) else Request([source], None, {})
+    request = Request.of(source)
     layers = request.layers
     metadata = result_metadata(result, request.name, request.recorded)
     placement = transform_kwargs(layers[0])
@@ -627,20 +345,14 @@ def palette_of(layer: Layer) -> Palette:
     return Palette.from_dict(info.get("palette", info))
 
 
-def use_palette(request: Request, palette_layer: Layer) -> Palette:
-    """Turn ``request`` into one for apply_palette() with ``palette_layer``'s palette.
+def palette_request(request: Request, palette_layer: Layer) -> tuple[Request, Palette]:
+    """``request`` made one for apply_palette() with ``palette_layer``'s palette, and it.
 
-    Returns the palette; the request's names and metadata now say whose palette it is.
+    The new request's names and metadata say whose palette it is.
     """
     palette = palette_of(palette_layer)
-    request.options.pop("planes", None)
     source = palette_layer.metadata[METADATA_KEY].get("source", palette_layer.name)
-    # the palette's own colour space and scaling apply, not the fit options'
-    fitted = experiment_tags({"color_space": "lab", "standardize": True})
-    request.tags = [tag for tag in request.tags if tag not in fitted]
-    request.tags.append(f"palette of {source}")
-    request.recorded["palette_layer"] = palette_layer.name
-    return palette
+    return request.with_palette(palette_layer, source), palette
 
 
 def apply_layer_palette(
@@ -675,7 +387,7 @@ def apply_layer_palette(
     if isinstance(mask, str):
         mask = resolve_layer(viewer, mask)
     request = request_for(viewer, layers, mask=mask, planes="stack" if planes == "each" else planes)
-    palette = use_palette(request, palette_layer)
+    request, palette = palette_request(request, palette_layer)
     result = apply_palette(request.data, palette, **request.options)
     shown = show_result(viewer, request, result)
     return shown[0], shown[-1]
@@ -706,7 +418,7 @@ def stack_layer_data(source: Image | Request, results: list[Quantization]) -> li
     In the stacked labels, cluster ``i`` of the j-th K is ``offsets[j] + i`` so that
     every K keeps its own colours; the features table maps values back to (k, label).
     """
-    request = source if isinstance(source, Request) else Request([source], None, {})
+    request = Request.of(source)
     layer = request.layers[0]
     labels_name = stack_names(request.name, request.suffix)[1]
     ks = [r.k for r in results]
@@ -715,14 +427,6 @@ def stack_layer_data(source: Image | Request, results: list[Quantization]) -> li
     labels = np.stack([r.labels.astype(dtype) for r in results])
     for j, offset in enumerate(offsets):
         labels[j][labels[j] > 0] += dtype.type(offset)
-    tables = []
-    for offset, result in zip(offsets, results, strict=True):
-        table = _cluster_rows(result, channel_names(request.layers))
-        table.insert(1, "k", result.k)
-        table["index"] += offset
-        tables.append(table)
-    # every K leaves the same pixels unclustered, once per K plane of the stack
-    background = sum(unclustered(result) for result in results)
     colors = np.concatenate([label_colors(request.layers, r.centers) for r in results])
     metadata = {
         METADATA_KEY: {
@@ -746,12 +450,7 @@ def stack_layer_data(source: Image | Request, results: list[Quantization]) -> li
         else:
             stacked = np.stack([r.image for r in results])
         images.append((stacked, kwargs, "image"))
-    features = _with_background(pd.concat(tables, ignore_index=True), background)
-    # a cluster's fraction is of its own K's pixels (one K plane of the stack): the
-    # fractions of one K sum to 1 with the unclustered pixels, as the palette shows
-    clustered = features["label"] > 0
-    features.loc[clustered, "fraction"] = features.loc[clustered, "count"] / labels[0].size
-    features.loc[~clustered, "fraction"] = background / labels.size if labels.size else 0.0
+    features = stacked_table(results, channel_names(request.layers), offsets, labels.size)
     labels_kwargs = {
         **placement,
         "name": labels_name,
@@ -829,7 +528,7 @@ def show_result(viewer: napari.Viewer, source: Image | Request, result: Quantiza
     :func:`result_behind` gives the result back from either layer (to export it).
     """
     shown = show_layer_data(viewer, result_layer_data(source, result))
-    request = source if isinstance(source, Request) else Request([source], None, {})
+    request = Request.of(source)
     for layer in shown:
         _RESULTS[unwrapped(layer)] = (request, result)
     return shown

@@ -29,12 +29,8 @@ from .._core.cancel import Cancelled, cancellable
 from .._core.options import bounds, choices, default, describe, kind, optional
 from .._core.quantize import quantize
 from .._core.sweep import iter_sweep, sweep
-from .._napari.layers import (
-    METADATA_KEY,
-    Request,
-    request_for,
-    sweep_layer,
-)
+from .._napari.layers import METADATA_KEY, sweep_layer
+from .._napari.request import Request, request_for
 
 if TYPE_CHECKING:
     import napari

@@ -10,7 +10,6 @@ from psygnal import Signal
 
 from .._core.sweep import Sweep, parse_ks, psnr_peak
 from .._napari.layers import (
-    Request,
     grid,
     label_colors,
     show_result,
@@ -18,6 +17,7 @@ from .._napari.layers import (
     stack_k_at,
     unwrapped,
 )
+from .._napari.request import Request
 from .base import KQuantDock, sweep_or_refuse, tooltip
 from .sweep_plot import SweepPlot
 

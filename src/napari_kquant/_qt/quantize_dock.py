@@ -21,13 +21,13 @@ from .._core.quantize import apply_palette, quantize
 from .._io.zarr_export import iter_export_zarr
 from .._napari.layers import (
     METADATA_KEY,
-    Request,
     label_colors,
+    palette_request,
     placement_of,
     result_behind,
     show_result,
-    use_palette,
 )
+from .._napari.request import Request
 from .base import KQuantDock, export_steps, refusing, tooltip
 
 if TYPE_CHECKING:
@@ -84,10 +84,11 @@ class QuantizeWidget(KQuantDock):
         ]
 
     def _make_worker(self, request: Request):
-        connect = self._connections(returned=lambda result: self._show(request, result))
         palette_layer = self.palette_from.value
         if palette_layer is not None:
-            palette = use_palette(request, palette_layer)
+            request, palette = palette_request(request, palette_layer)
+        connect = self._connections(returned=lambda result: self._show(request, result))
+        if palette_layer is not None:
             self.status.value = f"applying the palette of {palette_layer.name}…"
             return create_worker(
                 refusing(apply_palette, self._stop),
