@@ -125,8 +125,14 @@ def colormap_for(colors, values=None) -> DirectLabelColormap:
     return DirectLabelColormap(color_dict=color_dict)
 
 
-def quantized_image_kwargs(layer: Image, name: str, placement: dict, metadata: dict) -> dict:
-    """Image layer keywords that display the quantized image as the source is displayed."""
+def quantized_image_kwargs(
+    layer: Image, name: str, placement: dict, metadata: dict, *, one_of_several: bool = False
+) -> dict:
+    """Image layer keywords that display the quantized image as the source is displayed.
+
+    ``one_of_several``: the source is one of several layers clustered as features,
+    whose quantized images blend as the sources do.
+    """
     kwargs = {
         **placement,
         "name": name,
@@ -136,6 +142,8 @@ def quantized_image_kwargs(layer: Image, name: str, placement: dict, metadata: d
     }
     if not layer.rgb:
         kwargs["colormap"] = layer.colormap
+    if one_of_several:
+        kwargs["blending"] = layer.blending
     return kwargs
 
 
@@ -154,9 +162,9 @@ def result_layer_data(source: Image | Request, result: Quantization) -> list[tup
     multiscale = isinstance(result.labels, list)
     for layer, image in zip(layers, channels, strict=True):
         image_name = result_names(layer.name, result.k, request.image_suffix(layer))[0]
-        kwargs = quantized_image_kwargs(layer, image_name, transform_kwargs(layer), metadata)
-        if len(layers) > 1:
-            kwargs["blending"] = layer.blending
+        kwargs = quantized_image_kwargs(
+            layer, image_name, transform_kwargs(layer), metadata, one_of_several=len(layers) > 1
+        )
         if multiscale:
             kwargs["multiscale"] = True
         out.append((image, kwargs, "image"))
@@ -443,9 +451,11 @@ def stack_layer_data(source: Image | Request, results: list[Quantization]) -> li
     images = []  # one stacked quantized image per source layer (several: features)
     for c, source_layer in enumerate(request.layers):
         name = stack_names(source_layer.name, request.image_suffix(source_layer))[0]
-        kwargs = quantized_image_kwargs(source_layer, name, placement, metadata)
-        if len(request.layers) > 1:
-            kwargs["blending"] = source_layer.blending
+        several = len(request.layers) > 1
+        kwargs = quantized_image_kwargs(
+            source_layer, name, placement, metadata, one_of_several=several
+        )
+        if several:
             stacked = np.stack([np.asarray(r.image)[..., c] for r in results])
         else:
             stacked = np.stack([r.image for r in results])
