@@ -65,7 +65,11 @@ def measure(name: str, method: str, **options) -> dict:
     image = _images()[name]()
     features = name.startswith("features")
     kwargs = {"channel_axis": -1} if features else {}
+    from napari_kquant._core.fast import prepare
+
     # imports, caches and the compiled kernels of every path, loaded once per process
+    # (the import's background load of the kernels finished first: it is not the run's)
+    prepare.wait()
     quantize(image[:8, :8], 2, method=method, **kwargs, **options)
     quantize(image[::4, ::4], k, method=method, **kwargs, **options)
     if image.size > 3 << 20:  # and the compiled kernels of large images

@@ -3,6 +3,17 @@ import pytest
 from skimage import data
 
 
+def pytest_sessionstart(session):
+    """Tests see the compiled kernels: wait for them (a fresh clone compiles them once).
+
+    Which engine answers is then the same in every test, whatever the timing; the
+    numpy stand-in is tested on its own (``prepare.forced(False)``).
+    """
+    from napari_kquant._core.fast import prepare
+
+    assert prepare.wait(), "the fast engine's kernels could not be prepared"
+
+
 @pytest.fixture(scope="session")
 def astronaut():
     return data.astronaut()

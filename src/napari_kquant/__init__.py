@@ -4,6 +4,8 @@ Importing this package loads neither napari nor Qt: the core API works in script
 and batch jobs. :func:`quantize_layer` imports napari when it is first used.
 """
 
+from ._core import warmup as _warmup
+from ._core.fast import prepare as _prepare
 from ._core.kmeans import Quantization
 from ._core.palette import Palette
 from ._core.quantize import apply_palette, quantize
@@ -52,3 +54,8 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *__all__})
+
+
+# The fast engine's kernels: loaded (or, on a computer's first run, compiled in a
+# background process) while the caller goes on; see _core/fast/prepare.py.
+_prepare.start(_warmup.exercise)

@@ -258,9 +258,9 @@ def process(
 ) -> list[Path]:
     """Quantize (or sweep) one file; returns the files written."""
     from ._core.quantize import apply_palette, quantize
+    from ._core.safe import replacing, write_safely
     from ._core.sweep import sweep
     from ._io.palette_files import palette_text
-    from ._io.safe import replacing, write_safely
 
     image = read_image(path, options["method"])
     alpha = None
@@ -308,6 +308,18 @@ def process(
     return list(out.values())
 
 
+def _say_if_preparing(method: str) -> None:
+    """Say once that the fast engine is being prepared (a computer's first run)."""
+    from ._core.fast import prepare
+
+    if method == "fast" and prepare.preparing():
+        print(
+            f"napari-kquant: {prepare.PREPARING}: its compiled kernels are cached in the "
+            "background (about half a minute); meanwhile results come from its numpy stand-in",
+            file=sys.stderr,
+        )
+
+
 def _refuse(message: str) -> int:
     print(f"napari-kquant: {message}", file=sys.stderr)
     return EXIT_USAGE
@@ -319,10 +331,10 @@ def quantize_files(args) -> int:
     Exit status 0 when every file was done, 1 when some failed, 2 when the batch was
     refused before anything was written.
     """
+    from ._core.safe import OutputError, exclusive, plan_outputs
     from ._core.sweep import parse_ks
     from ._core.validate import check_k
     from ._io.palette_files import load_palette
-    from ._io.safe import OutputError, exclusive, plan_outputs
     from ._io.zarr_export import is_export
 
     if args.output is not None:
@@ -384,6 +396,7 @@ def quantize_files(args) -> int:
             return _refuse(str(exc))
         if args.output:
             args.output.mkdir(parents=True, exist_ok=True)
+        _say_if_preparing(args.method)
         failed += _process_all(images, args, options, palette, protected, mask)
     return EXIT_FAILED if failed else 0
 

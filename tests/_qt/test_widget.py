@@ -348,3 +348,21 @@ def test_ctrl_c_in_napari_cancels_the_run_as_cancel_does():
     assert "Traceback" not in err, err
     assert children, "the run never started its worker process"
     assert not [pid for pid in children if psutil.pid_exists(pid)]
+
+
+def test_a_first_run_says_the_engine_is_being_prepared(make_napari_viewer, qtbot, astronaut):
+    """On a computer's first run the dock says so, answers with the stand-in, then is ready."""
+    from napari_kquant._core.fast import prepare
+
+    with prepare.forced(False):  # the kernels' cache is still being filled
+        viewer, widget = docked_on(make_napari_viewer, astronaut, "astronaut")
+        assert widget.status.value.startswith(prepare.PREPARING)
+        widget.k.value = 4
+        widget.run_button.native.click()
+        assert prepare.PREPARING in widget.status.value  # while it runs
+        qtbot.waitUntil(lambda: not widget.running, timeout=60_000)
+        assert widget.status.value.startswith("K=4") and "stand-in" in widget.status.value
+        clusters = viewer.layers["astronaut clusters K=4"]
+        assert clusters.metadata[METADATA_KEY]["kernels"].startswith("numpy stand-in")
+        widget.status.value = f"{prepare.PREPARING} (a numpy stand-in answers meanwhile)"
+    qtbot.waitUntil(lambda: widget.status.value == "the fast engine is ready", timeout=5_000)

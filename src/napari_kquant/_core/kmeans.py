@@ -11,8 +11,8 @@ import numpy as np
 
 from .cancel import checkpoint, on_threads
 from .engines import ENGINES
-from .fast import contract, lloyd
-from .fast.engine import FastEngine
+from .fast import contract, lloyd, prepare
+from .fast.engine import FastEngine, PlainEngine, labeller
 from .memory import check_memory, working_bytes
 from .options import QUANTIZE_DEFAULTS, choices
 from .palette import Palette, darkest_first, register_applier
@@ -359,9 +359,9 @@ class Job:
         """Refuse a K the data cannot give."""
         _check_k_against_data(self.table, k_max)
 
-    def fast_engine(self) -> FastEngine:
+    def fast_engine(self) -> FastEngine | PlainEngine:
         """The fast engine's summary of this image (labels pixels for given centres)."""
-        return FastEngine(self.table)
+        return labeller(self.table)
 
     def value_range(self) -> tuple[float, float]:
         """Smallest and largest value clustered (computed once)."""
@@ -423,6 +423,7 @@ class Job:
             "standardize": self.space.scale is not None,
             "planes": "stack",
             **({} if fit.n_iter is None else {"n_iter": fit.n_iter}),
+            **({"kernels": "numpy stand-in (first run on this computer)"} if fit.stand_in else {}),
             **(
                 {"memory_estimate_bytes": self.cache["working_bytes"]}
                 if "working_bytes" in self.cache
@@ -467,7 +468,7 @@ class Job:
         key = ("engine", space.origin)  # one summary serves every K of a sweep
         if key not in self.cache:
             same = space.origin == self.space.origin
-            self.cache[key] = self.fast_engine() if same else FastEngine(space.forward(self.raw))
+            self.cache[key] = self.fast_engine() if same else labeller(space.forward(self.raw))
         return centers, self.cache[key].assign(space.forward(centers), fit.epsilon)
 
 
@@ -496,7 +497,7 @@ def render(image: np.ndarray, labels: np.ndarray, centers: np.ndarray, rgb: bool
     blocks = [
         slice(start, start + 8 * contract.BLOCK) for start in range(0, n_pixels, 8 * contract.BLOCK)
     ]
-    if image.dtype.isnative and image.dtype != np.float16:  # what numba reads
+    if image.dtype.isnative and image.dtype != np.float16 and prepare.ready():  # numba reads
         from .fast import kernels
 
         def paint(part):  # one compiled pass per block; the threads' blocks interleave

@@ -15,6 +15,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from .fast import prepare
 from .options import choices
 from .validate import InvalidInputError, check_choice
 
@@ -165,7 +166,7 @@ def data_origin(table: np.ndarray, value_range=None) -> tuple | None:
     elif table.shape[1] <= 4:  # one 1-D pass per channel: faster than an axis-0 reduction
         columns = [table[:, c] for c in range(table.shape[1])]
         lows, highs = [col.min() for col in columns], [col.max() for col in columns]
-    elif table.dtype.kind == "f":  # wide rows: one compiled pass along them
+    elif table.dtype.kind == "f" and prepare.ready():  # wide rows: one compiled pass
         from .fast.kernels import column_ranges
 
         lows, highs = (part.tolist() for part in column_ranges(table))

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from .._core.palette import Palette, as_palette, channel_names
+from .._core.safe import write_safely
 from .._core.validate import InvalidInputError
-from .safe import write_safely
 
 PALETTE_FORMATS = (".csv", ".json", ".gpl")
 _META_PREFIX = "# napari-kquant palette: "  # CSV and GIMP files carry the palette's space here
@@ -47,7 +47,7 @@ def save_palette(path, palette, *, counts=None, params=None, overwrite=False) ->
     ------
     ValueError
         For an unknown suffix, a non-RGB palette as ``.gpl``, or an existing ``path``
-        without ``overwrite`` (:class:`~napari_kquant._io.safe.OutputError`).
+        without ``overwrite`` (:class:`~napari_kquant._core.safe.OutputError`).
 
     Examples
     --------

@@ -92,7 +92,7 @@ def export_zarr(
     >>> export_zarr(quantize(data.coffee(), 3), path)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    napari_kquant._io.safe.OutputError: ... exists: napari-kquant does not overwrite it ...
+    napari_kquant._core.safe.OutputError: ... exists: napari-kquant does not overwrite it ...
     >>> _ = export_zarr(quantize(data.coffee(), 4), path, overwrite=True)
     """
     placement = Placement(scale, translate, units, axis_names)
@@ -128,7 +128,7 @@ def iter_export_zarr(
     """
     import dask.array as da
 
-    from .safe import check_target
+    from .._core.safe import check_target
 
     multiscale = isinstance(result.labels, list)
     labels = [da.asarray(a) for a in (result.labels if multiscale else [result.labels])]
@@ -252,7 +252,7 @@ def _write_export(
     import zarr
     from ome_zarr.writer import write_label_metadata, write_multiscales_metadata
 
-    from .safe import replacing
+    from .._core.safe import replacing
 
     spatial = labels[0].ndim
     with replacing(path, what="export", **checks) as partial:

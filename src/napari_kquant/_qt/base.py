@@ -26,6 +26,7 @@ from qtpy.QtWidgets import QApplication, QSizePolicy
 from superqt import QCollapsible
 
 from .._core.cancel import Cancelled, cancellable
+from .._core.fast import prepare
 from .._core.options import bounds, choices, default, describe, kind, optional
 from .._core.quantize import quantize
 from .._core.sweep import iter_sweep, sweep
@@ -194,6 +195,38 @@ class KQuantDock(Container):
         self.native.destroyed.connect(self._shutdown)
         QApplication.instance().aboutToQuit.connect(self._shutdown)
         self._ctrl_c = CtrlCCancels(self.cancel)
+        self._watch_preparation()
+
+    def _watch_preparation(self) -> None:
+        """Prepare the fast engine as the dock opens, and say so while it lasts.
+
+        On a computer's first run the engine's kernels compile in a background
+        process (about half a minute); a person who takes a few seconds to choose
+        meanwhile never waits, and runs before it is done get the numpy stand-in.
+        (The preparation itself started when the package was imported.)
+        """
+        if not prepare.preparing():
+            return
+        self.status.value = f"{prepare.PREPARING} (a numpy stand-in answers meanwhile)"
+        self._preparation = QTimer(self.root_native_widget)
+        self._preparation.setInterval(500)
+
+        def check():
+            if prepare.preparing():
+                return
+            self._preparation.stop()
+            if self.status.value.startswith(prepare.PREPARING):
+                self.status.value = "the fast engine is ready"
+
+        self._preparation.timeout.connect(check)
+        self._preparation.start()
+
+    def engine_note(self) -> str:
+        """What a run's status adds while the fast engine is prepared (else nothing)."""
+        method = getattr(self, "method", None)
+        if method is not None and method.value == "fast" and prepare.preparing():
+            return f" ({prepare.PREPARING}: its numpy stand-in answers)"
+        return ""
 
     @property
     def native(self):

@@ -143,7 +143,7 @@ class CompareWidget(KQuantDock):
         self._request = request
         self._shown_display = self.display.value
         self._peak = psnr_peak(request.data)
-        self.status.value = f"sweeping K={ks[0]}..{ks[-1]} on {request.name}…"
+        self.status.value = f"sweeping K={ks[0]}..{ks[-1]} on {request.name}…{self.engine_note()}"
         return create_worker(
             sweep_or_refuse,
             self._stop,

@@ -100,7 +100,7 @@ class QuantizeWidget(KQuantDock):
                 _connect=connect,
             )
         k = self.k.value
-        self.status.value = f"running K={k} on {request.name}…"
+        self.status.value = f"running K={k} on {request.name}…{self.engine_note()}"
         return create_worker(
             refusing(quantize, self._stop),
             request.data,
@@ -118,8 +118,10 @@ class QuantizeWidget(KQuantDock):
         show_result(self._viewer, request, result)
         self.last = (request, result)
         lazy = " (lazy: chunks are computed as you view them)" if result.params.get("lazy") else ""
+        stand_in = " (the fast engine's numpy stand-in)" if "kernels" in result.params else ""
         self.status.value = (
-            f"K={result.k}: compactness {result.compactness:.4g}, {result.elapsed:.2f} s{lazy}"
+            f"K={result.k}: compactness {result.compactness:.4g}, {result.elapsed:.2f} s"
+            f"{lazy}{stand_in}"
         )
 
     def exported_result(self):

@@ -128,6 +128,7 @@ class Fit:
     counts: np.ndarray
     epsilon: float
     n_iter: int | None = None
+    stand_in: bool = False  # made by the numpy stand-in while the kernels were prepared
     make_labels: Callable[[], np.ndarray] | None = field(default=None, repr=False)
 
     def labelled(self) -> Fit:
@@ -202,3 +203,15 @@ def worker_threads(tasks: int) -> int:
     single-threaded too.
     """
     return max(1, min(tasks, MAX_THREADS, os.cpu_count() or 1, cv2.getNumThreads()))
+
+
+def init_draws(points, weights, k, init, rng):
+    """The random numbers one start takes from ``rng`` (drawn in order, used anywhere)."""
+    p = weights / weights.sum()
+    if init == "random":
+        # A coarse summary may hold fewer points than k (colours closer than a cell):
+        # then some centres repeat, and their clusters stay empty.
+        enough = len(points) >= k
+        return "random", rng.choice(len(points), size=k, replace=not enough, p=p)
+    n_trials = 2 + int(np.log(k))
+    return "kmeans++", (rng.choice(len(points), p=p), rng.random((k - 1, n_trials)))

@@ -35,6 +35,7 @@ import numpy as np
 
 from ..cancel import checkpoint
 from ..validate import MAX_FLOAT_MAGNITUDE
+from . import prepare
 from .codes import CodedSummary
 from .contract import (
     BYTES_PER_SUMMARY_POINT,
@@ -53,6 +54,7 @@ from .contract import (
     Fit,
     darkest_first_ranks,
     default_epsilon,
+    init_draws,
     label_dtype,
 )
 from .grid import GridSummary
@@ -60,13 +62,18 @@ from .lloyd import (
     coarse_starts,
     extend_centers,
     init_centers,
-    init_draws,
     lloyd_runs,
     nearest,
     pixel_figures,
     weighted_lloyd,
 )
+from .plain import PlainEngine, PlainKMeans
 from .rows import RowSummary
+
+
+def labeller(table: np.ndarray) -> FastEngine | PlainEngine:
+    """What labels ``table``'s pixels for given centres: the fast engine, or its stand-in."""
+    return FastEngine(table) if prepare.ready() else PlainEngine(table)
 
 
 def uses_grid(table: np.ndarray) -> bool:
@@ -293,6 +300,9 @@ class FastKMeans:
 
         ``defer_labels``: a sweep's fits may leave their labels to be made on demand.
         """
+        if not prepare.ready():  # first run on this computer: the numpy stand-in
+            yield from PlainKMeans().fits(job, ks, defer_labels)
+            return
         rng = np.random.default_rng(job.seed)
         if job.start is not None or job.weights is not None:  # the estimator's tables
             engine = FastEngine(job.table, weights=job.weights, rows=True)

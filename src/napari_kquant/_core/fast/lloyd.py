@@ -11,6 +11,7 @@ from .contract import (
     FINISH_ITERATIONS,
     MAX_LEVELS,
     PARALLEL_WORK,
+    init_draws,
     worker_threads,
 )
 
@@ -106,9 +107,14 @@ def nearest(points, centers, distances=True, second=False):
     every pixel, summary point, lazy block and palette application is labelled by it,
     so they all agree to the bit. With ``distances=False`` the distances are None;
     with ``second`` the squared distance to the second-nearest centre comes third.
-    Points are converted to float64 block by block.
+    Points are converted to float64 block by block. While the kernels are prepared
+    (:mod:`.prepare`) numpy's twin measures the same way.
     """
-    from . import kernels
+    from . import kernels, plain, prepare
+
+    if not prepare.ready():
+        labels, best, runner_up = plain.nearest(points, centers, second)
+        return (labels, best, runner_up) if second else (labels, best if distances else None)
 
     centers = np.ascontiguousarray(centers, dtype=np.float64)
     n = len(points)
@@ -128,18 +134,6 @@ def nearest(points, centers, distances=True, second=False):
 def init_centers(points, weights, k, init, rng):
     """Initial centres: weighted k-means++ (greedy, as scikit-learn) or random pixels."""
     return _seeded(points, weights, init_draws(points, weights, k, init, rng))
-
-
-def init_draws(points, weights, k, init, rng):
-    """The random numbers one start takes from ``rng`` (drawn in order, used anywhere)."""
-    p = weights / weights.sum()
-    if init == "random":
-        # A coarse summary may hold fewer points than k (colours closer than a cell):
-        # then some centres repeat, and their clusters stay empty.
-        enough = len(points) >= k
-        return "random", rng.choice(len(points), size=k, replace=not enough, p=p)
-    n_trials = 2 + int(np.log(k))
-    return "kmeans++", (rng.choice(len(points), p=p), rng.random((k - 1, n_trials)))
 
 
 def _seeded(points, weights, draws):
