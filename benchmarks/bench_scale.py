@@ -9,7 +9,15 @@ The script writes the zarr itself, chunk by chunk (1024 x 1024 x 3), from tiles 
 * peak RSS of the whole process (generation included), against the 2 GB target and
   against the memory the eager path would need for the same image.
 
+Then (``--generated``, default 100,000) an RGB image of that side **generated on the
+fly** (a dask array whose every chunk is a rolled photo tile: no input file, 30 GB
+of pixels at 100,000) is quantized at K=8 and its labels written compressed, with
+dask's default scheduler and then on a ``LocalCluster`` of 2 worker processes (the
+labels are checked equal). The floor is the same pass without the labelling: each
+chunk generated and a labels-sized channel of it written the same way.
+
     python benchmarks/bench_scale.py [--side 40000] [--store /tmp/kquant-scale.zarr]
+                                     [--generated 100000]
 
 The zarr is kept and reused by later runs (delete it to regenerate).
 """
@@ -17,6 +25,7 @@ The zarr is kept and reused by later runs (delete it to regenerate).
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import shutil
 import time
@@ -25,21 +34,10 @@ from pathlib import Path
 import numpy as np
 import zarr
 from bench_quantize import machine
-from skimage import data
+from images import CHUNK, generated, photo_tiles
 
 from napari_kquant import export_zarr, quantize
 from napari_kquant._core.memory import working_bytes
-
-CHUNK = 1024
-
-
-def photo_tiles():
-    """Real photos, each tiled up to a 1024 x 1024 RGB uint8 tile."""
-    tiles = []
-    for image in (data.astronaut(), data.coffee(), data.chelsea(), data.rocket(), data.retina()):
-        reps = (-(-CHUNK // image.shape[0]), -(-CHUNK // image.shape[1]), 1)
-        tiles.append(np.ascontiguousarray(np.tile(image, reps)[:CHUNK, :CHUNK, :3]))
-    return tiles
 
 
 def make_store(path: Path, side: int) -> zarr.Array:
@@ -63,8 +61,70 @@ def make_store(path: Path, side: int) -> zarr.Array:
     return zarr.open_array(str(path), mode="r")
 
 
+def run_generated(side: int, k: int, folder: Path) -> None:
+    """The generated image: fit, labels written (threads, then a 2-process LocalCluster)."""
+    import dask.array as da
+    from distributed import Client, LocalCluster
+
+    image = generated(side)
+    pixels = side * side
+    print(f"\n### {side:,} x {side:,} RGB uint8 generated on the fly ({pixels * 3 / 1e9:.0f} GB)\n")
+    rows = []
+    start = time.perf_counter()
+    result = quantize(image, k, seed=0)
+    rows.append(("fit (sample of 1,000,000 px, drawn chunk by chunk)", time.perf_counter() - start))
+    threads_out = folder / "generated-labels.zarr"
+    start = time.perf_counter()
+    export_zarr(result, threads_out, image=False)
+    labelled = time.perf_counter() - start
+    rows.append(("label and write all labels (compressed), default scheduler", labelled))
+    floor_out = folder / "generated-floor.zarr"
+    start = time.perf_counter()
+    image[..., 0].to_zarr(str(floor_out))  # generate each chunk, write a labels-sized channel
+    floor = time.perf_counter() - start
+    rows.append(("floor: generate each chunk and write a labels-sized channel", floor))
+    rss = peak_rss_gb()
+    cluster_out = folder / "generated-labels-cluster.zarr"
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True) as cluster,
+        Client(cluster) as client,
+    ):
+        start = time.perf_counter()
+        on_cluster = quantize(image, k, seed=0)
+        export_zarr(on_cluster, cluster_out, image=False)
+        clustered = time.perf_counter() - start
+        workers_rss = sum(client.run(peak_rss_gb).values())
+    rows.append(("the same (fit + labels) on a LocalCluster of 2 worker processes", clustered))
+    a = da.from_zarr(str(threads_out / "labels" / "clusters" / "0"))
+    b = da.from_zarr(str(cluster_out / "labels" / "clusters" / "0"))
+    equal = bool((a == b).all().compute())
+    on_disk = sum(f.stat().st_size for f in threads_out.rglob("*") if f.is_file())
+    print("| step | value |")
+    print("|---|---|")
+    for name, seconds in rows:
+        print(f"| {name} | {seconds:.1f} s |")
+    cores = os.cpu_count() or 1
+    print(f"| labelling + writing, per core | {pixels / 1e6 / labelled / cores:.0f} Mpx/s |")
+    print(f"| floor, per core | {pixels / 1e6 / floor / cores:.0f} Mpx/s |")
+    print(f"| labels on disk | {on_disk / 1e9:.2f} GB |")
+    print(f"| peak RSS, this process (without the cluster) | {rss:.2f} GB (< 2 GB: {rss < 2}) |")
+    print(f"| peak RSS, the 2 cluster workers together | {workers_rss:.2f} GB |")
+    print(f"| cluster labels equal to the threaded ones | {equal} |")
+    total = rows[0][1] + labelled
+    print(f"| fit + labels, default scheduler (target <= 10 min) | {total / 60:.1f} min |")
+    print(f"\ncentres (darkest first): {np.round(result.centers).astype(int).tolist()}")
+    for out in (threads_out, floor_out, cluster_out):
+        shutil.rmtree(out)
+
+
 def peak_rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9  # kB on Linux
+    """This process's peak resident memory (Linux: VmHWM, else ru_maxrss)."""
+    try:
+        with open("/proc/self/status") as status:
+            line = next(line for line in status if line.startswith("VmHWM:"))
+        return int(line.split()[1]) * 1024 / 1e9
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9  # kB on Linux
 
 
 def main():
@@ -72,6 +132,7 @@ def main():
     parser.add_argument("--side", type=int, default=40_000)
     parser.add_argument("--store", type=Path, default=Path("/tmp/kquant-scale.zarr"))
     parser.add_argument("--k", type=int, default=8)
+    parser.add_argument("--generated", type=int, default=100_000, help="0: skip")
     args = parser.parse_args()
 
     start = time.perf_counter()
@@ -98,7 +159,7 @@ def main():
     start = time.perf_counter()
     export_zarr(result, out, image=False)
     written = time.perf_counter() - start
-    check = zarr.open_group(str(out), mode="r")["labels"]
+    check = zarr.open_group(str(out), mode="r")["labels/clusters/0"]
     assert check.shape == (args.side, args.side)
     np.testing.assert_array_equal(check[view], labels_view)
 
@@ -115,6 +176,8 @@ def main():
     print(f"| peak RSS / eager estimate | {rss / (eager / 1e9):.3f} |")
     print(f"\ncentres (darkest first): {np.round(result.centers).astype(int).tolist()}")
     shutil.rmtree(out)
+    if args.generated:
+        run_generated(args.generated, args.k, args.store.parent)
 
 
 if __name__ == "__main__":

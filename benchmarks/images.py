@@ -75,3 +75,50 @@ def benchmark_images() -> dict[str, np.ndarray]:
         "retina 1411x1411": data.retina(),
         "mosaic 3840x2160": mosaic(),
     }
+
+
+CHUNK = 1024
+
+
+def photo_tiles():
+    """Real photos, each tiled up to a 1024 x 1024 RGB uint8 tile."""
+    tiles = []
+    for image in (data.astronaut(), data.coffee(), data.chelsea(), data.rocket(), data.retina()):
+        reps = (-(-CHUNK // image.shape[0]), -(-CHUNK // image.shape[1]), 1)
+        tiles.append(np.ascontiguousarray(np.tile(image, reps)[:CHUNK, :CHUNK, :3]))
+    return tiles
+
+
+def generated(side: int):
+    """A side x side RGB uint8 dask array made on the fly, chunk by chunk (1024 x 1024).
+
+    Chunk (i, j) is photo tile (i + 2j) mod 5 rolled by (7i, 13j) pixels (the tiles of
+    bench_scale's zarr). A module function, so that dask workers import it rather than
+    receive the tiles with every task.
+    """
+    import dask.array as da
+
+    edges = tuple(min(CHUNK, side - start) for start in range(0, side, CHUNK))
+    return da.map_blocks(
+        _generated_chunk,
+        chunks=(edges, edges, (3,)),
+        dtype=np.uint8,
+        meta=np.empty((0, 0, 0), np.uint8),
+    )
+
+
+def _generated_chunk(block_info=None):
+    (top, bottom), (left, right), _ = block_info[None]["array-location"]
+    i, j = top // CHUNK, left // CHUNK
+    tiles = _tiles()
+    tile = np.roll(tiles[(i + 2 * j) % len(tiles)], (7 * i, 13 * j), axis=(0, 1))
+    return tile[: bottom - top, : right - left]
+
+
+_TILES = []
+
+
+def _tiles():
+    if not _TILES:
+        _TILES.extend(photo_tiles())
+    return _TILES

@@ -67,6 +67,37 @@ def test_dask_gives_the_numpy_result(case, astronaut):
     np.testing.assert_array_equal(image, before)
 
 
+def test_labels_and_image_together_label_each_block_once(monkeypatch):
+    """One task per block: each chunk is read and labelled once, with no threads of ours."""
+    import dask
+
+    from napari_kquant._core import cancel, lazy
+
+    image = np.ascontiguousarray(np.tile(data.astronaut(), (2, 3, 1))[:1000, :1400])
+    palette = quantize(image[::4, ::4], 8, seed=0).palette
+    eager = palette.apply(image)
+    lazy_input, loads = counting(image, (256, 256, 3))
+    labelled = []
+    label_eager = lazy.label_eager
+
+    def counted(block, *args, **kwargs):
+        labelled.append(block.shape)
+        return label_eager(block, *args, **kwargs)
+
+    def no_pool():
+        raise AssertionError("a thread pool inside a dask task")
+
+    monkeypatch.setattr(lazy, "label_eager", counted)
+    monkeypatch.setattr(cancel, "_shared_pool", no_pool)
+    result = palette.apply(lazy_input)
+    labels, quantized = dask.compute(result.labels, result.image)
+    blocks = 4 * 6
+    assert len(loads) == blocks and len(set(loads)) == blocks
+    assert len(labelled) == blocks
+    np.testing.assert_array_equal(labels, eager.labels)
+    np.testing.assert_array_equal(quantized, eager.image)
+
+
 @pytest.mark.parametrize("chunks", [(64, 64, 3), (512, 100, 3), (37, 511, 3)])
 def test_a_sample_is_the_same_whatever_the_chunks(astronaut, chunks):
     lazy = quantize(da.from_array(astronaut, chunks=chunks), 6, sample_size=20_000, seed=3)
@@ -123,7 +154,9 @@ def test_zarr_in_zarr_out(tmp_path, astronaut):
     attrs = group.attrs["napari_kquant"]
     np.testing.assert_allclose(attrs["centers"], result.centers)
     assert attrs["params"]["k"] == 4 and attrs["params"]["lazy"] is True
-    assert seen[-1][0] == seen[-1][1] == 8  # 4 bands of chunks for each of 2 arrays
+    # 4 bands of chunks, each written to the image and the labels together (one task
+    # per block makes both)
+    assert seen[-1][0] == seen[-1][1] == 4
     assert attrs["palette"]["k"] == 4  # the whole palette travels with the store
     np.testing.assert_array_equal(source[:], astronaut)  # the source is untouched
 

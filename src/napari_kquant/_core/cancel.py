@@ -43,6 +43,21 @@ def checkpoint() -> None:
         raise Cancelled("cancelled")
 
 
+@contextmanager
+def serial() -> Iterator[None]:
+    """Run every :func:`on_threads` call inside in order, on this thread.
+
+    For work inside a task of a scheduler that already runs one task per core (a
+    dask block): threads of our own would only compete with its threads.
+    """
+    before = getattr(_local, "worker", False)
+    _local.worker = True
+    try:
+        yield
+    finally:
+        _local.worker = before
+
+
 def on_threads(function, items, threads: int) -> list:
     """``[function(item) for item in items]`` on up to ``threads`` threads, in order.
 

@@ -13,6 +13,7 @@ from .cancel import checkpoint, on_threads
 from .engines import ENGINES
 from .fast import contract, lloyd, prepare
 from .fast.engine import FastEngine, PlainEngine, labeller
+from .fast.grid import PaletteGrid
 from .memory import check_memory, working_bytes
 from .options import QUANTIZE_DEFAULTS, choices
 from .palette import Palette, darkest_first, register_applier
@@ -22,6 +23,7 @@ from .validate import (
     MAX_ATTEMPTS,
     MAX_FLOAT_MAGNITUDE,
     InvalidInputError,
+    NothingToCluster,
     check_axis,
     check_choice,
     check_count,
@@ -163,6 +165,24 @@ def count_fractions(counts: np.ndarray) -> np.ndarray:
 def apply_eager(image, palette: Palette, *, mask=None, rgb=None, channel_axis=None):
     """Label an in-memory image with ``palette`` (the eager apply strategy)."""
     started = time.perf_counter()
+    job = palette_job(image, palette, mask=mask, rgb=rgb, channel_axis=channel_axis)
+    fit = job.assign(job.space.forward(palette.centers))
+    return job.result(fit, started, centers=palette.centers, method="palette")
+
+
+def label_eager(image, palette: Palette, *, mask=None, rgb=None, channel_axis=None):
+    """The labels alone of :func:`apply_eager`, laid out as the image (0: not clustered).
+
+    The lazy path labels each block with it, so lazy and eager labels are the same
+    passes' and byte-identical. Raises :class:`NothingToCluster` where no pixel is.
+    """
+    job = palette_job(image, palette, mask=mask, rgb=rgb, channel_axis=channel_axis)
+    fit = job.assign(job.space.forward(palette.centers), figures=False).labelled()
+    return job.spatial_labels(fit.labels)
+
+
+def palette_job(image, palette: Palette, *, mask=None, rgb=None, channel_axis=None) -> Job:
+    """The job that labels ``image`` with ``palette`` (its space, scaling and origin)."""
     image = np.asarray(image)
     job = Job.of(
         image,
@@ -182,8 +202,7 @@ def apply_eager(image, palette: Palette, *, mask=None, rgb=None, channel_axis=No
         raise InvalidInputError(
             f"centers must be a (k, {n_channels}) array for this image, got shape {centers.shape}"
         )
-    fit = job.fast_engine().assign(job.space.forward(centers))
-    return job.result(fit, started, centers=centers, method="palette")
+    return job
 
 
 register_applier(lambda image: True, apply_eager)  # numpy, and anything numpy can read
@@ -359,6 +378,19 @@ class Job:
         """Refuse a K the data cannot give."""
         _check_k_against_data(self.table, k_max)
 
+    def assign(self, centers: np.ndarray, figures: bool = True) -> contract.Fit:
+        """Every clustered pixel's nearest of ``centers`` (in the space clustered).
+
+        uint8 RGB pixels go through the centres' grid (:class:`PaletteGrid`: one
+        compiled pass, no summary of the image), others through the fast engine's
+        summary. Without ``figures`` only the labels are made (counts 0, SSE NaN).
+        """
+        rgb8 = self.space.identity and self.table.dtype == np.uint8 and self.table.shape[1] == 3
+        if rgb8 and prepare.ready():
+            labels, counts, sse = PaletteGrid.of(centers).label(self.table, figures)
+            return contract.Fit(centers, labels, sse if figures else np.nan, counts, 0.0)
+        return self.fast_engine().assign(centers)
+
     def fast_engine(self) -> FastEngine | PlainEngine:
         """The fast engine's summary of this image (labels pixels for given centres)."""
         return labeller(self.table)
@@ -388,6 +420,14 @@ class Job:
         """Yield a Fit per K of ``ks`` from this job's engine (see FastKMeans.fits)."""
         return ENGINES[self.method].fits(self, ks, defer_labels)
 
+    def spatial_labels(self, labels: np.ndarray) -> np.ndarray:
+        """The clustered pixels' labels laid out as the image (0 where not clustered)."""
+        if self.keep is not None:
+            full = np.zeros(self.keep.shape, dtype=labels.dtype)
+            full[self.keep] = labels
+            labels = full
+        return labels.reshape(self.image.shape[:-1] if self.rgb else self.image.shape)
+
     def result(self, fit: contract.Fit, started: float, centers=None, **params) -> Quantization:
         """The Quantization of one Fit (``params`` override the recorded parameters).
 
@@ -396,18 +436,16 @@ class Job:
         changes their brightness order, relabelled darkest first.
         """
         k = len(fit.centers)
-        spatial_shape = self.image.shape[:-1] if self.rgb else self.image.shape
         if centers is None:
             centers = fit.centers
             if not self.space.identity:
                 centers, fit = self._back(fit)
         fit = fit.labelled()  # a sweep's fit may have left them to now
-        labels, counts = fit.labels, fit.counts
-        sse = None if self.space.isometric else lloyd.pixel_figures(self.raw, labels, centers)[1]
-        if self.keep is not None:
-            labels = np.zeros(self.keep.shape, dtype=fit.labels.dtype)
-            labels[self.keep] = fit.labels
-        labels = labels.reshape(spatial_shape)
+        counts = fit.counts
+        sse = (
+            None if self.space.isometric else lloyd.pixel_figures(self.raw, fit.labels, centers)[1]
+        )
+        labels = self.spatial_labels(fit.labels)
         params = {
             "k": k,
             "method": self.method,
@@ -546,7 +584,7 @@ def _clustered_pixels(image, table, rgb, mask) -> np.ndarray | None:
     if keep is None or keep.all():
         return None
     if not keep.any():
-        raise InvalidInputError(
+        raise NothingToCluster(
             "no pixel to cluster: the mask selects none, or every selected pixel is NaN or inf"
         )
     return keep

@@ -19,14 +19,15 @@ from dataclasses import replace
 
 import numpy as np
 
+from .cancel import serial
 from .fast.contract import label_dtype
-from .fast.lloyd import nearest
-from .kmeans import Job, Quantization, render
+from .kmeans import Job, Quantization, label_eager, render
 from .options import QUANTIZE_DEFAULTS
 from .palette import register_applier
 from .spaces import FeatureSpace
 from .validate import (
     InvalidInputError,
+    NothingToCluster,
     check_axis,
     check_count,
     check_image,
@@ -125,12 +126,10 @@ def apply_lazy(image, palette, *, mask=None, rgb=None, channel_axis=None) -> Qua
             f"centers must be a (k, {n_clustered}) array for this image, got shape "
             f"{palette.centers.shape}"
         )
-    dtype = working_dtype(levels[0].dtype)
-    space = FeatureSpace.for_palette(palette, dtype, layout.channels and not layout.features)
-    outputs = [
-        _lazy_outputs(layout.arrange(level), layout, space, palette.centers, mask)
-        for level in levels
-    ]
+    outputs = [_lazy_outputs(layout.arrange(level), layout, palette, mask) for level in levels]
+    space = FeatureSpace.for_palette(
+        palette, working_dtype(levels[0].dtype), layout.channels and not layout.features
+    )
     labels = [out[0] for out in outputs]
     images = [layout.restore(out[1]) for out in outputs]
     counts = palette.counts if palette.counts is not None else np.zeros(palette.k, np.int64)
@@ -336,64 +335,70 @@ def _take(block, local, channels, block_mask):
     return values, inside
 
 
-def _lazy_outputs(data, layout, space, centers, mask):
-    """Labels and quantized image of ``data`` as dask arrays, block by block."""
+def _lazy_outputs(data, layout, palette, mask):
+    """Labels and quantized image of ``data`` as dask arrays, block by block.
+
+    One task per block reads it and labels it by the eager path (:func:`label_eager`:
+    the same compiled passes, so the labels are byte-identical); the image's task
+    paints that block from its labels (:func:`render`). Each on the task's own
+    thread (dask runs one task per core). Computing both reads and labels each block
+    once; computing the labels alone paints nothing.
+    """
     import dask.array as da
 
-    dtype = label_dtype(len(centers))
     kwargs = {
-        "centers": centers,
-        "feature_centers": space.forward(centers),
-        "space": space,
-        "channels": layout.channels,
-        "n_clustered": centers.shape[1],
+        "palette": palette,
+        "rgb": layout.channels and not layout.features,
+        "channel_axis": -1 if layout.features else None,
     }
+    dtype = label_dtype(palette.k)
     spatial_ndim = data.ndim - 1 if layout.channels else data.ndim
-    spatial_chunks = data.chunks[:spatial_ndim]
-    args = [data]
+    masks = []
     if mask is not None:
-        args.append(da.asarray(mask).rechunk(spatial_chunks).astype(bool))
-    if layout.channels:
-        labels = da.map_blocks(
-            _label_block,
-            *[data, *(m[..., None] for m in args[1:])],
-            drop_axis=data.ndim - 1,
-            dtype=dtype,
-            **kwargs,
-        )
-        image = da.map_blocks(_render_block, data, labels[..., None], dtype=data.dtype, **kwargs)
-    else:
-        labels = da.map_blocks(_label_block, *args, dtype=dtype, **kwargs)
-        image = da.map_blocks(_render_block, data, labels, dtype=data.dtype, **kwargs)
-    return labels, image
-
-
-def _label_block(block, mask=None, *, centers, feature_centers, space, channels, n_clustered):
-    """Nearest centre (1-based) of every pixel of a block; 0 outside the mask or non-finite."""
-    block = np.asarray(block)
-    spatial = block.shape[:-1] if channels else block.shape
-    table = (
-        block.reshape(-1, block.shape[-1])[:, :n_clustered] if channels else block.reshape(-1, 1)
+        mask = da.asarray(mask).rechunk(data.chunks[:spatial_ndim]).astype(bool)
+        masks = [mask[..., None] if layout.channels else mask]
+    empty = (0,) * data.ndim
+    pairs = da.map_blocks(  # each block: (labels, the block)
+        _label_block, data, *masks, dtype=data.dtype, meta=np.empty(empty, data.dtype), **kwargs
     )
-    dtype = label_dtype(len(centers))
-    labels = np.zeros(len(table), dtype=dtype)
-    keep = np.ones(len(table), bool)
+    image = pairs.map_blocks(
+        _render_block, dtype=data.dtype, meta=np.empty(empty, data.dtype), **kwargs
+    )
+    if not layout.channels:
+        return pairs.map_blocks(_labels_of, dtype=dtype, meta=np.empty(empty, dtype)), image
+    # the labels keep a channel axis of length 1 and drop it after: dropping it in
+    # map_blocks would make dask concatenate each block's pair (the channels are one
+    # chunk: _Layout.arrange)
+    with_axis = pairs.map_blocks(
+        _labels_of,
+        chunks=(*data.chunks[:-1], (1,)),
+        dtype=dtype,
+        meta=np.empty(empty, dtype),
+        channel_axis=True,
+    )
+    return with_axis[..., 0], image
+
+
+def _label_block(block, mask=None, *, palette, rgb, channel_axis):
+    """A block's labels (nearest centre, 1-based; 0 outside the mask or non-finite), and it."""
+    block = np.ascontiguousarray(block)  # (one copy of a view, which both passes then read)
+    channels = rgb or channel_axis is not None
     if mask is not None:
-        keep &= np.asarray(mask).reshape(-1)
-    if np.issubdtype(table.dtype, np.floating):
-        keep &= np.isfinite(table).all(axis=1)
-    if keep.all():
-        keep = slice(None)
-    rows = table[keep]
-    if len(rows):
-        features = space.forward(rows)
-        labels[keep] = nearest(features, feature_centers, distances=False)[0] + 1
-    return labels.reshape(spatial)
+        mask = np.asarray(mask)[..., 0] if channels else np.asarray(mask)
+    with serial():
+        try:
+            labels = label_eager(block, palette, mask=mask, rgb=rgb, channel_axis=channel_axis)
+        except NothingToCluster:
+            labels = np.zeros(block.shape[:-1] if channels else block.shape, label_dtype(palette.k))
+    return labels, block
 
 
-def _render_block(block, labels, *, centers, channels, **_):
-    """The quantized pixels of a block (label 0 keeps the source value)."""
-    labels = np.asarray(labels)
-    if channels:
-        labels = labels[..., 0]
-    return render(np.asarray(block), labels, centers, channels)
+def _labels_of(pair, channel_axis=False):
+    return pair[0][..., None] if channel_axis else pair[0]
+
+
+def _render_block(pair, *, palette, rgb, channel_axis):
+    """The quantized pixels of a labelled block (label 0 keeps the source value)."""
+    labels, block = pair
+    with serial():
+        return render(block, labels, palette.centers, rgb or channel_axis is not None)

@@ -36,6 +36,10 @@ class InvalidInputError(ValueError):
     """
 
 
+class NothingToCluster(InvalidInputError):
+    """The mask selects no pixel, or every selected pixel is NaN or inf."""
+
+
 class InvalidTypeError(InvalidInputError, TypeError):
     """An option or input of the wrong type (also a ``TypeError``)."""
 

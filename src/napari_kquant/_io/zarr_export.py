@@ -257,14 +257,14 @@ def _write_export(
     spatial = labels[0].ndim
     with replacing(path, what="export", **checks) as partial:
         root = zarr.open_group(str(partial), mode="w-")
-        jobs = []
+        image_jobs, label_jobs = [], []  # (array, target, band axis) per level
         if images is not None:
             channels = images[0].ndim > spatial
             axes = _axes(placement, spatial, channels)
             channel = next((i for i, a in enumerate(axes) if a["type"] == "channel"), None)
             band_axis = 0 if channel != 0 else 1  # bands along the first non-channel axis
             for i, level in enumerate(images):
-                jobs.append((level, _create(root, str(i), level, axes), band_axis))
+                image_jobs.append((level, _create(root, str(i), level, axes), band_axis))
             write_multiscales_metadata(
                 root,
                 _datasets(images, placement, channel),
@@ -280,7 +280,7 @@ def _write_export(
         group = root.require_group("labels").create_group("clusters")
         label_axes = _axes(placement, spatial, False)
         for i, level in enumerate(labels):
-            jobs.append((level, _create(group, str(i), level, label_axes), 0))
+            label_jobs.append((level, _create(group, str(i), level, label_axes), 0))
         write_multiscales_metadata(
             group,
             _datasets(labels, placement, None),
@@ -308,14 +308,36 @@ def _write_export(
         # NGFF 0.5: the labels group's "ome" attributes carry the version too
         root["labels"].attrs["ome"] = {**root["labels"].attrs["ome"], "version": "0.5"}
         root.attrs[EXPORT_KEY] = json.loads(json.dumps(_provenance(result), default=str))
-        bands = [(a, target, axis, b) for a, target, axis in jobs for b in _bands(a, axis)]
-        for done, (array, target, axis, (begin, end)) in enumerate(bands, 1):
+        bands = [
+            (group, band)
+            for group in _together(image_jobs, label_jobs)
+            for band in _bands(group[0][0], group[0][2])
+        ]
+        for done, (group, (begin, end)) in enumerate(bands, 1):
             checkpoint()
-            region = tuple(
-                slice(begin, end) if d == axis else slice(None) for d in range(array.ndim)
-            )
-            da.store(array[region], target, regions=region, lock=False)
+            regions = [
+                tuple(slice(begin, end) if d == axis else slice(None) for d in range(array.ndim))
+                for array, _, axis in group
+            ]
+            sources = [array[region] for (array, _, _), region in zip(group, regions, strict=True)]
+            da.store(sources, [target for _, target, _ in group], regions=regions, lock=False)
             yield done, len(bands)
+
+
+def _together(image_jobs, label_jobs) -> list[list]:
+    """The arrays written band by band together, in groups.
+
+    A level's image and labels go together when their bands are the same (a lazy
+    result's: one task makes both, so each block is labelled once), else alone.
+    """
+    groups = []
+    for i, labels in enumerate(label_jobs):
+        image = image_jobs[i] if image_jobs else None
+        if image is not None and image[0].chunks[image[2]] == labels[0].chunks[labels[2]]:
+            groups.append([image, labels])
+            continue
+        groups += [[image], [labels]] if image is not None else [[labels]]
+    return groups
 
 
 # Colours of the channels of a colour image (napari-ome-zarr blends them additively)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -162,27 +163,83 @@ class GridSummary(Regridded):
         """
         from . import kernels
 
-        k = len(centers)
         centers = np.ascontiguousarray(centers, dtype=np.float64)
-        labels = np.empty(len(self.table), dtype=label_dtype(k))
         sure, start, index = kernels.grid_candidates(self.cells, self.shift, centers)
-        by_cell = np.zeros(len(self.slot), label_dtype(k))  # sure labels by cell number
+        by_cell = np.zeros(len(self.slot), label_dtype(len(centers)))  # sure labels by cell
         by_cell[self.cells] = sure
-        threads = worker_threads(2)
-        counts = np.zeros((threads, k + 1), np.int64)
-        sums = np.zeros((threads, k + 1, 3))
-        blocks = [slice(begin, begin + BLOCK * 8) for begin in range(0, len(self.table), BLOCK * 8)]
-        common = (self.shift, self.slot, by_cell, start, index, centers)
+        tables = (self.shift, self.slot, by_cell, start, index, centers)
+        return label_on_grid(self.table, tables, figures)
 
-        def run(part):  # the blocks of one thread, with its own counts and sums
-            sse = 0.0
-            for block in blocks[part::threads]:
-                sse += kernels.grid_label_pixels(
-                    self.table[block], *common, labels[block], counts[part], sums[part], figures
-                )
-            return sse
 
-        checkpoint()
-        sse = sum(on_threads(run, range(threads), threads))
-        checkpoint()
-        return labels, counts.sum(axis=0)[1:], sums.sum(axis=0)[1:], sse
+def label_on_grid(table, tables, figures: bool = True):
+    """One compiled pass over ``table``'s pixels (:func:`kernels.grid_label_pixels`).
+
+    ``tables``: the grid's (shift, slot, sure labels by cell, candidates' start and
+    index, centres). In blocks, on one thread per core. Returns the labels and, with
+    ``figures``, the counts and sums by label and the squared distances summed.
+    """
+    from . import kernels
+
+    k = len(tables[-1])
+    labels = np.empty(len(table), dtype=label_dtype(k))
+    threads = worker_threads(2)
+    counts = np.zeros((threads, k + 1), np.int64)
+    sums = np.zeros((threads, k + 1, 3))
+    blocks = [slice(begin, begin + BLOCK * 8) for begin in range(0, len(table), BLOCK * 8)]
+
+    def run(part):  # the blocks of one thread, with its own counts and sums
+        sse = 0.0
+        for block in blocks[part::threads]:
+            sse += kernels.grid_label_pixels(
+                table[block], *tables, labels[block], counts[part], sums[part], figures
+            )
+        return sse
+
+    checkpoint()
+    sse = sum(on_threads(run, range(threads), threads))
+    checkpoint()
+    return labels, counts.sum(axis=0)[1:], sums.sum(axis=0)[1:], sse
+
+
+class PaletteGrid:
+    """Given centres' candidate lists for every cell of the uint8 RGB grid (applying a palette).
+
+    Made once per palette (:meth:`of` keeps the last few): every one of the 64**3
+    cells gets its sure label or its candidate centres (:func:`kernels.grid_candidates`),
+    so labelling any uint8 RGB pixels is then one compiled pass over them, with no
+    summary of the image: what applying a palette needs, eagerly or block by block.
+    The labels are the pixels' nearest centres, exactly as :class:`GridSummary`'s.
+    """
+
+    def __init__(self, centers: np.ndarray, shift: int = GRID_SHIFT):
+        from . import kernels
+
+        centers = np.ascontiguousarray(centers, dtype=np.float64)
+        cells = np.arange(1 << (3 * (8 - shift)), dtype=np.int64)
+        sure, start, index = kernels.grid_candidates(cells, shift, centers)
+        slot = np.arange(len(cells), dtype=np.int32)
+        self.tables = (shift, slot, sure.astype(label_dtype(len(centers))), start, index, centers)
+
+    @classmethod
+    def of(cls, centers: np.ndarray) -> PaletteGrid:
+        """The grid of ``centers`` (made once for the same centres: the blocks of an image)."""
+        centers = np.ascontiguousarray(centers, dtype=np.float64)
+        key = (centers.shape, centers.tobytes())
+        with _grids_lock:
+            grid = _grids.get(key)
+        if grid is None:
+            grid = cls(centers)
+            with _grids_lock:
+                _grids[key] = grid
+                while len(_grids) > 4:
+                    _grids.pop(next(iter(_grids)))
+        return grid
+
+    def label(self, table: np.ndarray, figures: bool = True):
+        """Labels of an (N, 3) uint8 table; with ``figures`` its counts and exact SSE too."""
+        labels, counts, _, sse = label_on_grid(np.ascontiguousarray(table), self.tables, figures)
+        return labels, counts, sse
+
+
+_grids: dict = {}
+_grids_lock = threading.Lock()
