@@ -30,10 +30,12 @@ def test_each_dock_fits_a_1366x768_screen(make_napari_viewer, coffee, name):
     viewer.add_image(coffee, name="coffee")
     dock, widget = viewer.window.add_plugin_dock_widget(*name)
     assert dock.minimumSizeHint().height() <= SMALL_SCREEN_DOCK_PX
-    # the essential fields come first: image, K, Run
+    # the essential fields come first: image, K (and live), Run
     essentials = [widget.image, getattr(widget, "k", None) or widget.ks]
     if name == COMPARE:
         essentials.append(widget.display)
+    else:
+        essentials.append(widget.live.toggle)
     assert list(widget)[: len(essentials) + 1] == [*essentials, widget.run_button]
 
 

@@ -364,5 +364,12 @@ def test_a_first_run_says_the_engine_is_being_prepared(make_napari_viewer, qtbot
         assert widget.status.value.startswith("K=4") and "stand-in" in widget.status.value
         clusters = viewer.layers["astronaut clusters K=4"]
         assert clusters.metadata[METADATA_KEY]["kernels"].startswith("numpy stand-in")
-        widget.status.value = f"{prepare.PREPARING} (a numpy stand-in answers meanwhile)"
-    qtbot.waitUntil(lambda: widget.status.value == "the fast engine is ready", timeout=5_000)
+        shown = widget.status.value
+    # the cache is filled: the result stays, and the status says the engine is ready now
+    qtbot.waitUntil(
+        lambda: widget.status.value == f"{shown}; the fast engine is ready now", timeout=5_000
+    )
+    with prepare.forced(False):  # a dock opened while preparing, no run yet
+        _, other = docked_on(make_napari_viewer, astronaut, "astronaut")
+        assert other.status.value.startswith(prepare.PREPARING)
+    qtbot.waitUntil(lambda: other.status.value == "the fast engine is ready", timeout=5_000)

@@ -289,6 +289,32 @@ print(result.k, sum("cannot be cached" in str(w.message) for w in seen), ready)
     assert list(tmp_path.glob("napari-kquant-numba-*/**/napari-kquant-ready-*.pkl"))
 
 
+def test_nothing_writable_at_all_still_works_and_says_so_once():
+    """No cache locator and no temporary folder: the stand-in answers, one warning."""
+    script = """
+import tempfile, warnings
+import numba.core.caching as caching
+caching.CacheImpl._locator_classes = [caching.UserProvidedCacheLocator]
+def no_temporary_folder():
+    raise FileNotFoundError("No usable temporary directory found")
+tempfile.gettempdir = no_temporary_folder
+import numpy as np
+with warnings.catch_warnings(record=True) as seen:
+    warnings.simplefilter("always")
+    from napari_kquant import quantize
+    image = np.arange(300.0).reshape(15, 20)
+    result = quantize(image, 3)
+nearest = np.abs(image.reshape(-1, 1) - result.centers.reshape(1, -1)).argmin(axis=1) + 1
+print(result.k, sum("cannot be cached" in str(w.message) for w in seen),
+      bool((result.labels.reshape(-1) == nearest).all()))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    k, warned, nearest = done.stdout.split()
+    assert k == "3" and int(warned) + done.stderr.count("cannot be cached") == 1
+    assert nearest == "True"
+
+
 # --- every write goes through the safe writer ---------------------------------------------
 
 # Calls that write a file (method or function name), and the os/shutil calls that move one

@@ -51,6 +51,11 @@ def _names(source_name: str, tail: str) -> tuple[str, str]:
 KINDS = ("quantized", "clusters")
 
 
+def live_names(source_name: str) -> tuple[str, str]:
+    """Names of the live preview's quantized image and labels layers."""
+    return _names(source_name, "live")
+
+
 def transform_kwargs(layer: Layer) -> dict[str, Any]:
     """The source layer's placement, ready to pass to a new layer."""
     kwargs = {name: getattr(layer, name) for name in TRANSFORMS}
@@ -228,7 +233,13 @@ def update_layer(layer: Layer, data, kwargs: dict) -> None:
     listener of another plugin raising, say), the layer gets its old data and
     attributes back, so it never holds new data with an old features table.
     """
-    keys = [key for key in kwargs if key not in ("name", "rgb", "multiscale")]
+    # what has not changed is not set again: each setting makes napari refresh the layer
+    # (a live preview updates its layers many times a minute)
+    keys = [
+        key
+        for key in kwargs
+        if key not in ("name", "rgb", "multiscale") and not _unchanged(layer, key, kwargs[key])
+    ]
     before = {"data": layer.data, **{key: getattr(layer, key) for key in keys}}
     try:
         layer.data = data
@@ -239,6 +250,22 @@ def update_layer(layer: Layer, data, kwargs: dict) -> None:
             with contextlib.suppress(Exception):
                 setattr(layer, key, value)
         raise
+
+
+def _unchanged(layer: Layer, key: str, value) -> bool:
+    """Whether ``layer``'s ``key`` already is ``value`` (placement, contrast, blending)."""
+    if key in ("features", "metadata", "colormap"):  # (compared by napari at some cost)
+        return False
+    current = getattr(layer, key, None)
+    if isinstance(value, str):
+        return current == value
+    try:
+        if hasattr(current, "affine_matrix"):
+            value = getattr(value, "affine_matrix", value)
+            return bool(np.array_equal(current.affine_matrix, np.asarray(value, dtype=float)))
+        return bool(np.array_equal(np.asarray(current, float), np.asarray(value, float)))
+    except (TypeError, ValueError):
+        return False
 
 
 def grid(viewer: napari.Viewer):
@@ -539,6 +566,27 @@ def show_result(viewer: napari.Viewer, source: Image | Request, result: Quantiza
     """
     shown = show_layer_data(viewer, result_layer_data(source, result))
     request = Request.of(source)
+    for layer in shown:
+        _RESULTS[unwrapped(layer)] = (request, result)
+    return shown
+
+
+def show_live_result(
+    viewer: napari.Viewer, request: Request, result: Quantization, targets=()
+) -> list:
+    """Show a live result in the source's two live layers, updated in place (``targets``).
+
+    One quantized image layer per source layer (several for features), then the labels.
+    """
+    layer_data = []
+    sources = [*request.layers, None]  # the labels layer comes last
+    for (data, kwargs, layer_type), source in zip(
+        result_layer_data(request, result), sources, strict=True
+    ):
+        quantized, clusters = live_names(request.name if source is None else source.name)
+        name = clusters if layer_type == "labels" else quantized
+        layer_data.append((data, {**kwargs, "name": name}, layer_type))
+    shown = show_layer_data(viewer, layer_data, targets)
     for layer in shown:
         _RESULTS[unwrapped(layer)] = (request, result)
     return shown

@@ -40,6 +40,9 @@ if TYPE_CHECKING:
 # OpenCV call runs in a worker process that the cancel ends).
 SHUTDOWN_WAIT_MS = 3_000
 
+# what a result's status ends with when the numpy stand-in made it (a computer's first run)
+STAND_IN = "(the fast engine's numpy stand-in)"
+
 
 # The options each dock offers, in this order; their widgets, bounds, defaults and
 # tooltips all come from Options and quantize()'s docstring.
@@ -217,6 +220,8 @@ class KQuantDock(Container):
             self._preparation.stop()
             if self.status.value.startswith(prepare.PREPARING):
                 self.status.value = "the fast engine is ready"
+            elif self.status.value.endswith(STAND_IN):  # a result of the stand-in is shown
+                self.status.value += "; the fast engine is ready now"
 
         self._preparation.timeout.connect(check)
         self._preparation.start()
@@ -288,8 +293,11 @@ class KQuantDock(Container):
             if isinstance(layer, (Labels, Shapes))
         ]
 
-    def request(self) -> Request:
-        """The array and options the widget's inputs describe (ValueError when invalid)."""
+    def request(self, planes: str | None = None) -> Request:
+        """The array and options the widget's inputs describe (ValueError when invalid).
+
+        ``planes``: instead of the dock's choice (live runs use the current plane).
+        """
         layer = self.image.value
         if layer is None:
             raise ValueError("no image layer to quantize: open or select an image layer")
@@ -297,7 +305,7 @@ class KQuantDock(Container):
             self._viewer,
             [layer, *self._feature_layers()],
             mask=self.mask.value,
-            planes=self.planes.value,
+            planes=self.planes.value if planes is None else planes,
             fit_options=self.options(),
         )
 
@@ -387,12 +395,7 @@ class KQuantDock(Container):
         QThreadPool.globalInstance().waitForDone(SHUTDOWN_WAIT_MS)
 
     def _refused(self, result) -> bool:
-        if self.cancelled or result is _CANCELLED:
-            return True
-        if isinstance(result, _Refused):
-            self._refuse(result.message)
-            return True
-        return False
+        return self.cancelled or refused_by(result, self._refuse)
 
     def _source_gone(self, request: Request) -> bool:
         gone = [layer for layer in request.layers if layer not in self._viewer.layers]
@@ -445,6 +448,16 @@ class CtrlCCancels:
 
 
 _CANCELLED = object()  # what a cancelled run returns
+
+
+def refused_by(result, refuse) -> bool:
+    """Whether ``result`` is none: a cancelled run's, or bad input (then ``refuse(message)``)."""
+    if result is _CANCELLED:
+        return True
+    if isinstance(result, _Refused):
+        refuse(result.message)
+        return True
+    return False
 
 
 def refusing(function, stop: threading.Event):

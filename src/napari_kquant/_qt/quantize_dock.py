@@ -15,6 +15,7 @@ from magicgui.widgets import (
 from napari.layers import Labels
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import QThreadPool
 
 from .._core.options import MAX_K
 from .._core.quantize import apply_palette, quantize
@@ -28,7 +29,16 @@ from .._napari.layers import (
     show_result,
 )
 from .._napari.request import Request
-from .base import KQuantDock, export_steps, refusing, tooltip
+from .base import (
+    SHUTDOWN_WAIT_MS,
+    STAND_IN,
+    WIDGET_OPTIONS,
+    KQuantDock,
+    export_steps,
+    refusing,
+    tooltip,
+)
+from .live import LivePreview
 
 if TYPE_CHECKING:
     import napari
@@ -47,7 +57,12 @@ class QuantizeWidget(KQuantDock):
             tooltip="Apply the palette of an earlier result instead of fitting one: "
             "every pixel takes its nearest centre (K is the palette's).",
         )
-        super().__init__(napari_viewer, [self.k], [self.palette_from])
+        live = CheckBox(value=False, text="live")
+        super().__init__(napari_viewer, [self.k, live], [self.palette_from])
+        self.live = LivePreview(self, live)
+        self.live.watch(
+            [self.k, self.mask, self.features, *(getattr(self, n) for n in WIDGET_OPTIONS)]
+        )
         self.last = None  # (request, result) of the latest run, for export
         self.export_path = FileEdit(
             mode="w",
@@ -74,6 +89,19 @@ class QuantizeWidget(KQuantDock):
         self.palette_from.choices = self._palette_choices
         self.palette_from.changed.connect(self._palette_chosen)
         self._ready()
+
+    def live_request(self) -> Request:
+        """What a live run quantizes: the dock's request, on the current plane of a stack."""
+        layer = self.image.value
+        return self.request(planes="current" if layer is not None and layer.ndim > 2 else "stack")
+
+    def _shutdown(self, *_):
+        """Also stop the live runs, and wait briefly for their threads."""
+        running = self.live.running
+        self.live.shutdown()
+        super()._shutdown()
+        if running:
+            QThreadPool.globalInstance().waitForDone(SHUTDOWN_WAIT_MS)
 
     def _palette_choices(self, widget=None) -> list:
         return [
@@ -118,7 +146,7 @@ class QuantizeWidget(KQuantDock):
         show_result(self._viewer, request, result)
         self.last = (request, result)
         lazy = " (lazy: chunks are computed as you view them)" if result.params.get("lazy") else ""
-        stand_in = " (the fast engine's numpy stand-in)" if "kernels" in result.params else ""
+        stand_in = f" {STAND_IN}" if "kernels" in result.params else ""
         self.status.value = (
             f"K={result.k}: compactness {result.compactness:.4g}, {result.elapsed:.2f} s"
             f"{lazy}{stand_in}"

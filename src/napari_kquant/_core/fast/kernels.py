@@ -40,8 +40,8 @@ def _cache_setting() -> bool:
         return True
     except RuntimeError:
         pass
-    folder = os.path.join(tempfile.gettempdir(), f"napari-kquant-numba-{os.getuid()}")
-    try:
+    try:  # (with no writable temporary folder at all, gettempdir() itself raises)
+        folder = os.path.join(tempfile.gettempdir(), f"napari-kquant-numba-{os.getuid()}")
         os.makedirs(folder, mode=0o700, exist_ok=True)
         numba.config.CACHE_DIR = folder
         njit(cache=True)(_probe)

@@ -1,0 +1,121 @@
+"""Live preview in a real viewer: real key presses, the real dims slider, a timer on the loop."""
+
+import time
+
+import numpy as np
+from qtpy.QtCore import Qt, QThreadPool, QTimer
+from skimage import data
+
+from napari_kquant._napari.layers import METADATA_KEY, live_names
+
+WIDGET = ("napari-kquant", "K-means quantization")
+
+
+def live_dock(make_napari_viewer, image, name, **kwargs):
+    viewer = make_napari_viewer()
+    viewer.add_image(image, name=name, **kwargs)
+    _, widget = viewer.window.add_plugin_dock_widget(*WIDGET)
+    return viewer, widget
+
+
+class LoopWatch:
+    """A 10 ms timer on the GUI thread: the longest gap between its ticks is the worst stall."""
+
+    def __init__(self):
+        self.ticks = [time.perf_counter()]
+        self.timer = QTimer()
+        self.timer.setInterval(10)
+        self.timer.timeout.connect(lambda: self.ticks.append(time.perf_counter()))
+        self.timer.start()
+
+    def worst_ms(self) -> float:
+        self.timer.stop()
+        return 1000 * float(np.diff(self.ticks).max())
+
+
+def type_k(qtbot, widget, text):
+    """Select the K field's text and type ``text``, as a person does."""
+    line = widget.k.native.lineEdit()
+    line.setFocus()
+    qtbot.keyClick(line, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+    qtbot.keyClicks(line, text)
+
+
+def live_clusters(viewer, name):
+    return viewer.layers[live_names(name)[1]]
+
+
+def test_typing_k_live_shows_only_the_latest_k(make_napari_viewer, qtbot):
+    """Live on, K typed 4 -> 5 -> 6 within 300 ms: K=6 within 1 s, nothing older after it."""
+    photo = data.retina()  # 1411 x 1411 RGB: 2 Mpx
+    viewer, widget = live_dock(make_napari_viewer, photo, "retina")
+    widget.live.toggle.native.click()  # live on: runs the current K (8)
+    qtbot.waitUntil(lambda: bool(widget.live.shown), timeout=30_000)
+    qtbot.waitUntil(lambda: not widget.live.running, timeout=30_000)
+    layers_before = len(viewer.layers)
+    clusters = live_clusters(viewer, "retina")
+    watch = LoopWatch()
+    started = time.perf_counter()
+    for text in ("4", "5", "6"):
+        type_k(qtbot, widget, text)
+        qtbot.wait(60)
+    typed = time.perf_counter() - started
+    print(f"typed in {typed:.3f} s")
+    assert typed < 0.3
+    qtbot.waitUntil(lambda: widget.live.shown[-1][1] == 6, timeout=1_000)
+    qtbot.waitUntil(lambda: not widget.live.running, timeout=5_000)
+    qtbot.wait(300)  # anything still on its way would arrive now
+    worst = watch.worst_ms()
+    print(f"worst stall {worst:.0f} ms; shown {widget.live.shown}; latency {widget.live.latency}")
+    shown_ks = [k for _, k, _ in widget.live.shown]
+    assert shown_ks[-1] == 6 and 6 not in shown_ks[:-1]  # K=6 shown once, last
+    assert widget.k.value == 6
+    # the same two layers, updated in place
+    assert len(viewer.layers) == layers_before
+    assert live_clusters(viewer, "retina") is clusters
+    assert clusters.metadata[METADATA_KEY]["k"] == 6
+    assert len(np.unique(clusters.data)) == 6
+    assert worst < 100, f"the event loop stalled {worst:.0f} ms"
+    assert QThreadPool.globalInstance().waitForDone(5_000)  # no run left behind
+
+
+def test_live_follows_the_dims_slider_on_a_stack(make_napari_viewer, qtbot):
+    """On a stack live quantizes the plane shown; moving the slider re-runs on the new one."""
+    stack = np.stack([data.astronaut(), data.astronaut()[::-1, ::-1] // 2])
+    viewer, widget = live_dock(make_napari_viewer, stack, "pair", rgb=True)
+    widget.k.value = 3
+    widget.live.toggle.value = True
+    qtbot.waitUntil(lambda: bool(widget.live.shown) and not widget.live.running, timeout=30_000)
+    clusters = live_clusters(viewer, "pair")
+    assert clusters.data[0].any() and not clusters.data[1].any()  # only the plane shown
+    viewer.dims.set_current_step(0, 1)  # the slider to the second photo
+    qtbot.waitUntil(lambda: bool(clusters.data[1].any()), timeout=30_000)
+    assert not clusters.data[0].any()
+    assert clusters.metadata[METADATA_KEY]["plane"] == [1]
+
+
+def test_a_large_image_shows_a_preview_then_the_full_result(make_napari_viewer, qtbot):
+    """Above 4 Mpx: a preview fitted on the visible region first, then the full fit."""
+    big = np.tile(data.astronaut(), (5, 4, 1))  # 2560 x 2048: 5.2 Mpx
+    viewer, widget = live_dock(make_napari_viewer, big, "big")
+    widget.k.value = 5
+    widget.live.toggle.value = True
+    qtbot.waitUntil(lambda: len(widget.live.shown) >= 2, timeout=30_000)
+    (_, k1, preview1), (_, k2, preview2) = widget.live.shown[:2]
+    assert (k1, preview1) == (5, True) and (k2, preview2) == (5, False)
+    clusters = live_clusters(viewer, "big")
+    assert clusters.data.shape == big.shape[:2]  # the same layer, full size, both times
+    assert "preview" not in clusters.metadata[METADATA_KEY]
+
+
+def test_live_is_off_for_lazy_layers(make_napari_viewer):
+    import dask.array as da
+
+    viewer, widget = live_dock(
+        make_napari_viewer, da.from_array(data.astronaut(), chunks=256), "lazy", rgb=True
+    )
+    assert not widget.live.toggle.enabled
+    assert "lazy" in widget.live.toggle.tooltip
+    viewer.add_image(data.coffee(), name="photo")
+    widget.image.value = viewer.layers["photo"]
+    assert widget.live.toggle.enabled
