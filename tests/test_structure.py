@@ -2,6 +2,7 @@
 
 import ast
 import inspect
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -145,6 +146,19 @@ def test_bad_input_is_one_error_class_and_wrong_types_are_type_errors(small_rgb)
         assert isinstance(info.value, InvalidInputError)
 
 
+def test_one_version_source():
+    """The version is written once (``_version.py``); the build and the CLI read it."""
+    from importlib.metadata import version
+
+    assert napari_kquant.__version__ == version("napari-kquant")
+    pyproject = (PACKAGE.parents[1] / "pyproject.toml").read_text()
+    assert 'dynamic = ["version"]' in pyproject and "_version.py" in pyproject
+    done = subprocess.run(
+        [sys.executable, "-m", "napari_kquant", "--version"], capture_output=True, text=True
+    )
+    assert done.stdout.split() == ["napari-kquant", napari_kquant.__version__]
+
+
 def test_each_part_imports_only_what_it_may():
     """core < io < napari adapter < Qt widgets; the CLI and estimator use core and io."""
     allowed = {
@@ -155,9 +169,29 @@ def test_each_part_imports_only_what_it_may():
     }
     for module, targets in module_graph().items():
         part = module.split(".")[0]
+        if part == "_version":  # the version: a leaf every part may read
+            assert not targets, f"_version imports {targets}"
+            continue
         for target in targets:
             target_part = target.split(".")[0]
+            if target_part == "_version":
+                continue
             if part in allowed:
                 assert target_part in allowed[part], f"{module} imports {target}"
             elif part in ("_cli", "_estimator"):
                 assert target_part in ("_core", "_io"), f"{module} imports {target}"
+
+
+def test_one_owner_for_the_channel_names_and_the_planes():
+    """The naming rule of channels lives in the core's palette; the planes' choices in Options."""
+    sources = {p.relative_to(PACKAGE).as_posix(): p.read_text() for p in PACKAGE.rglob("*.py")}
+    defining = [name for name, text in sources.items() if "def channel_names(" in text]
+    assert defining == ["_core/palette.py"]
+    # a tuple or list of the planes' choices written out anywhere but in Options
+    pattern = re.compile(r"[=(\[]\s*\(?\s*\"stack\",\s*\"each\"")
+    literal = [
+        name
+        for name, text in sources.items()
+        if pattern.search(text) and name != "_core/options.py"  # (the owner's Literal)
+    ]
+    assert literal == [], literal  # every other place reads choices("planes")

@@ -13,6 +13,7 @@ from ._core.sweep import Sweep, iter_sweep, sweep
 from ._core.validate import InvalidInputError
 from ._io.palette_files import load_palette, save_palette
 from ._io.zarr_export import export_zarr
+from ._version import __version__ as __version__  # (the build reads _version.py)
 
 # The napari adapter and the scikit-learn estimator are imported on first use, so that
 # `import napari_kquant` loads neither napari, Qt nor scikit-learn.

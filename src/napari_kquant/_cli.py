@@ -17,6 +17,7 @@ import numpy as np
 
 from ._core.cancel import interrupted
 from ._core.options import OPTION_NAMES, choices, default, describe, kind
+from ._version import __version__
 
 SAMPLES = ("astronaut", "coffee")
 TIFF = (".tif", ".tiff")
@@ -28,21 +29,12 @@ EXIT_INTERRUPTED = 130  # as a shell reports a command ended by Ctrl+C (128 + SI
 FORMATS = ("files", "ome-zarr")
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("napari-kquant")
-    except PackageNotFoundError:  # running from a source tree that is not installed
-        return "unknown"
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="napari-kquant",
         description="Colour quantization of images with k-means (OpenCV's, or a faster engine).",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     q = commands.add_parser(
         "quantize",

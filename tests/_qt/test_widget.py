@@ -3,6 +3,7 @@
 import time
 
 import numpy as np
+import pytest
 from napari.layers import Image, Labels
 from skimage import data
 
@@ -320,6 +321,7 @@ print("closed", flush=True)
 """
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_napari_cancels_the_run_as_cancel_does():
     """A real SIGINT mid-run: the run stops within a second, napari stays open, no worker left."""
     import subprocess

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from napari_kquant import apply_palette, load_palette, quantize_layer
+from napari_kquant._napari.layers import METADATA_KEY
 
 
 def test_napari_writer_saves_the_clusters_palette(make_napari_viewer, tmp_path, coffee):
@@ -92,12 +93,13 @@ def save_selected_as_the_dialog_proposes(viewer, folder, monkeypatch):
 
     def answer(dialog, parent, caption, directory, filter, options):
         proposed["name"] = Path(directory).name
-        return str(folder / proposed["name"]), filter.split(";;")[0]
+        proposed["type"] = filter.split(";;")[0]
+        return str(folder / proposed["name"]), proposed["type"]
 
     monkeypatch.setattr(qt_viewer.QFileDialog, "getSaveFileName", answer)
     monkeypatch.setattr(qt_viewer, "get_save_history", lambda: [str(folder)])
     viewer.window._qt_viewer._save_layers_dialog(selected=True)
-    return proposed["name"]
+    return proposed["name"], proposed["type"]
 
 
 def test_save_selected_layers_with_the_proposed_name_and_type(
@@ -113,9 +115,14 @@ def test_save_selected_layers_with_the_proposed_name_and_type(
     assert clusters.name == "cells_ome clusters K=4"
     for layer in (clusters, image):
         viewer.layers.selection = {layer}
-        name = save_selected_as_the_dialog_proposes(viewer, tmp_path, monkeypatch)
-        saved = imread(tmp_path / f"{name}.tif")
-        np.testing.assert_array_equal(saved, layer.data)
+        name, file_type = save_selected_as_the_dialog_proposes(viewer, tmp_path, monkeypatch)
+        # the default type is the first writer npe2 lists, which depends on the install
+        # order of the plugins: napari's TIFF, or (labels) our palette as CSV
+        if file_type.startswith("napari-kquant"):
+            saved = load_palette(tmp_path / f"{name}.csv")
+            np.testing.assert_allclose(saved.centers, clusters.metadata[METADATA_KEY]["centers"])
+        else:
+            np.testing.assert_array_equal(imread(tmp_path / f"{name}.tif"), layer.data)
 
 
 def test_the_writer_declines_a_labels_layer_without_a_palette(make_napari_viewer, tmp_path):

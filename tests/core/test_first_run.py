@@ -158,6 +158,7 @@ def _python(script, cache, *args):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_a_fresh_cache_answers_at_once_and_is_filled_in_the_background(tmp_path):
     cache = tmp_path / "numba-cache"
     first = _python(FIRST_RUN, cache, tmp_path / "photo.png", tmp_path / "out")

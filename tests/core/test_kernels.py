@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from skimage import data
 
+from conftest import BruteForce
 from napari_kquant import quantize
 from napari_kquant._core.fast import kernels
 
@@ -38,10 +39,6 @@ def numpy_kmeans_pp(points, weights, first, draws):
     return np.array(picks)
 
 
-def squared_distances(points, centers):
-    return ((points[:, None, :] - centers[None]) ** 2).sum(axis=-1)
-
-
 @pytest.mark.parametrize("k", [2, 16, 64, 256])
 def test_pruned_kmeans_pp_picks_what_the_full_search_picks(k):
     points, weights = colour_summary(data.astronaut()[::2, ::2])
@@ -69,7 +66,7 @@ def test_lloyd_with_neighbour_rows_ends_at_a_fixed_point_with_nearest_labels(k):
     start = points[np.random.default_rng(k).choice(len(points), k, replace=False)]
     centers, inertia, labels, n_iter = kernels.lloyd(points, weights, start, 500, 0.0)
     assert n_iter < 500  # converged: no centre moved
-    d = squared_distances(points, centers)
+    d = BruteForce.squared_distances(points, centers)
     chosen = d[np.arange(len(points)), labels]
     assert np.all(chosen <= d.min(axis=1) * (1 + 1e-12) + 1e-9)
     assert inertia == pytest.approx(float((chosen * weights).sum()), rel=1e-12)
@@ -84,10 +81,11 @@ def test_lloyd_with_duplicate_centres_still_labels_every_point_nearest():
     points, weights = colour_summary(data.chelsea()[::4, ::4])
     start = np.repeat(points[:20], 2, axis=0)  # 40 centres, each one twice
     centers, _, labels, _ = kernels.lloyd(points, weights, start, 50, 0.0)
-    d = squared_distances(points, centers)
+    d = BruteForce.squared_distances(points, centers)
     assert np.all(d[np.arange(len(points)), labels] <= d.min(axis=1) * (1 + 1e-12) + 1e-9)
 
 
+@pytest.mark.slow
 def test_grid_labels_at_large_k_are_every_pixels_nearest_centre(monkeypatch):
     # a noisy gradient over 1 Mpx takes the grid summary; at K=256 many cells straddle
     rng = np.random.default_rng(3)
@@ -109,7 +107,7 @@ def test_grid_labels_at_large_k_are_every_pixels_nearest_centre(monkeypatch):
     sse = 0.0
     for begin in range(0, len(table), 4096):
         block = table[begin : begin + 4096]
-        d = squared_distances(block, result.centers)
+        d = BruteForce.squared_distances(block, result.centers)
         chosen = d[np.arange(len(block)), labels[begin : begin + 4096] - 1]
         assert np.all(chosen <= d.min(axis=1) + 1e-9)
         sse += float(chosen.sum())

@@ -44,6 +44,7 @@ def measure(*case, runs=1):
 MB = 1e6
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "name",
     ["motorcycle", "hubble", "microscopy_12bit", "noisy_gradient_4k"],
@@ -61,6 +62,7 @@ def test_many_colour_images_stay_small_and_match_the_estimate(name):
     assert peak / 1.5 <= m["estimate_bytes"] <= 1.5 * peak, m
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "case",
     [
@@ -78,6 +80,7 @@ def test_the_fast_engines_estimate_is_within_half_again_of_the_peak(case):
     assert m["peak_bytes"] / 1.5 <= m["estimate_bytes"] <= 1.5 * m["peak_bytes"], m
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "case",
     [
@@ -122,5 +125,33 @@ def test_unknown_free_memory_does_not_block(monkeypatch, astronaut):
 
 
 def test_available_bytes_reads_this_machine():
+    """psutil's figure (what it reads on Linux, macOS and Windows alike)."""
+    import psutil
+
     free = _memory.available_bytes()
-    assert free is None or free > 0
+    assert free is not None and free > 0
+    assert abs(free - psutil.virtual_memory().available) < 0.1 * free
+
+
+def test_the_guard_works_without_proc_meminfo(monkeypatch, astronaut):
+    """Where /proc/meminfo does not exist (macOS, Windows) the guard still refuses."""
+    import builtins
+
+    import psutil
+
+    real_open = builtins.open
+
+    def no_proc(path, *args, **kwargs):
+        if str(path).startswith("/proc/"):
+            raise FileNotFoundError(path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", no_proc)
+    monkeypatch.setattr(
+        psutil,
+        "virtual_memory",
+        lambda: type("Memory", (), {"available": 1 << 20, "total": 1 << 30})(),
+    )
+    assert _memory.available_bytes() == 1 << 20
+    with pytest.raises(ValueError, match=r"needs about .* GiB of working memory"):
+        quantize(astronaut, 4)

@@ -122,6 +122,7 @@ while True:
 """
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_the_api_raises_keyboard_interrupt():
     for trial in range(3):  # lands in different places: kernels, numpy, threads
         process = subprocess.Popen(
@@ -261,6 +262,7 @@ def test_bad_output_and_input_paths_are_one_line_each(tmp_path):
 # --- 8. a read-only install ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_no_writable_cache_still_works_and_says_so_once(tmp_path):
     script = f"""
 import warnings

@@ -42,7 +42,6 @@ from .validate import (
 
 METHODS = choices("method")
 INITS = choices("init")
-PLANES = choices("planes")
 # re-exported for the modules that import them from here
 __all__ = ["CRITERIA", "check_mask_shape", "guess_rgb"]
 
@@ -90,9 +89,9 @@ class Quantization:
     True
     """
 
-    labels: np.ndarray
+    labels: Any  # ndarray; a dask array (lazy), or a list of them (multiscale)
     centers: np.ndarray
-    image: np.ndarray
+    image: Any  # as labels
     compactness: float
     counts: np.ndarray
     params: dict[str, Any] = field(default_factory=dict)
@@ -177,8 +176,8 @@ def label_eager(image, palette: Palette, *, mask=None, rgb=None, channel_axis=No
     passes' and byte-identical. Raises :class:`NothingToCluster` where no pixel is.
     """
     job = palette_job(image, palette, mask=mask, rgb=rgb, channel_axis=channel_axis)
-    fit = job.assign(job.space.forward(palette.centers), figures=False).labelled()
-    return job.spatial_labels(fit.labels)
+    fit = job.assign(job.space.forward(palette.centers), figures=False)
+    return job.spatial_labels(fit.label_array())
 
 
 def palette_job(image, palette: Palette, *, mask=None, rgb=None, channel_axis=None) -> Job:
@@ -443,9 +442,11 @@ class Job:
         fit = fit.labelled()  # a sweep's fit may have left them to now
         counts = fit.counts
         sse = (
-            None if self.space.isometric else lloyd.pixel_figures(self.raw, fit.labels, centers)[1]
+            None
+            if self.space.isometric
+            else lloyd.pixel_figures(self.raw, fit.label_array(), centers)[1]
         )
-        labels = self.spatial_labels(fit.labels)
+        labels = self.spatial_labels(fit.label_array())
         params = {
             "k": k,
             "method": self.method,
@@ -469,7 +470,7 @@ class Job:
             ),
             **params,
         }
-        if self.space.scale is not None:
+        if self.space.scale is not None and self.space.offset is not None:
             params["channel_scale"] = self.space.scale.tolist()
             params["channel_offset"] = self.space.offset.tolist()
         image = render(self.image, labels, centers, self.rgb)

@@ -153,7 +153,7 @@ def apply_lazy(image, palette, *, mask=None, rgb=None, channel_axis=None) -> Qua
                 if palette.channel_scale is None
                 else {
                     "channel_scale": palette.channel_scale.tolist(),
-                    "channel_offset": space.offset.tolist(),
+                    "channel_offset": np.asarray(space.offset).tolist(),
                 }
             ),
         },
@@ -307,7 +307,8 @@ def sample_pixels(data, layout: _Layout, sample_size: int, seed: int, mask=None)
         chosen = order[begin:end]
         index = np.unravel_index(block_id, [len(c) for c in spatial_chunks])
         local = tuple(c[chosen] - s[i] for c, s, i in zip(coords, starts, index, strict=True))
-        block = blocks[(*index, 0)] if layout.channels else blocks[index]
+        key = (*index, 0) if layout.channels else index  # (a channel axis in one chunk)
+        block = blocks[key]
         block_mask = None if mask is None else mask_blocks[index]
         tasks.append(dask.delayed(_take)(block, local, layout.channels, block_mask))
         owners.append(chosen)

@@ -1,13 +1,11 @@
-"""Working-memory estimate and guard for eager runs (core: standard library + numpy).
+"""Working-memory estimate and guard for eager runs (core: numpy, psutil).
 
 The estimate reads only the image's shape, dtype and memory layout, so a run that
-cannot fit is refused before a single pixel is copied. ``benchmarks/bench_memory.py``
-and ``tests/test_memory.py`` measure real peaks against it.
+cannot fit is refused before a single pixel is copied. ``benchmarks/memory_peak.py``
+and ``tests/core/test_memory.py`` measure real peaks against it.
 """
 
 from __future__ import annotations
-
-import os
 
 import numpy as np
 
@@ -16,17 +14,14 @@ from .validate import InvalidInputError
 
 
 def available_bytes() -> int | None:
-    """Memory the process can still get, from /proc/meminfo (None where unknown)."""
+    """Memory the process can still get (psutil: Linux, macOS, Windows; None where unknown)."""
     try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
+        import psutil
+    except ImportError:
+        return None
     try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
+        return int(psutil.virtual_memory().available)
+    except (OSError, RuntimeError, AttributeError):
         return None
 
 

@@ -228,7 +228,7 @@ class Palette:
             raise InvalidInputError(f"a palette's 'params' is an object, not {params!r}")
         return cls(
             centers=document["centers"],
-            color_space=document.get("color_space", params.get("color_space", "rgb")),
+            color_space=str(document.get("color_space", params.get("color_space", "rgb"))),
             channel_scale=document.get("channel_scale", params.get("channel_scale")),
             channel_offset=document.get("channel_offset", params.get("channel_offset")),
             rgb=document.get("rgb", params.get("rgb")),
@@ -282,7 +282,14 @@ def as_palette(source, *, counts=None, params=None) -> Palette:
     return Palette(source, counts=counts, params=dict(params or {}))
 
 
-def channel_names(n_channels: int) -> list[str]:
+def channel_names(n_channels: int, feature_names=None) -> list[str]:
+    """The names of a palette's channels (one owner: tables, files and exports use them).
+
+    r, g, b for colour, value for gray, else the features' names when known (the
+    layers clustered together) or c0, c1, ...
+    """
+    if feature_names is not None:
+        return [str(name) for name in feature_names]
     return (
         ["r", "g", "b"]
         if n_channels == 3

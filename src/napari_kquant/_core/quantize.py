@@ -14,9 +14,9 @@ import numpy as np
 
 from .cancel import keyboard_interrupts
 from .fast.contract import label_dtype
-from .kmeans import PLANES, Job, Quantization
+from .kmeans import Job, Quantization
 from .lazy import is_lazy, is_multiscale, quantize_lazy, quantize_sampled
-from .options import QUANTIZE_DEFAULTS
+from .options import QUANTIZE_DEFAULTS, choices
 from .palette import Palette
 from .validate import (
     InvalidInputError,
@@ -160,7 +160,7 @@ def quantize(
     if sample_size is not None:
         return quantize_sampled(np.asarray(image), k, sample_size=sample_size, **options)
     k = check_k(k)
-    if check_choice("planes", planes, PLANES) == "each":
+    if check_choice("planes", planes, choices("planes")) == "each":
         return _quantize_planes(image, k, options, started)
     job = Job.of(image, **options)
     job.check_k(k)

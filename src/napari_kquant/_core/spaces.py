@@ -199,18 +199,19 @@ def shift(values: np.ndarray, origin: tuple, sign: int = -1) -> np.ndarray:
     from fractions import Fraction
 
     if values.dtype.kind in "iu":
-        out = np.empty(values.shape, dtype=np.int64)
+        shifted = np.empty(values.shape, dtype=np.int64)
         for c, o in enumerate(origin):
             column = values[:, c]
             # the difference fits int64 (the span does); the arithmetic wraps modulo
             # 2**64 on the way, which gives it exactly
+            moved: np.ndarray
             if column.dtype == np.uint64:
                 moved = column - np.uint64(o) if sign < 0 else column + np.uint64(o)
             else:
                 wide = column.astype(np.int64)
                 moved = wide - np.int64(o) if sign < 0 else wide + np.int64(o)
-            out[:, c] = moved.astype(np.int64)
-        return out
+            shifted[:, c] = moved.astype(np.int64)
+        return shifted
     values = np.asarray(values, dtype=np.float64)
     if all(isinstance(o, float) or abs(o) < EXACT_FLOAT_INTEGERS for o in origin):
         return values + sign * np.asarray(origin, dtype=np.float64)

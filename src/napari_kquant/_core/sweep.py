@@ -24,7 +24,7 @@ def parse_ks(ks) -> tuple[int, ...]:
     A string may list values and ranges: ``"2..6"``, ``"2,4,8"``, ``"2..6,8,16"``.
     """
     if isinstance(ks, str):
-        values = []
+        values: list[int] = []
         for part in filter(None, (p.strip() for p in ks.split(","))):
             match = re.fullmatch(r"(\d+)\s*\.\.\s*(\d+)", part)
             if match:
@@ -296,7 +296,8 @@ def sweep(image, ks, **options) -> Sweep:
     ks, job = _sweep_job(image, ks, options)
     # Clustering in the image's own values, the fast engine's figures are exact
     # without labels: each K's labels and image wait until that result is taken.
-    entries, began = [], time.perf_counter()
+    entries: list[Quantization | _Pending] = []
+    began = time.perf_counter()
     for fit in job.fits(ks, defer_labels=job.space.identity):
         if fit.labels is None:
             entries.append(_Pending(job, fit, time.perf_counter() - began))

@@ -40,7 +40,7 @@ def exercise() -> None:
     small = photo[:300, :300]
     images = [photo, np.dstack([photo, photo[..., :1]])]  # the colour grid; RGBA
     for dtype, scale in ((np.uint8, 1), (np.uint16, 257), (np.float32, 1 / 255), (np.float64, 1)):
-        colour = small.astype(dtype) * dtype(scale)
+        colour = small.astype(dtype) * np.asarray(scale, dtype=dtype)
         images += [colour, np.ascontiguousarray(colour[..., 0]), colour[..., 0]]  # and strided
     images.append(small[..., 0].astype(np.int16))
     for image in images:

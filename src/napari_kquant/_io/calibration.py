@@ -26,7 +26,7 @@ def file_placement(path, spatial_ndim: int) -> Placement:
 
     with tifffile.TiffFile(path) as tif:
         if tif.is_ome:
-            found = _ome(tif.ome_metadata)
+            found = _ome(tif.ome_metadata or "")
         elif tif.is_imagej:
             found = _imagej(tif)
         else:

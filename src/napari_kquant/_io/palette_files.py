@@ -72,13 +72,13 @@ def palette_text(palette: Palette, suffix: str) -> str:
     if suffix == ".json":
         return palette.to_json()
     if suffix == ".csv":
-        counted = palette.counts is not None
+        counts, fractions = palette.counts, palette.fractions
         names = channel_names(centers.shape[1])
-        rows = ["label," + ",".join(names) + (",count,fraction" if counted else "")]
+        rows = ["label," + ",".join(names) + (",count,fraction" if counts is not None else "")]
         for i in range(k):
             row = [str(i + 1), *(repr(float(v)) for v in centers[i])]
-            if counted:
-                row += [str(int(palette.counts[i])), repr(float(palette.fractions[i]))]
+            if counts is not None and fractions is not None:
+                row += [str(int(counts[i])), repr(float(fractions[i]))]
             rows.append(",".join(row))
         rows.append(meta)  # last, so that the header stays the first line for spreadsheets
         return "\n".join(rows) + "\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -146,7 +147,7 @@ def iter_export_zarr(
         )
     if "://" in str(path):  # written locally only: a URL would become a folder named "file:"
         raise InvalidInputError(f"export to a local folder path, not a URL: {path}")
-    checks = {
+    checks: dict[str, Any] = {
         "overwrite": overwrite,
         "protected": source_stores([*labels, *images]),
         "is_ours": is_export,
@@ -237,7 +238,7 @@ def label_colors_and_properties(result, colors=None) -> tuple[list[dict], list[d
     colors, properties = [], []
     for i, (colour, count) in enumerate(zip(rgba, result.counts, strict=True), 1):
         colors.append({"label-value": i, "rgba": colour.tolist()})
-        row = {"label-value": i, "count": int(count)}
+        row: dict[str, Any] = {"label-value": i, "count": int(count)}
         row["fraction"] = float(count / total) if total else 0.0
         row.update({f"center_{n}": float(v) for n, v in zip(names, centers[i - 1], strict=True)})
         properties.append(row)

@@ -7,6 +7,7 @@ import re
 import warnings
 import weakref
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,9 +21,9 @@ from .._core.palette import Palette, display_colors, distinct_colors
 from .._core.placement import Placement
 from .._core.quantize import apply_palette, quantize
 from .._core.sweep import iter_sweep
-from .._io.palette_files import save_palette
+from .._io.palette_files import PALETTE_FORMATS, save_palette
 from .request import Request, request_for
-from .tables import channel_names, features_table, stacked_table
+from .tables import features_table, layer_channel_names, stacked_table
 
 if TYPE_CHECKING:
     import napari
@@ -177,7 +178,7 @@ def result_layer_data(source: Image | Request, result: Quantization) -> list[tup
         **placement,
         "name": result_names(request.name, result.k, request.suffix)[1],
         "colormap": colormap_for(label_colors(layers, result.centers)),
-        "features": features_table(result, channel_names(layers)),
+        "features": features_table(result, layer_channel_names(layers)),
         "metadata": metadata,
     }
     if multiscale:
@@ -487,7 +488,7 @@ def stack_layer_data(source: Image | Request, results: list[Quantization]) -> li
         else:
             stacked = np.stack([r.image for r in results])
         images.append((stacked, kwargs, "image"))
-    features = stacked_table(results, channel_names(request.layers), offsets, labels.size)
+    features = stacked_table(results, layer_channel_names(request.layers), offsets, labels.size)
     labels_kwargs = {
         **placement,
         "name": labels_name,
@@ -692,6 +693,8 @@ def write_palette(path: str, data, meta: dict) -> list[str]:
     else:  # a layer saved before the palette was stored whole
         params = {key: v for key, v in info.items() if key not in ("centers", "counts")}
         palette = Palette.from_dict({**info, "params": params})
+    if Path(path).suffix.lower() not in PALETTE_FORMATS:  # a name typed without one
+        path = f"{path}{PALETTE_FORMATS[0]}"
     # napari asked before replacing an existing file (its save dialog's confirmation)
     return [str(save_palette(path, palette, overwrite=True))]
 

@@ -9,6 +9,7 @@ import numpy as np
 from napari.layers import Image, Labels, Layer, Shapes
 
 from .._core.lazy import is_lazy, is_multiscale
+from .._core.options import choices
 
 if TYPE_CHECKING:
     import napari
@@ -31,7 +32,8 @@ def layer_array(layer: Image):
     return data if is_lazy(data) else np.asarray(data)
 
 
-PLANES = ("stack", "each", "current")
+# quantize()'s choices (Options owns them) and the adapter's own: the plane the viewer shows
+PLANES = (*choices("planes"), "current")
 
 
 @dataclass(frozen=True)

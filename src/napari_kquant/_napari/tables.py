@@ -7,6 +7,7 @@ import pandas as pd
 from napari.layers import Image
 
 from .._core.kmeans import Quantization, to_dtype
+from .._core.palette import channel_names
 
 
 def features_table(result: Quantization, names: list[str]) -> pd.DataFrame:
@@ -73,11 +74,11 @@ def with_background(rows: pd.DataFrame, background_count: float) -> pd.DataFrame
     return table
 
 
-def channel_names(layers: list[Image]) -> list[str]:
-    """Feature column names: r, g, b for RGB, value for gray, layer names for features."""
+def layer_channel_names(layers: list[Image]) -> list[str]:
+    """Feature column names of ``layers`` (:func:`channel_names`: the features' layer names)."""
     if len(layers) > 1:
-        return [layer.name for layer in layers]
-    return ["r", "g", "b"] if layers[0].rgb else ["value"]
+        return channel_names(len(layers), [layer.name for layer in layers])
+    return channel_names(3 if layers[0].rgb else 1)
 
 
 def stacked_table(

@@ -131,10 +131,17 @@ class Fit:
     stand_in: bool = False  # made by the numpy stand-in while the kernels were prepared
     make_labels: Callable[[], np.ndarray] | None = field(default=None, repr=False)
 
+    def label_array(self) -> np.ndarray:
+        """The labels, made now if they were left for later."""
+        labels = self.labelled().labels
+        assert labels is not None
+        return labels
+
     def labelled(self) -> Fit:
         """The same fit with its labels made."""
         if self.labels is not None:
             return self
+        assert self.make_labels is not None, "a fit without labels makes them on demand"
         return replace(self, labels=self.make_labels(), make_labels=None)
 
 

@@ -1,29 +1,35 @@
-"""How centres are found (core: numpy + cv2 only).
+"""The fast engine: k-means on a weighted summary of the pixels, then exact labels (core).
 
-Two engines share one contract: given an ``(N, C)`` pixel table they return the
-centres darkest first, a label 1..k per pixel, the pixels per label and the
-compactness (sum of squared distances from each pixel to its centre, OpenCV's figure).
+Given an ``(N, C)`` pixel table it returns what every engine returns (:class:`.Fit`):
+the centres darkest first, a label 1..k per pixel, the pixels per label and the
+compactness. The path is chosen by the kind of summary, one class each
+(:class:`.contract.Summary`):
 
-* ``opencv``: ``cv2.kmeans`` on every pixel as float32 - the seed recipe, exactly.
-* ``fast``: k-means on a weighted summary of the colours, then exact labelling.
+* :class:`.codes.CodedSummary`: every pixel coded on a value grid and the codes
+  counted: uint8 RGB(A) under 1 Mpx (the 24-bit codes, sorted) and integer gray (the
+  values) are exact; uint16 RGB and floats are coded to cells (1/255 of the range per
+  channel for RGB, 1/65535 for gray).
+* :class:`.grid.GridSummary`: large uint8 RGB, counted in 64**3 cells of 4x4x4
+  colours in one compiled pass; photos (few occupied cells) go on to the exact
+  24-bit codes counted with ``cv2.calcHist``.
+* :class:`.rows.RowSummary`: feature tables and weighted samples, clustered on the
+  rows themselves (exact at any width).
 
-  The summary codes every pixel on a regular colour grid and counts the occupied
-  codes (one ``cv2.calcHist`` pass for three channels). For uint8 RGB(A) and integer
-  gray the grid step is 1, so the codes are the distinct colours: k-means on them,
-  weighted by their counts, minimises the very same objective as on the pixels. For
-  other images (uint16 RGB, float) a code is a small cell of colours (1/255 of the
-  range per channel for RGB, 1/65535 for gray).
+k-means runs coarse to fine: k-means++ starts on a coarse regrid, the best refined
+on a middle regrid, the best of those polished on the full summary (and, on the
+grid, on the pixels). Labels: a lookup from code to label, with the pixels of
+cells that straddle two centres measured exactly; applying a palette to uint8 RGB
+uses :class:`.grid.PaletteGrid` (no summary at all).
 
-  k-means runs coarse to fine on the summary: ``4 * attempts`` k-means++ starts on a
-  coarse regrid (about 2,000 points), the best ``attempts`` of them refined on a
-  middle regrid (about 32,000 points), the best of those polished by two Lloyd
-  updates on the full summary. That matches the quality of several k-means runs on
-  all pixels at a small fraction of the cost.
+Glossary:
 
-  A lookup table from code to label then labels every pixel in one gather. On
-  inexact grids, cells that straddle the boundary between two centres are marked
-  and their pixels get their nearest centre computed exactly, so every pixel's label
-  is its nearest centre; counts and compactness are then summed over the pixels.
+* **summary**: the weighted points k-means runs on in place of the pixels.
+* **figures**: the pixels per label and the compactness, exact without labels.
+* **regrid**: a coarser set of weighted points standing for the summary.
+* **sure cell**: a grid cell whose every colour has the same nearest centre.
+* **polish**: Lloyd updates on the full summary or the pixels after the search.
+* **stand-in**: the numpy engine (:mod:`.plain`) that answers while the compiled
+  kernels are prepared on a computer's first run (:mod:`.prepare`).
 """
 
 from __future__ import annotations
@@ -115,13 +121,13 @@ class FastEngine:
         else:
             self._use(CodedSummary.of(table, keep_codes))
 
-    def _use(self, summary: CodedSummary) -> None:
+    def _use(self, summary: CodedSummary | GridSummary | RowSummary) -> None:
         self.summary = summary
         points, weights = summary.points, summary.weights
         self.low, self.high = summary.point_range()
         target = min(self.mid_points, getattr(summary, "mid_points", self.mid_points))
         self.mid = summary.reduce(points, weights, target, self.low, self.high)
-        self._coarse = {}
+        self._coarse: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def working_bytes(self, k: int) -> int:
         """Peak bytes of this engine's own allocations for ``k``, now its summary is known.
@@ -146,7 +152,8 @@ class FastEngine:
         """The coarse regrid for ``k`` clusters (at least 32 points per cluster)."""
         target = max(COARSE_POINTS, 32 * k)
         if target not in self._coarse:
-            self._coarse[target] = self.summary.reduce(*self.mid, target, self.low, self.high)
+            points, weights = self.mid
+            self._coarse[target] = self.summary.reduce(points, weights, target, self.low, self.high)
         return self._coarse[target]
 
     def fit(self, k, max_iter, epsilon, use_epsilon, attempts, init, rng) -> Fit:

@@ -131,6 +131,7 @@ class GridSummary(Regridded):
         sse = kernels.grid_unsure_figures(
             self.cells, self.shift, self.colours, sure, start, index, centers, counts
         )
+        assert self.scatter is not None, "a grid summarised for its figures (for_figures)"
         whole = np.flatnonzero(sure)
         label = sure[whole] - 1
         counts[1:] += np.bincount(label, weights=self.weights[whole], minlength=k).astype(np.int64)

@@ -43,7 +43,7 @@ def _cache_setting() -> bool:
     try:  # (with no writable temporary folder at all, gettempdir() itself raises)
         folder = os.path.join(tempfile.gettempdir(), f"napari-kquant-numba-{os.getuid()}")
         os.makedirs(folder, mode=0o700, exist_ok=True)
-        numba.config.CACHE_DIR = folder
+        numba.config.CACHE_DIR = folder  # type: ignore[attr-defined]  # (numba sets it from the env)
         njit(cache=True)(_probe)
         where, cached = f"in {folder}", True
     except (OSError, RuntimeError):

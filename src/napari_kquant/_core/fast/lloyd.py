@@ -88,6 +88,7 @@ def _bin_keys(block, low, high, levels):
 class Regridded:
     """Summaries whose coarse and middle stages merge points on a coarser grid."""
 
+    points: np.ndarray  # (the summary's, declared by each subclass)
     finish_iterations = FINISH_ITERATIONS  # Lloyd updates on the full summary
     starts_per_attempt = CANDIDATES_PER_ATTEMPT  # coarse k-means++ starts per attempt
 

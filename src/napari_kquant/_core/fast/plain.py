@@ -205,6 +205,7 @@ class PlainEngine:
             if best is None or run[1] < best[1]:
                 best = run
         polish = min(POLISH, max_iter) if sampled else 0
+        assert best is not None  # (attempts >= 1)
         return self._finish(best[0], polish, tol, epsilon, best[3], max_iter)
 
     def fit_from(self, start, max_iter, epsilon, use_epsilon) -> Fit:

@@ -55,7 +55,7 @@ def stamp_path() -> str | None:
     if not kernels.CACHE:
         return None
     try:
-        folder = kernels.lloyd._cache._cache_path  # numba's folder for this file's cache
+        folder = kernels.lloyd._cache._cache_path  # type: ignore[attr-defined]  # numba's folder
     except AttributeError:  # a numba without it: use the kernels as numba decides
         return None
     source = os.stat(kernels.__file__)
@@ -149,6 +149,8 @@ def _prepare() -> None:
 
 
 def _compile_here() -> None:
+    if _exercise is None:  # (start() was never given the warm-up)
+        return
     with forced(True):
         _exercise()
     _compiled_here.set()
@@ -159,8 +161,9 @@ def _run_background() -> str:
     import numba
 
     env = dict(os.environ, **{CHILD: "1"})
-    if numba.config.CACHE_DIR:  # (the kernels may have moved the cache to a writable place)
-        env["NUMBA_CACHE_DIR"] = numba.config.CACHE_DIR
+    cache = getattr(numba.config, "CACHE_DIR", "")  # the kernels may have moved the cache
+    if cache:
+        env["NUMBA_CACHE_DIR"] = cache
     process = subprocess.Popen(
         [sys.executable, "-m", WARMUP],
         env=env,
@@ -170,7 +173,8 @@ def _run_background() -> str:
         start_new_session=True,  # it finishes filling the cache even if this process ends
     )
     _, errors = process.communicate()
-    return errors.decode(errors="replace").strip().splitlines()[-1:] or f"exit {process.returncode}"
+    lines = errors.decode(errors="replace").strip().splitlines()
+    return lines[-1] if lines else f"exit {process.returncode}"
 
 
 def _load(path: str) -> None:

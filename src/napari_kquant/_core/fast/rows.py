@@ -78,8 +78,12 @@ class RowSummary:
         """Never: the rows are exact."""
         return False
 
-    def label_pixels(self, code_labels: np.ndarray) -> np.ndarray:
-        """Each row's label from its point's."""
+    def exact_summary(self, keep_codes: bool = False) -> RowSummary:
+        """Itself: the rows are exact."""
+        return self
+
+    def label_pixels(self, code_labels: np.ndarray, centers=None) -> np.ndarray:
+        """Each row's label from its point's (exact: ``centers`` are not needed)."""
         return code_labels if self.inverse is None else code_labels[self.inverse]
 
     def working_bytes(self, k: int) -> int:
