@@ -195,3 +195,11 @@ def test_one_owner_for_the_channel_names_and_the_planes():
         if pattern.search(text) and name != "_core/options.py"  # (the owner's Literal)
     ]
     assert literal == [], literal  # every other place reads choices("planes")
+
+
+def test_one_owner_for_the_channel_layout():
+    """Where the channels are (rgb, channel_axis) is worked out by ``Layout`` alone."""
+    sources = {p.relative_to(PACKAGE).as_posix(): p.read_text() for p in PACKAGE.rglob("*.py")}
+    reading = [name for name, text in sources.items() if "check_axis(" in text]
+    assert sorted(reading) == ["_core/layout.py", "_core/validate.py"]  # (its definition)
+    assert not [name for name, text in sources.items() if "class _Layout" in text]

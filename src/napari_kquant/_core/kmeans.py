@@ -14,23 +14,21 @@ from .engines import ENGINES
 from .fast import contract, lloyd, prepare
 from .fast.engine import FastEngine, PlainEngine, labeller
 from .fast.grid import PaletteGrid
+from .layout import Layout
 from .memory import check_memory, working_bytes
 from .options import QUANTIZE_DEFAULTS, choices
 from .palette import Palette, darkest_first, register_applier
 from .spaces import COLOR_SPACES, FeatureSpace, palette_origin, scaling
 from .validate import (
     CRITERIA,
-    MAX_ATTEMPTS,
     MAX_FLOAT_MAGNITUDE,
     InvalidInputError,
     NothingToCluster,
-    check_axis,
     check_choice,
     check_count,
     check_criteria,
     check_epsilon,
     check_flag,
-    check_image,
     check_mask_dtype,
     check_mask_shape,
     check_seed,
@@ -277,34 +275,27 @@ class Job:
                 f"planes={planes!r} is for quantize(): sweeps and palettes use the whole stack"
             )
         image = np.asarray(image)
-        if channel_axis is not None:
-            if rgb is not None and check_flag("rgb", rgb):
-                raise InvalidInputError("give rgb=True or channel_axis, not both")
-            channel_axis = check_axis(image, channel_axis)
-            image = np.moveaxis(image, channel_axis, -1)
-            check_image(image, False)
-            rgb = True  # below, rgb means "the last axis holds the channels"
-        else:
-            rgb = check_image(image, rgb)
+        layout = Layout.of(image, rgb, channel_axis)
+        image = layout.arrange(image)  # the channels last (a view)
+        rgb = layout.channels  # below, rgb means "the last axis holds the channels"
+        channel_axis = layout.channel_axis
         method = check_choice("method", method, METHODS)
         init = check_choice("init", init, INITS)
-        attempts = check_count("attempts", attempts, MAX_ATTEMPTS)
+        attempts = check_count("attempts", attempts)
         criteria_type, max_iter, epsilon = check_criteria(criteria, max_iter, epsilon)
         epsilon = check_epsilon(epsilon, ENGINES[method].max_magnitude)
         seed = check_seed(seed)
         color_space = check_choice("color_space", color_space, COLOR_SPACES)
         if not isinstance(standardize, tuple):  # (scale, offset): a palette's scaling
             standardize = check_flag("standardize", standardize)
-        n_channels = (
-            (min(image.shape[-1], 3) if channel_axis is None else image.shape[-1]) if rgb else 1
-        )
+        n_channels = layout.clustered(image.shape[-1])
         # before any copy of the pixels: the estimate needs only the shape and dtype
-        layout = {
+        storage = {
             "contiguous": image.flags.c_contiguous and mask is None,
             "transformed": color_space != "rgb" or standardize is not False,
         }
-        check_memory(image.shape, image.dtype, n_channels, method, **layout)
-        memory = (image.shape, image.dtype, n_channels, method, layout)
+        check_memory(image.shape, image.dtype, n_channels, method, **storage)
+        memory = (image.shape, image.dtype, n_channels, method, storage)
         table = image.reshape(-1, image.shape[-1])[:, :n_channels] if rgb else image.reshape(-1, 1)
         keep = _clustered_pixels(image, table, rgb, mask)
         if keep is not None:
@@ -318,7 +309,7 @@ class Job:
                     f"values up to {max(abs(low), abs(high)):.3g} make squared distances "
                     f"overflow: rescale the image below {MAX_FLOAT_MAGNITUDE:.0e}"
                 )
-        true_rgb = rgb and channel_axis is None
+        true_rgb = layout.rgb
         raw = table
         value_range = (low, high) if floating else None
         space, table = FeatureSpace.of(
@@ -326,7 +317,7 @@ class Job:
         )
         if space.origin is not None:  # the pixels shifted: a float64 or int64 copy
             check_memory(
-                image.shape, image.dtype, n_channels, method, **layout | {"transformed": True}
+                image.shape, image.dtype, n_channels, method, **storage | {"transformed": True}
             )
         if not space.isometric and not np.isfinite(table).all():
             raise InvalidInputError(

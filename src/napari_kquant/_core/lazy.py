@@ -22,15 +22,14 @@ import numpy as np
 from .cancel import serial
 from .fast.contract import label_dtype
 from .kmeans import Job, Quantization, label_eager, render
+from .layout import Layout
 from .options import QUANTIZE_DEFAULTS
 from .palette import register_applier
 from .spaces import FeatureSpace
 from .validate import (
     InvalidInputError,
     NothingToCluster,
-    check_axis,
     check_count,
-    check_image,
     check_k,
     check_mask_shape,
     working_dtype,
@@ -83,12 +82,12 @@ def quantize_lazy(
     if mask is not None and multiscale:
         raise InvalidInputError("masks apply to single-resolution images: pass one level")
     rgb, axis = options.pop("rgb"), options.pop("channel_axis")
-    layout = _Layout.of(levels[fit_level], rgb, axis)
+    layout = Layout.of(levels[fit_level], rgb, axis)
     _, fitted = fit_sample(layout.arrange(levels[fit_level]), layout, k, sample_size, mask, options)
     applied = apply_lazy(image, fitted.palette, mask=mask, rgb=rgb, channel_axis=axis)
     params = {
         **fitted.params,
-        "rgb": layout.channels and not layout.features,
+        "rgb": layout.rgb,
         "channel_axis": axis,
         "lazy": True,
         "sample_size": int(sample_size),
@@ -118,18 +117,15 @@ def apply_lazy(image, palette, *, mask=None, rgb=None, channel_axis=None) -> Qua
     levels = [as_dask(level) for level in (image if multiscale else [image])]
     if mask is not None and multiscale:
         raise InvalidInputError("masks apply to single-resolution images: pass one level")
-    layout = _Layout.of(levels[0], rgb, channel_axis)
-    width = levels[0].shape[layout.axis] if layout.channels else 1
-    n_clustered = width if layout.features else min(width, 3)
+    layout = Layout.of(levels[0], rgb, channel_axis)
+    n_clustered = layout.clustered(levels[0].shape[layout.axis] if layout.channels else 1)
     if palette.centers.shape[1] != n_clustered:
         raise InvalidInputError(
             f"centers must be a (k, {n_clustered}) array for this image, got shape "
             f"{palette.centers.shape}"
         )
     outputs = [_lazy_outputs(layout.arrange(level), layout, palette, mask) for level in levels]
-    space = FeatureSpace.for_palette(
-        palette, working_dtype(levels[0].dtype), layout.channels and not layout.features
-    )
+    space = FeatureSpace.for_palette(palette, working_dtype(levels[0].dtype), layout.rgb)
     labels = [out[0] for out in outputs]
     images = [layout.restore(out[1]) for out in outputs]
     counts = palette.counts if palette.counts is not None else np.zeros(palette.k, np.int64)
@@ -144,7 +140,7 @@ def apply_lazy(image, palette, *, mask=None, rgb=None, channel_axis=None) -> Qua
             "k": palette.k,
             "method": "palette",
             "color_space": palette.color_space,
-            "rgb": layout.channels and not layout.features,
+            "rgb": layout.rgb,
             "channel_axis": channel_axis,
             "lazy": True,
             "multiscale": multiscale,
@@ -200,7 +196,7 @@ def fit_sample(data, layout, k, sample_size, mask, options) -> tuple[Job, Quanti
         )
     job = Job.of(
         table if layout.channels else table[:, 0],
-        **{**options, "rgb": layout.channels and not layout.features, "mask": None},
+        **{**options, "rgb": layout.rgb, "mask": None},
         channel_axis=-1 if layout.features else None,
     )
     job.check_k(k)
@@ -224,7 +220,7 @@ def quantize_sampled(image: np.ndarray, k: int, *, sample_size: int, **options) 
         )
     sample_size = _check_sample_size(sample_size)
     mask, rgb, axis = options.pop("mask"), options.pop("rgb"), options.pop("channel_axis")
-    layout = _Layout.of(image, rgb, axis)
+    layout = Layout.of(image, rgb, axis)
     data = layout.arrange(da.from_array(image, chunks=image.shape))
     _, fitted = fit_sample(data, layout, k, sample_size, mask, options)
     applied = fitted.palette.apply(
@@ -234,42 +230,7 @@ def quantize_sampled(image: np.ndarray, k: int, *, sample_size: int, **options) 
     return replace(applied, params=params, elapsed=time.perf_counter() - started)
 
 
-class _Layout:
-    """Where an image keeps its channels, and how to put them last and back."""
-
-    def __init__(self, ndim, channels, features, axis):
-        self.ndim, self.channels, self.features, self.axis = ndim, channels, features, axis
-
-    @classmethod
-    def of(cls, data, rgb, axis) -> _Layout:
-        if axis is not None:
-            if rgb:
-                raise InvalidInputError("give rgb=True or channel_axis, not both")
-            check_image(data, False)
-            axis = check_axis(data, axis)
-            return cls(data.ndim, True, True, axis)
-        rgb = check_image(data, rgb)  # reads only shape, dtype and size: stays lazy
-        return cls(data.ndim, bool(rgb), False, data.ndim - 1 if rgb else None)
-
-    def arrange(self, data):
-        """The channels last, in one chunk."""
-        import dask.array as da
-
-        data = da.asarray(data)
-        if not self.channels:
-            return data
-        data = da.moveaxis(data, self.axis, -1) if self.features else data
-        return data.rechunk({data.ndim - 1: -1})
-
-    def restore(self, data):
-        if self.features and self.axis != self.ndim - 1:
-            import dask.array as da
-
-            return da.moveaxis(data, -1, self.axis)
-        return data
-
-
-def sample_pixels(data, layout: _Layout, sample_size: int, seed: int, mask=None):
+def sample_pixels(data, layout: Layout, sample_size: int, seed: int, mask=None):
     """Up to ``sample_size`` pixels of ``data`` (channels last), drawn chunk by chunk.
 
     Returns the (n, width) table of the drawn pixels that are clustered (inside the
@@ -320,8 +281,7 @@ def sample_pixels(data, layout: _Layout, sample_size: int, seed: int, mask=None)
         table[chosen] = values
         keep[chosen] = inside
     if np.issubdtype(table.dtype, np.floating):
-        clustered = 3 if layout.channels and not layout.features else width  # not alpha
-        keep &= np.isfinite(table[:, :clustered]).all(axis=1)
+        keep &= np.isfinite(table[:, : layout.clustered(width)]).all(axis=1)  # not alpha
     table = table[keep]
     return table, len(table)
 
@@ -349,8 +309,8 @@ def _lazy_outputs(data, layout, palette, mask):
 
     kwargs = {
         "palette": palette,
-        "rgb": layout.channels and not layout.features,
-        "channel_axis": -1 if layout.features else None,
+        "rgb": layout.rgb,
+        "channel_axis": -1 if layout.features else None,  # (channels last by now)
     }
     dtype = label_dtype(palette.k)
     spatial_ndim = data.ndim - 1 if layout.channels else data.ndim
@@ -369,7 +329,7 @@ def _lazy_outputs(data, layout, palette, mask):
         return pairs.map_blocks(_labels_of, dtype=dtype, meta=np.empty(empty, dtype)), image
     # the labels keep a channel axis of length 1 and drop it after: dropping it in
     # map_blocks would make dask concatenate each block's pair (the channels are one
-    # chunk: _Layout.arrange)
+    # chunk: Layout.arrange)
     with_axis = pairs.map_blocks(
         _labels_of,
         chunks=(*data.chunks[:-1], (1,)),

@@ -15,14 +15,13 @@ import numpy as np
 from .cancel import keyboard_interrupts
 from .fast.contract import label_dtype
 from .kmeans import Job, Quantization
+from .layout import Layout
 from .lazy import is_lazy, is_multiscale, quantize_lazy, quantize_sampled
 from .options import QUANTIZE_DEFAULTS, choices
 from .palette import Palette
 from .validate import (
     InvalidInputError,
-    check_axis,
     check_choice,
-    check_image,
     check_k,
     check_mask_shape,
     check_seed,
@@ -171,9 +170,9 @@ def _quantize_planes(image, k: int, options: dict, started: float) -> Quantizati
     """``planes="each"``: quantize every 2D plane of a stack on its own."""
     image = np.asarray(image)
     axis = options["channel_axis"]
-    data = image if axis is None else np.moveaxis(image, check_axis(image, axis), -1)
-    channels = axis is not None or check_image(data, options["rgb"])
-    spatial = data.shape[:-1] if channels else data.shape
+    layout = Layout.of(image, options["rgb"], axis)
+    data = layout.arrange(image)
+    spatial = data.shape[:-1] if layout.channels else data.shape
     options = {**options, "planes": "stack", "channel_axis": -1 if axis is not None else None}
     if len(spatial) <= 2:  # a single plane
         result = quantize(image, k, **{**options, "channel_axis": axis})
@@ -209,7 +208,7 @@ def _quantize_planes(image, k: int, options: dict, started: float) -> Quantizati
     return Quantization(
         labels=labels,
         centers=np.concatenate([r.centers for r in results]),
-        image=out if axis is None else np.moveaxis(out, -1, axis),
+        image=layout.restore(out),
         compactness=float(sum(r.compactness for r in results)),
         sse=float(sum(r.sse for r in results)),
         counts=np.concatenate([r.counts for r in results]),

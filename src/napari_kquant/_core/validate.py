@@ -13,7 +13,7 @@ import secrets
 import cv2
 import numpy as np
 
-from .options import MAX_ATTEMPTS, MAX_ITER, MAX_K, MAX_SEED, MAX_SWEEP_VALUES, choices
+from .options import MAX_ATTEMPTS, MAX_ITER, MAX_K, MAX_SEED, MAX_SWEEP_VALUES, bounds, choices
 
 __all__ = ["MAX_ATTEMPTS", "MAX_ITER", "MAX_K", "MAX_SEED", "MAX_SWEEP_VALUES"]
 
@@ -82,10 +82,12 @@ def check_k(k) -> int:
     return int(k)
 
 
-def check_count(name: str, value, maximum: int | None = None) -> int:
-    """A positive integer option (attempts, max_iter, sample_size)."""
+def check_count(name: str, value) -> int:
+    """A positive integer option (attempts, max_iter, sample_size), within its Options bounds."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
         raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
+    limits = bounds(name)  # Options owns them
+    maximum = None if limits is None else int(limits.high)
     if maximum is not None and value > maximum:
         raise InvalidInputError(f"{name}={value} is above the limit of {maximum}")
     return int(value)
@@ -93,12 +95,15 @@ def check_count(name: str, value, maximum: int | None = None) -> int:
 
 def check_seed(seed) -> int:
     """A seed 0..2**31 - 1; None draws one (recorded, so the run can be repeated)."""
+    limits = bounds("seed")  # Options owns them
+    assert limits is not None
+    low, high = int(limits.low), int(limits.high)
     if seed is None:
-        return secrets.randbelow(MAX_SEED + 1)
+        return low + secrets.randbelow(high - low + 1)
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
-        raise InvalidTypeError(f"seed must be an integer 0..{MAX_SEED} or None, got {seed!r}")
-    if not 0 <= seed <= MAX_SEED:
-        raise InvalidInputError(f"seed must be an integer 0..{MAX_SEED} or None, got {seed}")
+        raise InvalidTypeError(f"seed must be an integer {low}..{high} or None, got {seed!r}")
+    if not low <= seed <= high:
+        raise InvalidInputError(f"seed must be an integer {low}..{high} or None, got {seed}")
     return int(seed)
 
 
@@ -137,7 +142,7 @@ def check_criteria(criteria, max_iter, epsilon) -> tuple[int, int, float | None]
             f"criteria must be one of {tuple(CRITERIA)} or an OpenCV tuple "
             f"(type, max_iter, epsilon), got {criteria!r}"
         )
-    max_iter = check_count("max_iter", max_iter, MAX_ITER)
+    max_iter = check_count("max_iter", max_iter)
     return int(criteria_type), max_iter, check_epsilon(epsilon)
 
 

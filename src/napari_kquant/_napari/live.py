@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .._core.layout import Layout
 from .._core.lazy import is_lazy, is_multiscale
 from .._core.quantize import apply_palette, quantize
 from .request import Request, current_plane
@@ -58,9 +59,10 @@ def live_refusal(layer: Image | None) -> str | None:
 
 
 def _spatial(request: Request) -> tuple:
+    """The pixel axes of the request's data (its channels last, as the adapter gives them)."""
     options = request.options
-    channels = bool(options.get("rgb")) or options.get("channel_axis") is not None
-    return request.data.shape[:-1] if channels else request.data.shape
+    layout = Layout.of(request.data, options.get("rgb"), options.get("channel_axis"))
+    return request.data.shape[:-1] if layout.channels else request.data.shape
 
 
 def plane_pixels(request: Request) -> int:
