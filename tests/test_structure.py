@@ -203,3 +203,13 @@ def test_one_owner_for_the_channel_layout():
     reading = [name for name, text in sources.items() if "check_axis(" in text]
     assert sorted(reading) == ["_core/layout.py", "_core/validate.py"]  # (its definition)
     assert not [name for name, text in sources.items() if "class _Layout" in text]
+
+
+def test_one_owner_for_the_lazy_or_eager_choice():
+    """``kinds.takes_lazy_path`` decides the path for quantize, sweep and Palette.apply."""
+    from napari_kquant._core import palette
+
+    sources = {p.relative_to(PACKAGE).as_posix(): p.read_text() for p in PACKAGE.rglob("*.py")}
+    deciding = [name for name, text in sources.items() if re.search(r"is_lazy\(\w+\) or", text)]
+    assert deciding == ["_core/kinds.py"], deciding
+    assert set(palette._APPLIERS) == {"eager", "lazy"}  # by path, whatever the import order

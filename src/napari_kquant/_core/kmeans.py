@@ -202,7 +202,7 @@ def palette_job(image, palette: Palette, *, mask=None, rgb=None, channel_axis=No
     return job
 
 
-register_applier(lambda image: True, apply_eager)  # numpy, and anything numpy can read
+register_applier("eager", apply_eager)  # numpy, and anything numpy can read
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ import numpy as np
 
 from .cancel import serial
 from .fast.contract import label_dtype
+from .kinds import is_multiscale
 from .kmeans import Job, Quantization, label_eager, render
 from .layout import Layout
 from .options import QUANTIZE_DEFAULTS
@@ -36,20 +37,6 @@ from .validate import (
 )
 
 DEFAULT_SAMPLE = 1_000_000  # pixels the centres are fitted on, by default
-
-
-def is_lazy(image) -> bool:
-    """Whether ``image`` is an array other than numpy's (dask, zarr, ...)."""
-    return not isinstance(image, np.ndarray) and hasattr(image, "shape") and hasattr(image, "dtype")
-
-
-def is_multiscale(image) -> bool:
-    """Whether ``image`` is a list of arrays, largest first (a napari pyramid)."""
-    return (
-        isinstance(image, (list, tuple))
-        and len(image) > 0
-        and all(hasattr(level, "shape") and hasattr(level, "dtype") for level in image)
-    )
 
 
 def quantize_lazy(
@@ -157,7 +144,7 @@ def apply_lazy(image, palette, *, mask=None, rgb=None, channel_axis=None) -> Qua
     )
 
 
-register_applier(lambda image: is_lazy(image) or is_multiscale(image), apply_lazy)
+register_applier("lazy", apply_lazy)
 
 
 def as_dask(array):

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .kinds import takes_lazy_path
 from .options import choices
 from .validate import MAX_FLOAT_MAGNITUDE, InvalidInputError, check_choice
 
@@ -197,7 +198,7 @@ class Palette:
         """
         if rgb is None and channel_axis is None:  # the fitted image's layout
             rgb, channel_axis = self.rgb, self.channel_axis
-        apply = next(apply for accepts, apply in _APPLIERS if accepts(image))
+        apply = _APPLIERS["lazy" if takes_lazy_path(image) else "eager"]
         return apply(image, self, mask=mask, rgb=rgb, channel_axis=channel_axis)
 
     def to_dict(self) -> dict:
@@ -254,19 +255,20 @@ class Palette:
         return document
 
 
-# How a palette is applied to each kind of input, newest first: (accepts, apply).
-# The eager strategy (numpy) and the lazy one (dask, zarr, multiscale) register
-# themselves from the modules that implement them, which sit above this one.
-_APPLIERS: list = []
+# How a palette is applied, by path ("eager", "lazy": kinds.takes_lazy_path decides).
+# The strategies register themselves from the modules that implement them, which
+# sit above this one; the order they are imported in does not matter.
+_APPLIERS: dict = {}
 
 
-def register_applier(accepts, apply) -> None:
-    """Add an apply strategy, checked before the ones registered earlier.
+def register_applier(path: str, apply) -> None:
+    """The apply strategy of ``path`` ("eager" or "lazy").
 
-    ``apply(image, palette, *, mask, rgb, channel_axis)`` labels the inputs for which
-    ``accepts(image)`` is true.
+    ``apply(image, palette, *, mask, rgb, channel_axis)`` labels an input of that path.
     """
-    _APPLIERS.insert(0, (accepts, apply))
+    if path not in ("eager", "lazy"):
+        raise ValueError(f"an apply strategy is 'eager' or 'lazy', not {path!r}")
+    _APPLIERS[path] = apply
 
 
 def _listed(values):

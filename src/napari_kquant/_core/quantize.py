@@ -14,9 +14,10 @@ import numpy as np
 
 from .cancel import keyboard_interrupts
 from .fast.contract import label_dtype
+from .kinds import takes_lazy_path
 from .kmeans import Job, Quantization
 from .layout import Layout
-from .lazy import is_lazy, is_multiscale, quantize_lazy, quantize_sampled
+from .lazy import quantize_lazy, quantize_sampled
 from .options import QUANTIZE_DEFAULTS, choices
 from .palette import Palette
 from .validate import (
@@ -154,7 +155,7 @@ def quantize(
     seed = check_seed(seed)  # once: a drawn seed then serves every plane and sample
     options = {name: value for name, value in locals().items() if name in QUANTIZE_DEFAULTS}
     options.pop("sample_size"), options.pop("fit_level")
-    if is_lazy(image) or is_multiscale(image):
+    if takes_lazy_path(image):
         return quantize_lazy(image, k, sample_size=sample_size, fit_level=fit_level, **options)
     if sample_size is not None:
         return quantize_sampled(np.asarray(image), k, sample_size=sample_size, **options)

@@ -12,8 +12,8 @@ import numpy as np
 
 from .cancel import keyboard_interrupts
 from .fast.contract import Fit
+from .kinds import takes_lazy_path
 from .kmeans import Job, Quantization, count_fractions
-from .lazy import is_lazy, is_multiscale
 from .options import QUANTIZE_DEFAULTS
 from .validate import MAX_SWEEP_VALUES, InvalidInputError, check_k
 
@@ -326,7 +326,7 @@ def _sweep_job(image, ks, options) -> tuple[tuple[int, ...], Job]:
 
 
 def _refuse_lazy(image) -> None:
-    if is_lazy(image) or is_multiscale(image):
+    if takes_lazy_path(image):
         raise InvalidInputError(
             "a K sweep needs the image in memory: quantize lazy or multiscale data one K at "
             "a time (quantize(image, k)), or sweep a plane or a crop (np.asarray(data[...]))"

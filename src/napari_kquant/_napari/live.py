@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .._core.kinds import is_lazy, is_multiscale
 from .._core.layout import Layout
-from .._core.lazy import is_lazy, is_multiscale
 from .._core.quantize import apply_palette, quantize
 from .request import Request, current_plane
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from napari.layers import Image, Labels, Layer, Shapes
 
-from .._core.lazy import is_lazy, is_multiscale
+from .._core.kinds import is_lazy, is_multiscale, takes_lazy_path
 from .._core.options import choices
 
 if TYPE_CHECKING:
@@ -147,7 +147,7 @@ def _source(layers: tuple, planes: str) -> tuple[Any, dict, dict, bool]:
     arrays = [layer_array(layer) for layer in layers]
     if len(layers) > 1 and any(is_multiscale(a) for a in arrays):
         raise ValueError("multiscale layers cannot be combined as features: use one layer")
-    lazy = any(is_lazy(a) or is_multiscale(a) for a in arrays)
+    lazy = any(takes_lazy_path(a) for a in arrays)
     if lazy and planes == "each":
         raise ValueError(
             "a palette per plane needs the stack in memory: this layer is lazy; choose "
