@@ -391,15 +391,15 @@ class Job:
             self.cache["value_range"] = (float(self.table.min()), float(self.table.max()))
         return self.cache["value_range"]
 
-    def engine_options(self) -> tuple:
-        """max_iter, epsilon, use_epsilon, attempts, init as the engines take them."""
-        return (
+    def settings(self) -> contract.Settings:
+        """The search and stopping options as the engines read them."""
+        return contract.Settings(
             # a criterion that is off never stops the iterations
-            self.max_iter if self.criteria_type & cv2.TERM_CRITERIA_MAX_ITER else 10_000,
-            self.epsilon,
-            bool(self.criteria_type & cv2.TERM_CRITERIA_EPS),
-            self.attempts,
-            self.init,
+            max_iter=self.max_iter if self.criteria_type & cv2.TERM_CRITERIA_MAX_ITER else 10_000,
+            epsilon=self.epsilon,
+            use_epsilon=bool(self.criteria_type & cv2.TERM_CRITERIA_EPS),
+            attempts=self.attempts,
+            init=self.init,
         )
 
     def fit(self, k) -> contract.Fit:

@@ -110,6 +110,23 @@ ROW_BYTES_PER_POINT = 40
 
 
 @dataclass(frozen=True)
+class Settings:
+    """How a fit searches and when it stops: the validated options as the engines read them.
+
+    ``max_iter``: Lloyd iterations at most (a criterion that is off: 10,000);
+    ``epsilon``: the centre movement that stops a run (None: the default, 0.001 of the
+    range); ``use_epsilon``: whether movement stops it at all; ``attempts`` and
+    ``init``: the starts (k-means++ or random).
+    """
+
+    max_iter: int
+    epsilon: float | None
+    use_epsilon: bool
+    attempts: int
+    init: str
+
+
+@dataclass(frozen=True)
 class Fit:
     """Engine output, darkest centre first.
 

@@ -58,6 +58,7 @@ from .contract import (
     SMALL_IMAGE,
     SWEEP_MID_POINTS,
     Fit,
+    Settings,
     darkest_first_ranks,
     default_epsilon,
     init_draws,
@@ -156,14 +157,11 @@ class FastEngine:
             self._coarse[target] = self.summary.reduce(points, weights, target, self.low, self.high)
         return self._coarse[target]
 
-    def fit(self, k, max_iter, epsilon, use_epsilon, attempts, init, rng) -> Fit:
-        """Cluster into ``k`` from scratch.
-
-        ``epsilon`` None means the default; with ``use_epsilon`` False it never stops
-        a run.
-        """
+    def fit(self, k, settings: Settings, rng) -> Fit:
+        """Cluster into ``k`` from scratch (``settings``: the starts and when to stop)."""
+        max_iter, attempts, init = settings.max_iter, settings.attempts, settings.init
         self.resolve(k)
-        tol, epsilon = self._tolerance(epsilon, use_epsilon)
+        tol, epsilon = self._tolerance(settings.epsilon, settings.use_epsilon)
         (mid, mid_w), (coarse, coarse_w) = self.mid, self.coarse(k)
         draws = [
             init_draws(coarse, coarse_w, k, init, rng)
@@ -191,12 +189,13 @@ class FastEngine:
         best = min(candidates, key=lambda fit: fit[1])
         return self.finish(best[0], max_iter, tol, epsilon, best[3])
 
-    def fit_from(self, start, max_iter, epsilon, use_epsilon) -> Fit:
+    def fit_from(self, start, settings: Settings) -> Fit:
         """Lloyd from the given centres ``start`` (k, C) in the space clustered."""
-        tol, epsilon = self._tolerance(epsilon, use_epsilon)
-        return self.finish(np.asarray(start, dtype=np.float64), max_iter, tol, epsilon)
+        tol, epsilon = self._tolerance(settings.epsilon, settings.use_epsilon)
+        start = np.asarray(start, dtype=np.float64)
+        return self.finish(start, settings.max_iter, tol, epsilon)
 
-    def sweep(self, ks, max_iter, epsilon, use_epsilon, attempts, init, rng):
+    def sweep(self, ks, settings: Settings, rng):
         """Yield a Fit per K of ``ks`` (ascending), sharing work between them.
 
         The first K is searched from scratch. For each later K two kinds of start
@@ -206,12 +205,13 @@ class FastEngine:
         (a k-means++ sequence cut after K picks is a k-means++ start for K). The most
         compact is refined on the middle regrid and finished as a single run is.
         """
+        max_iter, attempts, init = settings.max_iter, settings.attempts, settings.init
         self.resolve(ks[-1])
-        tol, epsilon = self._tolerance(epsilon, use_epsilon)
+        tol, epsilon = self._tolerance(settings.epsilon, settings.use_epsilon)
         mid, mid_w = self.mid
         coarse, coarse_w = self.coarse(ks[-1])
         sequences = [init_centers(coarse, coarse_w, ks[-1], init, rng) for _ in range(attempts)]
-        fit = self.fit(ks[0], max_iter, epsilon, use_epsilon, attempts, init, rng)
+        fit = self.fit(ks[0], settings, rng)
         yield fit
         for k in ks[1:]:
             warm = extend_centers(coarse, coarse_w, fit.centers, k, rng)
@@ -314,20 +314,19 @@ class FastKMeans:
         if job.start is not None or job.weights is not None:  # the estimator's tables
             engine = FastEngine(job.table, weights=job.weights, rows=True)
             job.check_summary_memory(engine.working_bytes(ks[0]), ks[0])
-            max_iter, epsilon, use_epsilon, attempts, init = job.engine_options()
             if job.start is not None:
-                yield engine.fit_from(job.start, max_iter, epsilon, use_epsilon)
+                yield engine.fit_from(job.start, job.settings())
             else:
-                yield engine.fit(ks[0], max_iter, epsilon, use_epsilon, attempts, init, rng)
+                yield engine.fit(ks[0], job.settings(), rng)
             return
         if len(ks) == 1:
             engine = FastEngine(job.table)
             job.check_summary_memory(engine.working_bytes(ks[0]), ks[0])
-            yield engine.fit(ks[0], *job.engine_options(), rng)
+            yield engine.fit(ks[0], job.settings(), rng)
             return
         engine = FastEngine(job.table, True, SWEEP_MID_POINTS, defer_labels)
         job.check_summary_memory(engine.working_bytes(max(ks)), max(ks))
-        yield from engine.sweep(ks, *job.engine_options(), rng)
+        yield from engine.sweep(ks, job.settings(), rng)
 
     @staticmethod
     def working_bytes(n_pixels: int, n_channels: int, table_itemsize: int) -> int:

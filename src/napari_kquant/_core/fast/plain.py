@@ -25,6 +25,7 @@ from ..cancel import checkpoint
 from .contract import (
     SCORE_BLOCK,
     Fit,
+    Settings,
     darkest_first_ranks,
     default_epsilon,
     init_draws,
@@ -186,9 +187,10 @@ class PlainEngine:
             epsilon = default_epsilon(self.table.min(axis=0), self.table.max(axis=0))
         return (epsilon if use_epsilon else 0.0), epsilon
 
-    def fit(self, k, max_iter, epsilon, use_epsilon, attempts, init, rng) -> Fit:
+    def fit(self, k, settings: Settings, rng) -> Fit:
         """Cluster into ``k``: starts on a sample, Lloyd updates on every row."""
-        tol, epsilon = self._tolerance(epsilon, use_epsilon)
+        max_iter, attempts, init = settings.max_iter, settings.attempts, settings.init
+        tol, epsilon = self._tolerance(settings.epsilon, settings.use_epsilon)
         table, weights = self.table, self.weights
         sampled = len(table) > 2 * SAMPLE
         if sampled:
@@ -208,9 +210,10 @@ class PlainEngine:
         assert best is not None  # (attempts >= 1)
         return self._finish(best[0], polish, tol, epsilon, best[3], max_iter)
 
-    def fit_from(self, start, max_iter, epsilon, use_epsilon) -> Fit:
+    def fit_from(self, start, settings: Settings) -> Fit:
         """Lloyd on every row from the given centres."""
-        tol, epsilon = self._tolerance(epsilon, use_epsilon)
+        max_iter = settings.max_iter
+        tol, epsilon = self._tolerance(settings.epsilon, settings.use_epsilon)
         return self._finish(
             np.asarray(start, dtype=np.float64), max_iter, tol, epsilon, 0, max_iter
         )
@@ -234,9 +237,8 @@ class PlainKMeans:
         """Yield a Fit per K of ``ks``, each K on its own (labelled)."""
         rng = np.random.default_rng(job.seed)
         engine = PlainEngine(job.table, job.weights)
-        max_iter, epsilon, use_epsilon, attempts, init = job.engine_options()
         if job.start is not None:
-            yield engine.fit_from(job.start, max_iter, epsilon, use_epsilon)
+            yield engine.fit_from(job.start, job.settings())
             return
         for k in ks:
-            yield engine.fit(k, max_iter, epsilon, use_epsilon, attempts, init, rng)
+            yield engine.fit(k, job.settings(), rng)
