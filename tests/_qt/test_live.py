@@ -119,3 +119,34 @@ def test_live_is_off_for_lazy_layers(make_napari_viewer):
     viewer.add_image(data.coffee(), name="photo")
     widget.image.value = viewer.layers["photo"]
     assert widget.live.toggle.enabled
+
+
+def test_choosing_another_layer_gives_it_its_own_live_layers(make_napari_viewer, qtbot):
+    """Live on an RGB photo, then a gray image chosen: its own live layers, the photo's kept."""
+    viewer, widget = live_dock(make_napari_viewer, data.astronaut(), "astronaut")
+    widget.k.value = 4
+    widget.live.toggle.value = True
+    qtbot.waitUntil(lambda: bool(widget.live.shown) and not widget.live.running, timeout=30_000)
+    photo_clusters = live_clusters(viewer, "astronaut")
+    before = photo_clusters.data.copy()
+    viewer.add_image(data.camera(), name="camera")
+    widget.image.value = viewer.layers["camera"]
+    qtbot.waitUntil(lambda: live_names("camera")[1] in viewer.layers, timeout=30_000)
+    qtbot.waitUntil(lambda: not widget.live.running, timeout=30_000)
+    gray = live_clusters(viewer, "camera")
+    assert gray.data.shape == data.camera().shape and gray.metadata[METADATA_KEY]["k"] == 4
+    assert not viewer.layers[live_names("camera")[0]].rgb
+    np.testing.assert_array_equal(photo_clusters.data, before)  # untouched
+
+
+def test_removing_the_dock_stops_live(make_napari_viewer, qtbot):
+    stack = np.stack([data.astronaut(), data.astronaut()[::-1, ::-1] // 2])
+    viewer, widget = live_dock(make_napari_viewer, stack, "pair", rgb=True)
+    widget.k.value = 3
+    widget.live.toggle.value = True
+    qtbot.waitUntil(lambda: bool(widget.live.shown) and not widget.live.running, timeout=30_000)
+    shown = len(widget.live.shown)
+    viewer.window.remove_dock_widget(widget.native)
+    viewer.dims.set_current_step(0, 1)
+    qtbot.wait(500)
+    assert len(widget.live.shown) == shown and not widget.live.running

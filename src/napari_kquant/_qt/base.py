@@ -21,7 +21,7 @@ from magicgui.widgets import (
 )
 from napari.layers import Image, Labels, Shapes
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import QThreadPool, QTimer
+from qtpy.QtCore import QEvent, QObject, QThreadPool, QTimer
 from qtpy.QtWidgets import QApplication, QSizePolicy
 from superqt import QCollapsible
 
@@ -196,6 +196,8 @@ class KQuantDock(Container):
         # Closing the viewer (or the dock) mid-run must leave no thread behind; so must
         # napari quitting without closing its windows first (Ctrl+C in its terminal).
         self.native.destroyed.connect(self._shutdown)
+        # napari's remove_dock_widget only takes the dock out of its window (no destroyed)
+        self._removal = RemovalWatch(self.native, self._shutdown)
         QApplication.instance().aboutToQuit.connect(self._shutdown)
         self._ctrl_c = CtrlCCancels(self.cancel)
         self._watch_preparation()
@@ -411,6 +413,24 @@ class KQuantDock(Container):
         self.run_button.text = self.RUN_TEXT
         if self.cancelled:
             self.status.value = "cancelled"
+
+
+class RemovalWatch(QObject):
+    """Calls ``removed`` when ``widget`` is taken out of its parent (its dock is removed).
+
+    napari's ``remove_dock_widget`` sets the docked widget's parent to None and keeps
+    it alive, so ``destroyed`` does not come.
+    """
+
+    def __init__(self, widget, removed):
+        super().__init__(widget)
+        self._removed = removed
+        widget.installEventFilter(self)
+
+    def eventFilter(self, watched, event):
+        if event.type() == QEvent.Type.ParentChange and watched.parent() is None:
+            self._removed()
+        return False
 
 
 class CtrlCCancels:

@@ -60,6 +60,7 @@ class LivePreview:
         self.toggle.changed.connect(self._toggled)
         dock.image.changed.connect(self._layer_chosen)
         dock._viewer.dims.events.current_step.connect(self._plane_changed)
+        self._closed = False
         self._layer_chosen()  # the layer the dock starts with
 
     @property
@@ -74,7 +75,7 @@ class LivePreview:
 
     def changed(self, *_) -> None:
         """A setting changed: run shortly (a later change within DEBOUNCE_MS replaces it)."""
-        if not self.toggle.value:
+        if self._closed or not self.toggle.value:
             return
         self._changed_at = time.perf_counter()
         self._settle.stop()
@@ -90,6 +91,8 @@ class LivePreview:
             self.changed()
         else:
             self.cancel()
+            if self.dock.status.value.startswith("live"):
+                self.dock.status.value = "live off"
 
     def _layer_chosen(self, *_) -> None:
         """Live is off, and cannot be turned on, for layers it cannot run on (tooltip: why)."""
@@ -98,6 +101,7 @@ class LivePreview:
             self.toggle.value = False
         self.toggle.enabled = refusal is None
         self.toggle.tooltip = refusal or LIVE_TIP
+        self.layers = []  # another source: its own live layers (found or made by name)
         self.changed()
 
     def cancel(self) -> None:
@@ -114,6 +118,9 @@ class LivePreview:
             return
         self.cancel()  # a run still in flight is superseded
         run = self._run
+        if getattr(dock, "palette_from", None) is not None and dock.palette_from.value is not None:
+            dock.status.value = "live: off while a palette is chosen ('palette from'): use Run"
+            return
         try:
             request = dock.live_request()
         except ValueError as exc:
@@ -141,7 +148,7 @@ class LivePreview:
 
     def _show(self, run: int, request, result, preview: bool) -> None:
         dock = self.dock
-        if run != self._run or refused_by(result, dock._refuse):
+        if run != self._run or refused_by(result, self._refuse):
             return  # superseded, cancelled or refused
         if any(layer not in dock._viewer.layers for layer in request.layers):
             return  # the source went away meanwhile
@@ -155,9 +162,19 @@ class LivePreview:
         if preview:
             self._settle.start()
 
+    def _refuse(self, message: str) -> None:
+        """Bad settings while live: said in the status line (no pop-up at every change)."""
+        self.dock.status.value = f"live: refused: {message}"
+
     def shutdown(self) -> None:
-        """Cancel everything and disconnect the runs' results (the dock is going away)."""
-        self.cancel()
+        """Stop for good: cancel, disconnect from the viewer and the runs (the dock is closing)."""
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(RuntimeError):  # (Qt objects already deleted)
+            self.cancel()
+        with contextlib.suppress(TypeError, ValueError, RuntimeError):
+            self.dock._viewer.dims.events.current_step.disconnect(self._plane_changed)
         for worker in list(self._workers):
             with contextlib.suppress(TypeError, RuntimeError):
                 worker.returned.disconnect()
