@@ -41,6 +41,21 @@ def type_k(qtbot, widget, text):
     qtbot.keyClicks(line, text)
 
 
+def settled(qtbot, widget):
+    """Wait until a live result is shown and no live run is in flight."""
+    qtbot.waitUntil(lambda: bool(widget.live.shown) and not widget.live.running, timeout=30_000)
+
+
+def live_on_a_stack(make_napari_viewer, qtbot, k=3):
+    """Two photos stacked ("pair"), live on at ``k``, its first result shown."""
+    stack = np.stack([data.astronaut(), data.astronaut()[::-1, ::-1] // 2])
+    viewer, widget = live_dock(make_napari_viewer, stack, "pair", rgb=True)
+    widget.k.value = k
+    widget.live.toggle.value = True
+    settled(qtbot, widget)
+    return viewer, widget
+
+
 def live_clusters(viewer, name):
     return viewer.layers[live_names(name)[1]]
 
@@ -81,11 +96,7 @@ def test_typing_k_live_shows_only_the_latest_k(make_napari_viewer, qtbot):
 
 def test_live_follows_the_dims_slider_on_a_stack(make_napari_viewer, qtbot):
     """On a stack live quantizes the plane shown; moving the slider re-runs on the new one."""
-    stack = np.stack([data.astronaut(), data.astronaut()[::-1, ::-1] // 2])
-    viewer, widget = live_dock(make_napari_viewer, stack, "pair", rgb=True)
-    widget.k.value = 3
-    widget.live.toggle.value = True
-    qtbot.waitUntil(lambda: bool(widget.live.shown) and not widget.live.running, timeout=30_000)
+    viewer, _ = live_on_a_stack(make_napari_viewer, qtbot)
     clusters = live_clusters(viewer, "pair")
     assert clusters.data[0].any() and not clusters.data[1].any()  # only the plane shown
     viewer.dims.set_current_step(0, 1)  # the slider to the second photo
@@ -126,7 +137,7 @@ def test_choosing_another_layer_gives_it_its_own_live_layers(make_napari_viewer,
     viewer, widget = live_dock(make_napari_viewer, data.astronaut(), "astronaut")
     widget.k.value = 4
     widget.live.toggle.value = True
-    qtbot.waitUntil(lambda: bool(widget.live.shown) and not widget.live.running, timeout=30_000)
+    settled(qtbot, widget)
     photo_clusters = live_clusters(viewer, "astronaut")
     before = photo_clusters.data.copy()
     viewer.add_image(data.camera(), name="camera")
@@ -140,13 +151,34 @@ def test_choosing_another_layer_gives_it_its_own_live_layers(make_napari_viewer,
 
 
 def test_removing_the_dock_stops_live(make_napari_viewer, qtbot):
-    stack = np.stack([data.astronaut(), data.astronaut()[::-1, ::-1] // 2])
-    viewer, widget = live_dock(make_napari_viewer, stack, "pair", rgb=True)
-    widget.k.value = 3
-    widget.live.toggle.value = True
-    qtbot.waitUntil(lambda: bool(widget.live.shown) and not widget.live.running, timeout=30_000)
+    viewer, widget = live_on_a_stack(make_napari_viewer, qtbot)
     shown = len(widget.live.shown)
     viewer.window.remove_dock_widget(widget.native)
     viewer.dims.set_current_step(0, 1)
     qtbot.wait(500)
     assert len(widget.live.shown) == shown and not widget.live.running
+
+
+def test_live_through_a_session(make_napari_viewer, qtbot):
+    """Layers added and removed, the source renamed, Compare K run, the theme switched:
+    live goes on updating the same two live layers."""
+    viewer, widget = live_on_a_stack(make_napari_viewer, qtbot)
+    clusters = live_clusters(viewer, "pair")
+    viewer.add_image(data.camera(), name="other")
+    viewer.add_labels(np.zeros((512, 512), np.uint8), name="scratch")
+    viewer.layers.remove("scratch")
+    viewer.layers["pair"].name = "renamed pair"
+    widget.image.value = viewer.layers["renamed pair"]
+    _, compare = viewer.window.add_plugin_dock_widget("napari-kquant", "Compare K")
+    compare.image.value = viewer.layers["other"]
+    compare.ks.value = "2..3"
+    compare.run_button.native.click()
+    qtbot.waitUntil(lambda: not compare.running, timeout=60_000)
+    viewer.theme = "light" if viewer.theme == "dark" else "dark"
+    type_k(qtbot, widget, "5")
+    qtbot.waitUntil(lambda: widget.live.shown[-1][1] == 5, timeout=30_000)
+    settled(qtbot, widget)
+    shown = viewer.layers[live_names("renamed pair")[1]]
+    assert shown.metadata[METADATA_KEY]["k"] == 5
+    assert set(np.unique(shown.data).tolist()) - {0} == {1, 2, 3, 4, 5}
+    assert clusters in viewer.layers  # the earlier name's live layers stay, untouched
