@@ -59,4 +59,4 @@ def __dir__() -> list[str]:
 
 # The fast engine's kernels: loaded (or, on a computer's first run, compiled in a
 # background process) while the caller goes on; see _core/fast/prepare.py.
-_prepare.start(_warmup.exercise)
+_prepare.start(_warmup.exercise, _warmup.warm)

@@ -44,6 +44,7 @@ _compiled_here = threading.Event()  # compiled in this process (nothing could be
 _stamp_seen = False
 _forced: bool | None = None  # tests and the background process decide themselves
 _exercise = None  # the warm-up (given by the package: it runs the public entry points)
+_warm = None  # what else a first call would pay for once (given by the package)
 
 
 def stamp_path() -> str | None:
@@ -97,18 +98,19 @@ def forced(use_kernels: bool):
         _forced = before
 
 
-def start(exercise) -> None:
+def start(exercise, warm=None) -> None:
     """Begin preparing the kernels for this process (once; returns at once).
 
     ``exercise``: the warm-up that compiles the kernels where nothing can be cached
-    (:func:`napari_kquant._core.warmup.exercise`).
+    (:func:`napari_kquant._core.warmup.exercise`); ``warm``: run once the kernels
+    are loaded (:func:`napari_kquant._core.warmup.warm`).
     """
-    global _thread, _exercise
+    global _thread, _exercise, _warm
     if os.environ.get(CHILD):
         return
     with _lock:
         if _thread is None:
-            _exercise = exercise
+            _exercise, _warm = exercise, warm
             _thread = threading.Thread(target=_prepare, name="napari-kquant-prepare", daemon=True)
             _thread.start()
 
@@ -188,20 +190,8 @@ def _load(path: str) -> None:
         for sig in sigs:
             if dispatcher is not None:
                 dispatcher.compile(sig)
-    _warm_opencv()
-
-
-def _warm_opencv() -> None:
-    """OpenCV's first 24-bit ``calcHist`` initialises itself (about 0.1 s): do it here too.
-
-    A large photo's first run counts its colours with it; without this, a warm
-    process's first call of that path took 1.5-2x a later one.
-    """
-    import cv2
-    import numpy as np
-
-    pixel = np.zeros((1, 1, 3), np.uint8)
-    cv2.calcHist([pixel], [2, 1, 0], None, [256] * 3, [0, 256] * 3)
+    if _warm is not None:
+        _warm()
 
 
 def signatures() -> dict:
