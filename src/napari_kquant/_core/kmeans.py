@@ -12,8 +12,7 @@ import numpy as np
 from .cancel import checkpoint, on_threads
 from .engines import ENGINES
 from .fast import contract, lloyd, prepare
-from .fast.engine import FastEngine, PlainEngine, labeller
-from .fast.grid import PaletteGrid
+from .fast.engine import labeller
 from .layout import Layout
 from .memory import check_memory, working_bytes
 from .options import QUANTIZE_DEFAULTS, choices
@@ -163,7 +162,7 @@ def apply_eager(image, palette: Palette, *, mask=None, rgb=None, channel_axis=No
     """Label an in-memory image with ``palette`` (the eager apply strategy)."""
     started = time.perf_counter()
     job = palette_job(image, palette, mask=mask, rgb=rgb, channel_axis=channel_axis)
-    fit = job.assign(job.space.forward(palette.centers))
+    fit = job.labeller().assign(job.space.forward(palette.centers))
     return job.result(fit, started, centers=palette.centers, method="palette")
 
 
@@ -174,7 +173,7 @@ def label_eager(image, palette: Palette, *, mask=None, rgb=None, channel_axis=No
     passes' and byte-identical. Raises :class:`NothingToCluster` where no pixel is.
     """
     job = palette_job(image, palette, mask=mask, rgb=rgb, channel_axis=channel_axis)
-    fit = job.assign(job.space.forward(palette.centers), figures=False)
+    fit = job.labeller().assign(job.space.forward(palette.centers), figures=False)
     return job.spatial_labels(fit.label_array())
 
 
@@ -368,21 +367,8 @@ class Job:
         """Refuse a K the data cannot give."""
         _check_k_against_data(self.table, k_max)
 
-    def assign(self, centers: np.ndarray, figures: bool = True) -> contract.Fit:
-        """Every clustered pixel's nearest of ``centers`` (in the space clustered).
-
-        uint8 RGB pixels go through the centres' grid (:class:`PaletteGrid`: one
-        compiled pass, no summary of the image), others through the fast engine's
-        summary. Without ``figures`` only the labels are made (counts 0, SSE NaN).
-        """
-        rgb8 = self.space.identity and self.table.dtype == np.uint8 and self.table.shape[1] == 3
-        if rgb8 and prepare.ready():
-            labels, counts, sse = PaletteGrid.of(centers).label(self.table, figures)
-            return contract.Fit(centers, labels, sse if figures else np.nan, counts, 0.0)
-        return self.fast_engine().assign(centers)
-
-    def fast_engine(self) -> FastEngine | PlainEngine:
-        """The fast engine's summary of this image (labels pixels for given centres)."""
+    def labeller(self):
+        """What labels this job's pixels for given centres (:func:`.fast.engine.labeller`)."""
         return labeller(self.table)
 
     def value_range(self) -> tuple[float, float]:
@@ -498,7 +484,7 @@ class Job:
         key = ("engine", space.origin)  # one summary serves every K of a sweep
         if key not in self.cache:
             same = space.origin == self.space.origin
-            self.cache[key] = self.fast_engine() if same else labeller(space.forward(self.raw))
+            self.cache[key] = self.labeller() if same else labeller(space.forward(self.raw))
         return centers, self.cache[key].assign(space.forward(centers), fit.epsilon)
 
 

@@ -64,7 +64,7 @@ from .contract import (
     init_draws,
     label_dtype,
 )
-from .grid import GridSummary
+from .grid import GridLabeller, GridSummary
 from .lloyd import (
     coarse_starts,
     extend_centers,
@@ -78,9 +78,17 @@ from .plain import PlainEngine, PlainKMeans
 from .rows import RowSummary
 
 
-def labeller(table: np.ndarray) -> FastEngine | PlainEngine:
-    """What labels ``table``'s pixels for given centres: the fast engine, or its stand-in."""
-    return FastEngine(table) if prepare.ready() else PlainEngine(table)
+def labeller(table: np.ndarray) -> FastEngine | PlainEngine | GridLabeller:
+    """What labels ``table``'s pixels for given centres (``assign``), the one place deciding.
+
+    uint8 RGB: the centres' grid (:class:`.grid.GridLabeller`, no summary of the
+    image); others: the fast engine's summary; on a computer's first run: the stand-in.
+    """
+    if not prepare.ready():
+        return PlainEngine(table)
+    if table.dtype == np.uint8 and table.ndim == 2 and table.shape[1] == 3:
+        return GridLabeller(table)
+    return FastEngine(table)
 
 
 def uses_grid(table: np.ndarray) -> bool:
@@ -257,10 +265,12 @@ class FastEngine:
         # each stage stops at max_iter: the total is reported within it too
         return replace(fit, n_iter=min(n_iter + polish, max_iter))
 
-    def assign(self, centers, epsilon=0.0, code_labels=None) -> Fit:
+    def assign(self, centers, epsilon=0.0, code_labels=None, figures=True) -> Fit:
         """Label every pixel with its nearest of ``centers`` (label i = row i - 1).
 
         ``code_labels`` (1-based, per summary point) may be passed when known already.
+        The counts and compactness come with the labels here (``figures`` is for
+        :class:`.grid.GridLabeller`, where leaving them out saves work).
         """
         points, weights, summary = self.summary.points, self.summary.weights, self.summary
         k = len(centers)

@@ -16,6 +16,7 @@ from .contract import (
     GRID_BYTES_PER_CELL,
     HIST_BYTES,
     LUT_ENTRIES,
+    Fit,
     label_dtype,
     worker_threads,
 )
@@ -244,3 +245,18 @@ class PaletteGrid:
 
 _grids: dict = {}
 _grids_lock = threading.Lock()
+
+
+class GridLabeller:
+    """Labels uint8 RGB pixels for given centres through their :class:`PaletteGrid`.
+
+    What applying a palette needs: no summary of the image, one compiled pass.
+    Without ``figures`` only the labels are made (counts 0, compactness NaN).
+    """
+
+    def __init__(self, table: np.ndarray):
+        self.table = table
+
+    def assign(self, centers, epsilon=0.0, figures=True) -> Fit:
+        labels, counts, sse = PaletteGrid.of(centers).label(self.table, figures)
+        return Fit(centers, labels, sse if figures else np.nan, counts, epsilon)

@@ -163,7 +163,7 @@ class PlainEngine:
         self.table = table
         self.weights = None if weights is None else np.asarray(weights, dtype=np.float64)
 
-    def assign(self, centers, epsilon=0.0) -> Fit:
+    def assign(self, centers, epsilon=0.0, figures=True) -> Fit:
         """Label every row with its nearest of ``centers`` (label i = row i - 1)."""
         labels, best, _ = nearest(self.table, centers)
         return self._fit(np.asarray(centers, dtype=np.float64), labels, best, epsilon)
