@@ -24,6 +24,7 @@ thread has come: the same call on the same computer state gives the same result.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import os
@@ -40,6 +41,8 @@ WARMUP = "napari_kquant._core.warmup"  # the background process's module
 _lock = threading.Lock()
 _thread: threading.Thread | None = None
 _done = threading.Event()  # the thread has finished (kernels loaded, compiled or given up)
+_native = threading.Event()  # the thread has begun running compiled code (see atexit below)
+NATIVE_EXIT_WAIT_S = 60.0  # at exit, the longest wait for that code to finish
 _compiled_here = threading.Event()  # compiled in this process (nothing could be cached)
 _stamp_seen = False
 _forced: bool | None = None  # tests and the background process decide themselves
@@ -111,6 +114,7 @@ def start(exercise, warm=None) -> None:
     with _lock:
         if _thread is None:
             _exercise, _warm = exercise, warm
+            atexit.register(_let_native_work_finish)
             _thread = threading.Thread(target=_prepare, name="napari-kquant-prepare", daemon=True)
             _thread.start()
 
@@ -139,6 +143,7 @@ def _prepare() -> None:
                 )
                 _compile_here()
                 return
+        _native.set()  # loading and warming run compiled code (numba, OpenCV) from here
         _load(path)
     except Exception as error:
         warnings.warn(
@@ -150,7 +155,20 @@ def _prepare() -> None:
         _done.set()
 
 
+def _let_native_work_finish() -> None:
+    """At exit, let the thread finish loading the kernels (a few tenths of a second).
+
+    A process that ends (a Ctrl+C on the command line, say) while that thread is
+    inside numba's or OpenCV's compiled code is aborted by the C++ runtime
+    ("terminate called without an active exception") instead of exiting cleanly.
+    While the thread only waits for the background process, nothing is waited for.
+    """
+    if _native.is_set():
+        _done.wait(NATIVE_EXIT_WAIT_S)
+
+
 def _compile_here() -> None:
+    _native.set()
     if _exercise is None:  # (start() was never given the warm-up)
         return
     with forced(True):
