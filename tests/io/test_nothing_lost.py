@@ -150,8 +150,12 @@ def test_ctrl_c_stops_a_command_line_batch_and_keeps_the_files_done(tmp_path):
         iio.imwrite(inputs[-1], np.clip(noisy, 0, 255).astype(np.uint8))
     out = tmp_path / "out"
     run = cli("quantize", *inputs, "-k", "48", "--attempts", "4", "-o", out, "-q")
+    deadline = time.monotonic() + 300
     while not list(out.glob("*_palette_k48.gpl")):  # the first file is complete
         assert run.poll() is None, run.stderr.read()
+        if time.monotonic() > deadline:
+            run.kill()
+            pytest.fail(f"no file done after 300 s: {run.communicate()}")
         time.sleep(0.05)
     run.send_signal(signal.SIGINT)
     code = run.wait(60)
