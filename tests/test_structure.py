@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import napari_kquant
@@ -213,3 +214,35 @@ def test_one_owner_for_the_lazy_or_eager_choice():
     deciding = [name for name, text in sources.items() if re.search(r"is_lazy\(\w+\) or", text)]
     assert deciding == ["_core/kinds.py"], deciding
     assert set(palette._APPLIERS) == {"eager", "lazy"}  # by path, whatever the import order
+
+
+def test_a_job_is_built_from_checked_options_and_one_layout():
+    """Job.of takes an Options (not a keyword per option); the Job keeps the Layout.
+
+    Its fit options are checked once (``Fitting``), the memory guard's inputs travel
+    as a ``Footprint``, and in the core only ``Layout`` moves the channel axis.
+    """
+    from dataclasses import fields
+
+    from napari_kquant._core.kmeans import Fitting, Job
+    from napari_kquant._core.layout import Layout
+    from napari_kquant._core.memory import Footprint
+    from napari_kquant._core.options import OPTION_NAMES, Options
+
+    parameters = inspect.signature(Job.of).parameters
+    assert not set(parameters) & set(OPTION_NAMES)  # the options come as one value
+    assert parameters["options"].default == Options()
+    types = {f.name: f.type for f in fields(Job)}
+    assert types["layout"] == "Layout" and types["fitting"] == "Fitting"
+    assert types["footprint"] == "Footprint"
+    assert not set(types) & set(OPTION_NAMES) - {"seed"}
+
+    job = Job.of(np.zeros((4, 5, 6), np.float32), channel_axis=0)
+    assert job.layout == Layout(3, True, True, 0) and job.image.shape == (5, 6, 4)
+    assert isinstance(job.fitting, Fitting) and isinstance(job.footprint, Footprint)
+    assert "memory" not in job.cache
+    core = {
+        p.relative_to(PACKAGE).as_posix(): p.read_text() for p in (PACKAGE / "_core").rglob("*.py")
+    }
+    moving = [name for name, text in core.items() if "moveaxis(" in text]
+    assert moving == ["_core/layout.py"], moving

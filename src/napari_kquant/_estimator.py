@@ -25,8 +25,8 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from ._core.kmeans import Job, Quantization, distinct_rows
 from ._core.options import (
+    DEFAULTS,
     MAX_K,
-    QUANTIZE_DEFAULTS,
     TABLE_OPTIONS,
     Options,
     bounds,
@@ -39,7 +39,7 @@ from ._core.spaces import FeatureSpace
 from ._core.validate import guess_rgb
 
 __all__ = ["KMeansQuantizer", "NotFittedError"]
-_DEFAULTS = Options()
+_DEFAULTS = DEFAULTS
 SKLEARN_INIT = {"k-means++": "kmeans++"}  # scikit-learn's spelling of our choices
 
 
@@ -219,7 +219,7 @@ class KMeansQuantizer(
     def _n_features_out(self) -> int:
         return len(self.cluster_centers_)
 
-    def _layout(self, n_features: int) -> dict:
+    def _layout(self) -> dict:
         """How quantize() reads a table: RGB for Lab, else the columns as features."""
         return {"rgb": True} if self.color_space == "lab" else {"channel_axis": -1}
 
@@ -264,11 +264,11 @@ class KMeansQuantizer(
     def _fit(self, X, k, weights, start, options) -> Quantization:
         """The fit: quantize(), or its job with weights or initial centres."""
         if weights is None and start is None:
-            return quantize(X, k, **self._layout(X.shape[1]), **options)
+            return quantize(X, k, **self._layout(), **options)
         if options.get("sample_size") is not None:
             raise ValueError("sample_weight and init arrays fit every sample: drop sample_size")
         options.pop("sample_size", None)
-        job = Job.of(X, **{**QUANTIZE_DEFAULTS, **options, **self._layout(X.shape[1])})
+        job = Job.of(X, Options.picked(options), **self._layout())
         job = job.with_samples(weights, start)
         return job.result(job.fit(k), time.perf_counter())
 
@@ -281,7 +281,7 @@ class KMeansQuantizer(
         return float(distances @ weights)
 
     def _apply_table(self, X: np.ndarray) -> Quantization:
-        return self.palette_.apply(X, **self._layout(X.shape[1]))
+        return self.palette_.apply(X, **self._layout())
 
     def _apply_image(self, image, rgb) -> Quantization:
         check_is_fitted(self)

@@ -14,8 +14,8 @@ from .engines import ENGINES
 from .fast import contract, lloyd, prepare
 from .fast.engine import labeller
 from .layout import Layout
-from .memory import check_memory, working_bytes
-from .options import QUANTIZE_DEFAULTS, choices
+from .memory import Footprint
+from .options import DEFAULTS, Options, choices
 from .palette import Palette, darkest_first, register_applier
 from .spaces import COLOR_SPACES, FeatureSpace, palette_origin, scaling
 from .validate import (
@@ -182,15 +182,12 @@ def palette_job(image, palette: Palette, *, mask=None, rgb=None, channel_axis=No
     image = np.asarray(image)
     job = Job.of(
         image,
-        **{
-            **QUANTIZE_DEFAULTS,
-            "rgb": rgb,
-            "mask": mask,
-            "channel_axis": channel_axis,
-            "color_space": palette.color_space,
-            "standardize": scaling(palette),
-            "origin": palette_origin(palette.centers, working_dtype(image.dtype)),
-        },
+        Options.picked({"color_space": palette.color_space}),
+        rgb=rgb,
+        mask=mask,
+        channel_axis=channel_axis,
+        scaling=scaling(palette),
+        origin=palette_origin(palette.centers, working_dtype(image.dtype)),
     )
     centers = palette.centers
     n_channels = job.table.shape[1]
@@ -205,23 +202,81 @@ register_applier("eager", apply_eager)  # numpy, and anything numpy can read
 
 
 @dataclass(frozen=True)
-class Job:
-    """Validated input and options, ready to quantize at one or several K."""
+class Fitting:
+    """How a fit searches and when it stops: :class:`.Options`' fit options, checked."""
 
-    image: np.ndarray
-    table: np.ndarray
-    rgb: bool
     method: str
     attempts: int
     max_iter: int
     epsilon: float | None
-    criteria_type: int
+    criteria_type: int  # OpenCV's TERM_CRITERIA_* bits
     init: str
     seed: int
-    keep: np.ndarray | None  # which pixels are clustered (None: all)
-    channel_axis: int | None  # where the features were in the input (moved last here)
+
+    @classmethod
+    def of(cls, options: Options) -> Fitting:
+        """Check the fit options (a ValueError naming the first bad one)."""
+        method = check_choice("method", options.method, METHODS)
+        init = check_choice("init", options.init, INITS)
+        attempts = check_count("attempts", options.attempts)
+        criteria_type, max_iter, epsilon = check_criteria(
+            options.criteria, options.max_iter, options.epsilon
+        )
+        return cls(
+            method=method,
+            attempts=attempts,
+            max_iter=max_iter,
+            epsilon=check_epsilon(epsilon, ENGINES[method].max_magnitude),
+            criteria_type=criteria_type,
+            init=init,
+            seed=check_seed(options.seed),
+        )
+
+    @property
+    def engine(self):
+        """The engine that fits (an entry of ``ENGINES``)."""
+        return ENGINES[self.method]
+
+    def settings(self) -> contract.Settings:
+        """The search and stopping options as the engines read them."""
+        return contract.Settings(
+            # a criterion that is off never stops the iterations
+            max_iter=self.max_iter if self.criteria_type & cv2.TERM_CRITERIA_MAX_ITER else 10_000,
+            epsilon=self.epsilon,
+            use_epsilon=bool(self.criteria_type & cv2.TERM_CRITERIA_EPS),
+            attempts=self.attempts,
+            init=self.init,
+        )
+
+    def params(self) -> dict[str, Any]:
+        """The recorded parameters (the epsilon used is the fit's own)."""
+        return {
+            "method": self.method,
+            "attempts": self.attempts,
+            "max_iter": self.max_iter,
+            "criteria": criteria_name(self.criteria_type),
+            "init": self.init,
+            "seed": self.seed,
+        }
+
+
+@dataclass(frozen=True)
+class Job:
+    """Validated input and options, ready to quantize at one or several K.
+
+    ``image`` has its channels last (``layout`` knows where they were); ``table`` is
+    the clustered pixels in the space clustered, ``raw`` the same pixels in image
+    units, ``keep`` which pixels they are (None: all).
+    """
+
+    image: np.ndarray
+    table: np.ndarray
+    layout: Layout
+    fitting: Fitting
+    keep: np.ndarray | None
     space: FeatureSpace
-    raw: np.ndarray  # the clustered pixels in image units (``table`` before the space)
+    raw: np.ndarray
+    footprint: Footprint  # what the memory guard reads
     cache: dict = field(default_factory=dict, compare=False)
     weights: np.ndarray | None = None  # the clustered pixels' sample weights
     start: np.ndarray | None = None  # initial centres in the space clustered
@@ -249,54 +304,50 @@ class Job:
     def of(
         cls,
         image,
+        options: Options = DEFAULTS,
         *,
-        method,
-        attempts,
-        max_iter,
-        epsilon,
-        criteria,
-        init,
-        seed,
-        rgb,
-        mask,
+        rgb=None,
+        mask=None,
         channel_axis=None,
-        color_space="rgb",
-        standardize=False,
-        planes="stack",
-        sample_size=None,
-        fit_level=-1,
+        scaling: tuple | bool | None = None,
         origin="data",
     ) -> Job:
-        if sample_size is not None:
+        """Check ``image`` and ``options`` and read the pixels to cluster.
+
+        ``rgb``, ``mask``, ``channel_axis``: as quantize()'s; ``scaling``: a palette's
+        (scale, offset) instead of ``options.standardize``; ``origin``: see FeatureSpace.
+        """
+        if options.sample_size is not None:
             raise InvalidInputError("sample_size applies to quantize() only")
-        if planes != "stack":
+        if options.planes != "stack":
             raise InvalidInputError(
-                f"planes={planes!r} is for quantize(): sweeps and palettes use the whole stack"
+                f"planes={options.planes!r} is for quantize(): sweeps and palettes use the "
+                "whole stack"
             )
         image = np.asarray(image)
         layout = Layout.of(image, rgb, channel_axis)
         image = layout.arrange(image)  # the channels last (a view)
-        rgb = layout.channels  # below, rgb means "the last axis holds the channels"
-        channel_axis = layout.channel_axis
-        method = check_choice("method", method, METHODS)
-        init = check_choice("init", init, INITS)
-        attempts = check_count("attempts", attempts)
-        criteria_type, max_iter, epsilon = check_criteria(criteria, max_iter, epsilon)
-        epsilon = check_epsilon(epsilon, ENGINES[method].max_magnitude)
-        seed = check_seed(seed)
-        color_space = check_choice("color_space", color_space, COLOR_SPACES)
-        if not isinstance(standardize, tuple):  # (scale, offset): a palette's scaling
-            standardize = check_flag("standardize", standardize)
+        fitting = Fitting.of(options)
+        color_space = check_choice("color_space", options.color_space, COLOR_SPACES)
+        standardize = scaling
+        if standardize is None:
+            standardize = check_flag("standardize", options.standardize)
         n_channels = layout.clustered(image.shape[-1])
         # before any copy of the pixels: the estimate needs only the shape and dtype
-        storage = {
-            "contiguous": image.flags.c_contiguous and mask is None,
-            "transformed": color_space != "rgb" or standardize is not False,
-        }
-        check_memory(image.shape, image.dtype, n_channels, method, **storage)
-        memory = (image.shape, image.dtype, n_channels, method, storage)
-        table = image.reshape(-1, image.shape[-1])[:, :n_channels] if rgb else image.reshape(-1, 1)
-        keep = _clustered_pixels(image, table, rgb, mask)
+        footprint = Footprint(
+            image.shape,
+            image.dtype,
+            n_channels,
+            fitting.method,
+            contiguous=image.flags.c_contiguous and mask is None,
+            transformed=color_space != "rgb" or standardize is not False,
+        )
+        footprint.check()
+        if layout.channels:
+            table = image.reshape(-1, image.shape[-1])[:, :n_channels]
+        else:
+            table = image.reshape(-1, 1)
+        keep = _clustered_pixels(image, table, layout.channels, mask)
         if keep is not None:
             table = table[keep]
         table = working_table(table)
@@ -308,21 +359,18 @@ class Job:
                     f"values up to {max(abs(low), abs(high)):.3g} make squared distances "
                     f"overflow: rescale the image below {MAX_FLOAT_MAGNITUDE:.0e}"
                 )
-        true_rgb = layout.rgb
         raw = table
         value_range = (low, high) if floating else None
         space, table = FeatureSpace.of(
-            table, color_space, standardize, image.dtype, true_rgb, value_range, origin
+            table, color_space, standardize, image.dtype, layout.rgb, value_range, origin
         )
         if space.origin is not None:  # the pixels shifted: a float64 or int64 copy
-            check_memory(
-                image.shape, image.dtype, n_channels, method, **storage | {"transformed": True}
-            )
+            replace(footprint, transformed=True).check()
         if not space.isometric and not np.isfinite(table).all():
             raise InvalidInputError(
                 "the values overflow when standardized: rescale the image or use standardize=False"
             )
-        engine = ENGINES[method]
+        engine = fitting.engine
         table_range = value_range if space.identity else None  # of the values clustered
         if engine.max_magnitude < MAX_FLOAT_MAGNITUDE:  # check what it will measure
             if table_range is None:
@@ -335,21 +383,15 @@ class Job:
                     "use method='fast', or rescale the image"
                 )
         return cls(
-            image,
-            table,
-            rgb,
-            method,
-            attempts,
-            max_iter,
-            epsilon,
-            criteria_type,
-            init,
-            seed,
-            keep,
-            channel_axis,
-            space,
-            raw,
-            {"memory": memory} | ({} if table_range is None else {"value_range": table_range}),
+            image=image,
+            table=table,
+            layout=layout,
+            fitting=fitting,
+            keep=keep,
+            space=space,
+            raw=raw,
+            footprint=footprint,
+            cache={} if table_range is None else {"value_range": table_range},
         )
 
     def check_summary_memory(self, engine_bytes: int, k: int) -> None:
@@ -358,10 +400,8 @@ class Job:
         Refuses the run (as the first check does) when that does not fit, and keeps
         the estimate: the result reports it as ``params["memory_estimate_bytes"]``.
         """
-        shape, dtype, n_channels, method, layout = self.cache["memory"]
-        known = {"engine_bytes": engine_bytes, "k": k, **layout}
-        check_memory(shape, dtype, n_channels, method, **known)
-        self.cache["working_bytes"] = working_bytes(shape, dtype, n_channels, method, **known)
+        self.footprint.check(engine_bytes=engine_bytes, k=k)
+        self.cache["working_bytes"] = self.footprint.bytes(engine_bytes=engine_bytes, k=k)
 
     def check_k(self, k_max: int) -> None:
         """Refuse a K the data cannot give."""
@@ -379,14 +419,7 @@ class Job:
 
     def settings(self) -> contract.Settings:
         """The search and stopping options as the engines read them."""
-        return contract.Settings(
-            # a criterion that is off never stops the iterations
-            max_iter=self.max_iter if self.criteria_type & cv2.TERM_CRITERIA_MAX_ITER else 10_000,
-            epsilon=self.epsilon,
-            use_epsilon=bool(self.criteria_type & cv2.TERM_CRITERIA_EPS),
-            attempts=self.attempts,
-            init=self.init,
-        )
+        return self.fitting.settings()
 
     def fit(self, k) -> contract.Fit:
         """Cluster at ``k`` with this job's engine."""
@@ -394,7 +427,7 @@ class Job:
 
     def fits(self, ks, defer_labels=False):
         """Yield a Fit per K of ``ks`` from this job's engine (see FastKMeans.fits)."""
-        return ENGINES[self.method].fits(self, ks, defer_labels)
+        return self.fitting.engine.fits(self, ks, defer_labels)
 
     def spatial_labels(self, labels: np.ndarray) -> np.ndarray:
         """The clustered pixels' labels laid out as the image (0 where not clustered)."""
@@ -402,7 +435,7 @@ class Job:
             full = np.zeros(self.keep.shape, dtype=labels.dtype)
             full[self.keep] = labels
             labels = full
-        return labels.reshape(self.image.shape[:-1] if self.rgb else self.image.shape)
+        return labels.reshape(self.image.shape[:-1] if self.layout.channels else self.image.shape)
 
     def result(self, fit: contract.Fit, started: float, centers=None, **params) -> Quantization:
         """The Quantization of one Fit (``params`` override the recorded parameters).
@@ -426,15 +459,10 @@ class Job:
         labels = self.spatial_labels(fit.label_array())
         params = {
             "k": k,
-            "method": self.method,
-            "attempts": self.attempts,
-            "max_iter": self.max_iter,
+            **self.fitting.params(),
             "epsilon": fit.epsilon,
-            "criteria": criteria_name(self.criteria_type),
-            "init": self.init,
-            "seed": self.seed,
-            "rgb": self.rgb and self.channel_axis is None,
-            "channel_axis": self.channel_axis,
+            "rgb": self.layout.rgb,
+            "channel_axis": self.layout.channel_axis,
             "color_space": self.space.color_space,
             "standardize": self.space.scale is not None,
             "planes": "stack",
@@ -450,9 +478,7 @@ class Job:
         if self.space.scale is not None and self.space.offset is not None:
             params["channel_scale"] = self.space.scale.tolist()
             params["channel_offset"] = self.space.offset.tolist()
-        image = render(self.image, labels, centers, self.rgb)
-        if self.channel_axis is not None:
-            image = np.moveaxis(image, -1, self.channel_axis)
+        image = self.layout.restore(render(self.image, labels, centers, self.layout.channels))
         return Quantization(
             labels=labels,
             centers=centers,

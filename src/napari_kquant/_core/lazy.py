@@ -24,7 +24,7 @@ from .fast.contract import label_dtype
 from .kinds import is_multiscale
 from .kmeans import Job, Quantization, label_eager, render
 from .layout import Layout
-from .options import QUANTIZE_DEFAULTS
+from .options import QUANTIZE_DEFAULTS, Options
 from .palette import register_applier
 from .spaces import FeatureSpace
 from .validate import (
@@ -183,7 +183,8 @@ def fit_sample(data, layout, k, sample_size, mask, options) -> tuple[Job, Quanti
         )
     job = Job.of(
         table if layout.channels else table[:, 0],
-        **{**options, "rgb": layout.rgb, "mask": None},
+        Options.picked(options),
+        rgb=layout.rgb,
         channel_axis=-1 if layout.features else None,
     )
     job.check_k(k)

@@ -7,6 +7,8 @@ and ``tests/core/test_memory.py`` measure real peaks against it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from .engines import ENGINES
@@ -115,4 +117,44 @@ def check_memory(
             "available: open it lazily instead (a dask or zarr array, e.g. "
             "dask.array.from_array(image, chunks=1024)): napari-kquant then fits on a sample "
             "and labels chunk by chunk; or crop or downsample it, or free memory"
+        )
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """What the memory guard reads of a run, before a pixel is copied.
+
+    The image's ``shape`` and ``dtype`` (channels last), the channels clustered, the
+    engine, and how its pixels are stored (see :func:`working_bytes`).
+    """
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    n_channels: int
+    method: str
+    contiguous: bool = True
+    transformed: bool = False
+
+    def bytes(self, **known) -> int:
+        """:func:`working_bytes`; ``known``: its ``engine_bytes`` and ``k``."""
+        return working_bytes(
+            self.shape,
+            self.dtype,
+            self.n_channels,
+            self.method,
+            contiguous=self.contiguous,
+            transformed=self.transformed,
+            **known,
+        )
+
+    def check(self, **known) -> None:
+        """:func:`check_memory` (refuses a run that cannot fit)."""
+        check_memory(
+            self.shape,
+            self.dtype,
+            self.n_channels,
+            self.method,
+            contiguous=self.contiguous,
+            transformed=self.transformed,
+            **known,
         )

@@ -81,13 +81,19 @@ class OpenCVKMeans:
             raise InvalidInputError(
                 "sample weights and initial centres need method='fast' (cv2.kmeans takes neither)"
             )
-        epsilon = job.epsilon
+        fitting = job.fitting
+        epsilon = fitting.epsilon
         if epsilon is None:
             epsilon = default_epsilon(*job.value_range())
-        criteria = (job.criteria_type, job.max_iter, epsilon)
+        criteria = (fitting.criteria_type, fitting.max_iter, epsilon)
         for k in ks:
             yield opencv_kmeans(
-                job.table, k, criteria=criteria, attempts=job.attempts, init=job.init, seed=job.seed
+                job.table,
+                k,
+                criteria=criteria,
+                attempts=fitting.attempts,
+                init=fitting.init,
+                seed=fitting.seed,
             )
 
     @staticmethod

@@ -55,12 +55,25 @@ class Options:
     sample_size: Annotated[int, Bounds(1, 2**62)] | None = None
     fit_level: int = -1
 
+    @classmethod
+    def picked(cls, values) -> Options:
+        """The options among ``values`` (a mapping; other keys are left out)."""
+        return cls(**{name: values[name] for name in OPTION_NAMES if name in values})
 
+
+DEFAULTS = Options()
 OPTION_NAMES = tuple(f.name for f in fields(Options))
 # Options that describe a fit of a pixel table (the estimator's, besides k)
 TABLE_OPTIONS = tuple(n for n in OPTION_NAMES if n not in ("planes", "fit_level"))
 # Where the pixels and their channels are: part of the input, not of the options
 LAYOUT_DEFAULTS = {"rgb": None, "mask": None, "channel_axis": None}
+
+
+def layout_keywords(values) -> dict:
+    """The keywords among ``values`` that say where the pixels and channels are."""
+    return {name: values.get(name, default) for name, default in LAYOUT_DEFAULTS.items()}
+
+
 # Every keyword of quantize() with its default (a test checks the signature agrees)
 QUANTIZE_DEFAULTS = {**asdict(Options()), **LAYOUT_DEFAULTS}
 

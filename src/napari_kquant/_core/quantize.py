@@ -18,7 +18,7 @@ from .kinds import takes_lazy_path
 from .kmeans import Job, Quantization
 from .layout import Layout
 from .lazy import quantize_lazy, quantize_sampled
-from .options import QUANTIZE_DEFAULTS, choices
+from .options import QUANTIZE_DEFAULTS, Options, choices, layout_keywords
 from .palette import Palette
 from .validate import (
     InvalidInputError,
@@ -162,7 +162,7 @@ def quantize(
     k = check_k(k)
     if check_choice("planes", planes, choices("planes")) == "each":
         return _quantize_planes(image, k, options, started)
-    job = Job.of(image, **options)
+    job = Job.of(image, Options.picked(options), **layout_keywords(options))
     job.check_k(k)
     return job.result(job.fit(k), started)
 

@@ -14,7 +14,7 @@ from .cancel import keyboard_interrupts
 from .fast.contract import Fit
 from .kinds import takes_lazy_path
 from .kmeans import Job, Quantization, count_fractions
-from .options import QUANTIZE_DEFAULTS
+from .options import Options, layout_keywords
 from .validate import MAX_SWEEP_VALUES, InvalidInputError, check_k
 
 
@@ -320,7 +320,7 @@ def _sweep_job(image, ks, options) -> tuple[tuple[int, ...], Job]:
     # (the next frame into the same buffer): they must describe the image swept.
     image = np.array(image, copy=True)
     image.flags.writeable = False
-    job = Job.of(image, **{**QUANTIZE_DEFAULTS, **options})
+    job = Job.of(image, Options.picked(options), **layout_keywords(options))
     job.check_k(ks[-1])
     return ks, job
 

@@ -30,7 +30,6 @@ def exercise() -> None:
     """
     from .fast.contract import SMALL_IMAGE
     from .kmeans import Job
-    from .options import QUANTIZE_DEFAULTS
     from .quantize import apply_palette, quantize
     from .sweep import sweep
 
@@ -55,7 +54,7 @@ def exercise() -> None:
     quantize(features.astype(np.float64), 3, channel_axis=-1)
     quantize(small, 3, method="opencv", seed=0)
     table = features.reshape(-1, 5)  # the estimator's tables: weights, initial centres
-    job = Job.of(table, **{**QUANTIZE_DEFAULTS, "channel_axis": -1})
+    job = Job.of(table, channel_axis=-1)
     job.with_samples(weights=np.ones(len(table))).fit(3)
     job.with_samples(start=table[:3].astype(np.float64)).fit(3)
 

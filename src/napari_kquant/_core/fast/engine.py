@@ -320,7 +320,7 @@ class FastKMeans:
         if not prepare.ready():  # first run on this computer: the numpy stand-in
             yield from PlainKMeans().fits(job, ks, defer_labels)
             return
-        rng = np.random.default_rng(job.seed)
+        rng = np.random.default_rng(job.fitting.seed)
         if job.start is not None or job.weights is not None:  # the estimator's tables
             engine = FastEngine(job.table, weights=job.weights, rows=True)
             job.check_summary_memory(engine.working_bytes(ks[0]), ks[0])

@@ -235,7 +235,7 @@ class PlainKMeans:
 
     def fits(self, job, ks, defer_labels=False):
         """Yield a Fit per K of ``ks``, each K on its own (labelled)."""
-        rng = np.random.default_rng(job.seed)
+        rng = np.random.default_rng(job.fitting.seed)
         engine = PlainEngine(job.table, job.weights)
         if job.start is not None:
             yield engine.fit_from(job.start, job.settings())
