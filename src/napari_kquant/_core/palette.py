@@ -1,4 +1,4 @@
-"""Label ordering, palette colours and palette files (core: numpy only)."""
+"""The Palette: label ordering, colours and its JSON form (core: numpy only; files: _io)."""
 
 from __future__ import annotations
 
