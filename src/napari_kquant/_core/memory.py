@@ -109,6 +109,10 @@ def check_memory(
     needed = working_bytes(shape, dtype, n_channels, method, **layout)
     if decoded:
         needed += int(np.prod(shape, dtype=np.float64)) * np.dtype(dtype).itemsize
+    _refuse_beyond_free(needed, shape, dtype)
+
+
+def _refuse_beyond_free(needed: int, shape: tuple[int, ...], dtype) -> None:
     free = available_bytes()
     if free is not None and needed > free:
         raise InvalidInputError(
@@ -148,13 +152,5 @@ class Footprint:
         )
 
     def check(self, **known) -> None:
-        """:func:`check_memory` (refuses a run that cannot fit)."""
-        check_memory(
-            self.shape,
-            self.dtype,
-            self.n_channels,
-            self.method,
-            contiguous=self.contiguous,
-            transformed=self.transformed,
-            **known,
-        )
+        """Refuse the run when :meth:`bytes` exceeds the memory available (as check_memory)."""
+        _refuse_beyond_free(self.bytes(**known), self.shape, self.dtype)
