@@ -172,3 +172,27 @@ def test_a_fresh_cache_answers_at_once_and_is_filled_in_the_background(tmp_path)
     warm = _python(WARM, cache)
     assert warm["ready_at_import"] and warm["kernels"] is None
     assert warm["compiled"] == []
+
+
+ENDS_WHILE_WARMING = """
+import time
+import napari_kquant
+from napari_kquant._core import warmup
+from napari_kquant._core.fast import prepare
+
+def late_warm():  # the warm-up still starting threads as the process ends
+    prepare._native.wait(60)
+    time.sleep(0.5)
+    warmup.warm()
+
+prepare._warm = late_warm
+prepare._native.wait(60)  # the import's thread loads the kernels: end the process now
+"""
+
+
+def test_a_process_that_ends_while_the_kernels_warm_up_says_nothing():
+    """A command-line run that fails at once must print its one line and nothing else."""
+    done = subprocess.run(
+        [sys.executable, "-c", ENDS_WHILE_WARMING], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0 and done.stderr == "", done.stderr

@@ -42,6 +42,7 @@ _lock = threading.Lock()
 _thread: threading.Thread | None = None
 _done = threading.Event()  # the thread has finished (kernels loaded, compiled or given up)
 _native = threading.Event()  # the thread has begun running compiled code (see atexit below)
+_exiting = threading.Event()  # the process is ending: nothing more is warmed
 NATIVE_EXIT_WAIT_S = 60.0  # at exit, the longest wait for that code to finish
 _compiled_here = threading.Event()  # compiled in this process (nothing could be cached)
 _stamp_seen = False
@@ -163,6 +164,7 @@ def _let_native_work_finish() -> None:
     ("terminate called without an active exception") instead of exiting cleanly.
     While the thread only waits for the background process, nothing is waited for.
     """
+    _exiting.set()
     if _native.is_set():
         _done.wait(NATIVE_EXIT_WAIT_S)
 
@@ -208,8 +210,15 @@ def _load(path: str) -> None:
         for sig in sigs:
             if dispatcher is not None:
                 dispatcher.compile(sig)
-    if _warm is not None:
-        _warm()
+    if _warm is not None and not _exiting.is_set():
+        try:
+            _warm()
+        except RuntimeError as error:
+            # the process is ending: its worker threads were shut down ("cannot
+            # schedule new futures after shutdown"), and warming is for a process
+            # that goes on. A command-line run that ends at once gets here.
+            if "shutdown" not in str(error):
+                raise
 
 
 def signatures() -> dict:
