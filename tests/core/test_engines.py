@@ -193,3 +193,29 @@ def test_cancelling_an_opencv_fit_ends_its_process_at_once():
         if "napari_kquant" in " ".join(child.cmdline())
     ]
     assert workers == []
+
+
+@pytest.mark.parametrize(
+    ("make", "summarised"),
+    [
+        # a 4-channel uint16 image of few levels: rows repeat, the sort pays
+        (lambda rng: (rng.integers(0, 6, (200, 150, 4)) * 1000).astype(np.uint16), True),
+        # two measured float features: rows never repeat, every row is a point
+        (lambda rng: rng.normal(size=(200, 150, 2)), False),
+        # colours stored as float32, RGBA-like 4 channels: they repeat
+        (lambda rng: (rng.integers(0, 4, (200, 150, 4)) / 3).astype(np.float32), True),
+    ],
+    ids=["uint16-4ch-levels", "float64-2ch-measured", "float32-4ch-levels"],
+)
+def test_rows_are_summarised_by_a_sort_only_where_they_repeat(make, summarised):
+    """Either way every label is the nearest centre and the compactness is the SSE."""
+    from napari_kquant._core.fast.rows import RowSummary
+
+    image = make(np.random.default_rng(0))
+    table = image.reshape(-1, image.shape[-1])
+    summary = RowSummary.of(table)
+    assert (summary.inverse is not None) == summarised
+    assert summary.weights.sum() == len(table)
+    result = quantize(image, 6, channel_axis=-1, seed=0)
+    sse = BruteForce.check_nearest(table, result.labels, result.centers)
+    assert result.compactness == pytest.approx(sse, rel=1e-9)

@@ -602,7 +602,7 @@ def distinct_rows(table: np.ndarray, enough: int) -> int:
     """
     row_type = np.dtype((np.void, table.dtype.itemsize * table.shape[1]))
     signed_zeros = table.dtype.kind == "f"
-    size = 4096
+    size = max(256, 8 * enough)  # most tables have K distinct rows among their first few
     while True:
         rows = table[:size] + 0.0 if signed_zeros else table[:size]
         distinct = len(np.unique(np.ascontiguousarray(rows).view(row_type)))
