@@ -2,6 +2,11 @@ import numpy as np
 import pytest
 from skimage import data
 
+from napari_kquant._core.options import choices
+
+# every engine: tests parametrised over them cover a new one as soon as it is an Option
+METHODS = choices("method")
+
 
 def pytest_sessionstart(session):
     """Tests see the compiled kernels: wait for them (a fresh clone compiles them once).

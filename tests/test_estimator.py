@@ -21,6 +21,7 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.utils.estimator_checks import check_estimator  # noqa: E402
 from sklearn.utils.validation import check_is_fitted  # noqa: E402
 
+from conftest import METHODS  # noqa: E402
 from napari_kquant import (  # noqa: E402
     KMeansQuantizer,
     NotFittedError,
@@ -29,7 +30,6 @@ from napari_kquant import (  # noqa: E402
     quantize,
 )
 
-METHODS = ["fast", "opencv"]
 # scikit-learn's test data: non centred, sparse centres
 CENTERS = np.array(
     [[0.0, 5.0, 0.0, 0.0, 0.0], [1.0, 1.0, 4.0, 0.0, 0.0], [1.0, 0.0, 0.0, 5.0, 1.0]]

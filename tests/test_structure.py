@@ -204,6 +204,28 @@ def test_one_owner_for_the_channel_layout():
     reading = [name for name, text in sources.items() if "check_axis(" in text]
     assert sorted(reading) == ["_core/layout.py", "_core/validate.py"]  # (its definition)
     assert not [name for name, text in sources.items() if "class _Layout" in text]
+    # guessing colour from the shape: only the check Layout.of calls (validate.check_image)
+    guessing = [name for name, text in sources.items() if "guess_rgb(" in text]
+    assert guessing == ["_core/validate.py"], guessing
+    # an image made a pixel table: Layout.table alone
+    tabling = [name for name, text in sources.items() if "reshape(-1, 1)" in text]
+    assert tabling == ["_core/layout.py"], tabling
+
+
+def test_one_owner_for_the_working_dtype():
+    """The dtype the engines compute in is chosen by ``validate.working_dtype`` alone.
+
+    The eager table and the lazy path's palette space must agree to the bit.
+    """
+    sources = {p.relative_to(PACKAGE).as_posix(): p.read_text() for p in PACKAGE.rglob("*.py")}
+    defining = [name for name, text in sources.items() if "def working_dtype(" in text]
+    assert defining == ["_core/validate.py"]
+    choosing = [
+        name
+        for name, text in sources.items()
+        if re.search(r"float16\b.*float32|== np\.float16", text) and name != "_core/validate.py"
+    ]
+    assert choosing == [], choosing
 
 
 def test_one_owner_for_the_lazy_or_eager_choice():

@@ -24,6 +24,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from ._core.kmeans import Job, Quantization, distinct_rows
+from ._core.layout import Layout
 from ._core.options import (
     DEFAULTS,
     MAX_K,
@@ -35,8 +36,7 @@ from ._core.options import (
     optional,
 )
 from ._core.quantize import quantize
-from ._core.spaces import FeatureSpace
-from ._core.validate import guess_rgb
+from ._core.spaces import SPACES, FeatureSpace
 
 __all__ = ["KMeansQuantizer", "NotFittedError"]
 _DEFAULTS = DEFAULTS
@@ -198,9 +198,8 @@ class KMeansQuantizer(
     def fit_image(self, image, rgb: bool | None = None) -> KMeansQuantizer:
         """Fit on an image of any shape (as :func:`napari_kquant.quantize` reads it)."""
         image = np.asarray(image)
-        rgb = guess_rgb(image.shape) if rgb is None else rgb
-        table = image.reshape(-1, image.shape[-1])[:, :3] if rgb else image.reshape(-1, 1)
-        return self.fit(table)
+        layout = Layout.of(image, rgb)
+        return self.fit(layout.table(layout.arrange(image)))
 
     def predict_image(self, image, rgb: bool | None = None) -> np.ndarray:
         """1-based labels of an image's pixels, over its spatial shape."""
@@ -220,8 +219,11 @@ class KMeansQuantizer(
         return len(self.cluster_centers_)
 
     def _layout(self) -> dict:
-        """How quantize() reads a table: RGB for Lab, else the columns as features."""
-        return {"rgb": True} if self.color_space == "lab" else {"channel_axis": -1}
+        """How quantize() reads a table: colour for a colour space (Lab), else features."""
+        return {"rgb": True} if self._reads_colour() else {"channel_axis": -1}
+
+    def _reads_colour(self) -> bool:
+        return SPACES[self.color_space].reads_colour
 
     def _fit_table(self, X: np.ndarray, weights: np.ndarray | None) -> None:
         if len(X) < self.k:  # said as scikit-learn says it
@@ -286,11 +288,11 @@ class KMeansQuantizer(
     def _apply_image(self, image, rgb) -> Quantization:
         check_is_fitted(self)
         image = np.asarray(image)
-        rgb = guess_rgb(image.shape) if rgb is None else rgb  # as fit_image reads it
-        return self.palette_.apply(image, rgb=rgb)
+        # read as fit_image reads it (not as the palette's tables were: columns)
+        return self.palette_.apply(image, rgb=Layout.of(image, rgb).channels)
 
     def _space(self, dtype) -> FeatureSpace:
-        return FeatureSpace.for_palette(self.palette_, dtype, self.color_space == "lab")
+        return FeatureSpace.for_palette(self.palette_, dtype, self._reads_colour())
 
 
 def _float_dtype(X) -> np.dtype:

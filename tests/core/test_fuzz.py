@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from conftest import METHODS
 from napari_kquant import quantize
 from napari_kquant._core.kmeans import to_dtype
 
@@ -56,7 +57,7 @@ def images(draw):
 OPTIONS = st.fixed_dictionaries(
     {
         "k": st.integers(1, 9),
-        "method": st.sampled_from(["fast", "opencv"]),
+        "method": st.sampled_from(METHODS),
         "init": st.sampled_from(["kmeans++", "random"]),
         "attempts": st.integers(1, 3),
         "max_iter": st.integers(1, 30),
@@ -235,7 +236,7 @@ def feature_images(draw):
 @given(
     feature_images(),
     st.integers(1, 6),
-    st.sampled_from(["fast", "opencv"]),
+    st.sampled_from(METHODS),
     st.booleans(),
     st.sampled_from(["stack", "each"]),
 )
@@ -304,7 +305,7 @@ def laid_out(image: np.ndarray, layout: str, tmp_dir) -> np.ndarray:
     return image
 
 
-@given(images(), st.sampled_from(LAYOUTS), st.integers(1, 5), st.sampled_from(["fast", "opencv"]))
+@given(images(), st.sampled_from(LAYOUTS), st.integers(1, 5), st.sampled_from(METHODS))
 def test_every_memory_layout_gives_the_same_result(tmp_path_factory, drawn, layout, k, method):
     image, rgb = drawn
     try:
@@ -324,7 +325,7 @@ def test_every_memory_layout_gives_the_same_result(tmp_path_factory, drawn, layo
     st.sampled_from([np.float16, np.float32, np.float64]),
     st.floats(-300, 300),
     st.integers(1, 4),
-    st.sampled_from(["fast", "opencv"]),
+    st.sampled_from(METHODS),
 )
 def test_extreme_magnitudes_give_a_result_or_a_clear_refusal(dtype, exponent, k, method):
     base = np.linspace(-1, 1, 48).reshape(4, 4, 3)

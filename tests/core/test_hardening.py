@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from skimage import data
 
+from conftest import METHODS
 from napari_kquant import apply_palette, quantize, sweep
 
 
@@ -30,7 +31,7 @@ def test_k1_on_large_values_gives_a_real_centre():  # item 7
     assert result.centers[0, 0] == pytest.approx(image.mean(), rel=1e-6)
 
 
-@pytest.mark.parametrize("method", ["fast", "opencv"])
+@pytest.mark.parametrize("method", METHODS)
 def test_float16_gray_keeps_the_brightest_in_the_brightest_label(method):  # item 8
     image = np.linspace(0, 60000, 100 * 100).astype(np.float16).reshape(100, 100)
     result = quantize(image, 4, method=method)
@@ -104,18 +105,18 @@ def test_standardize_refuses_non_booleans(flag):  # item 12
 def test_close_distinct_floats_each_get_their_label(dtype):  # item 12
     values = np.array([0, 1e-7, 2e-7, 0.5, 0.5 + 1e-7, 1, 1 + 1e-7, 2, 3, 1e3])
     image = values.astype(dtype).repeat(5).reshape(10, 5)
-    for method in ("fast", "opencv"):
+    for method in METHODS:
         assert len(np.unique(quantize(image, 10, method=method).labels)) == 10
 
 
-@pytest.mark.parametrize("method", ["fast", "opencv"])
+@pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("seed", [-1, 2**32, 2**70, 1.5, "0", True])
 def test_bad_seeds_are_refused_alike_by_both_methods(small_rgb, method, seed):  # item 17
     with pytest.raises(ValueError, match="seed must be an integer"):
         quantize(small_rgb, 3, seed=seed, method=method)
 
 
-@pytest.mark.parametrize("method", ["fast", "opencv"])
+@pytest.mark.parametrize("method", METHODS)
 def test_seed_none_draws_one_and_records_it(small_rgb, method):  # item 17
     result = quantize(small_rgb, 3, seed=None, method=method)
     seed = result.params["seed"]

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from skimage import data
 
-from conftest import BruteForce
+from conftest import METHODS, BruteForce
 from napari_kquant import Quantization, quantize
 from napari_kquant._core.palette import brightness
 
@@ -31,7 +31,7 @@ def nearest_center_ok(table, labels, centers):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("k", [1, 4, 9])
-@pytest.mark.parametrize("method", ["fast", "opencv"])
+@pytest.mark.parametrize("method", METHODS)
 def test_rgb_dtypes(small_rgb, dtype, k, method):
     image = as_dtype(small_rgb, dtype)
     before = image.copy()
@@ -131,7 +131,7 @@ def test_seed_recipe_reproduced_exactly(astronaut):
     assert again.compactness == ret
 
 
-@pytest.mark.parametrize("method", ["fast", "opencv"])
+@pytest.mark.parametrize("method", METHODS)
 def test_deterministic_with_seed(coffee, method):
     a = quantize(coffee, 6, method=method, seed=3)
     b = quantize(coffee, 6, method=method, seed=3)
@@ -210,7 +210,7 @@ def test_centres_are_clipped_into_the_dtype_without_overflow(dtype):
     assert out[0] > info.max // 2 and out[1] == info.min and out[2] == 3
 
 
-@pytest.mark.parametrize("method", ["fast", "opencv"])
+@pytest.mark.parametrize("method", METHODS)
 def test_mask_clusters_only_the_pixels_inside(small_rgb, method):
     mask = np.zeros(small_rgb.shape[:2], bool)
     mask[10:40, 5:50] = True

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from skimage import data
 
+from conftest import METHODS
 from napari_kquant import iter_sweep, quantize, sweep
 from napari_kquant._core.sweep import kneedle, parse_ks
 
@@ -43,7 +44,7 @@ def test_sweep_is_as_good_as_single_runs(astronaut):
         assert r.labels.shape == astronaut.shape[:2] and r.image.dtype == np.uint8
 
 
-@pytest.mark.parametrize("method", ["fast", "opencv"])
+@pytest.mark.parametrize("method", METHODS)
 def test_sweep_is_deterministic(coffee, method):
     a = sweep(coffee, "2..5", seed=4, method=method)
     b = sweep(coffee, "2..5", seed=4, method=method)

@@ -343,10 +343,7 @@ class Job:
             transformed=color_space != "rgb" or standardize is not False,
         )
         footprint.check()
-        if layout.channels:
-            table = image.reshape(-1, image.shape[-1])[:, :n_channels]
-        else:
-            table = image.reshape(-1, 1)
+        table = layout.table(image)
         keep = _clustered_pixels(image, table, layout.channels, mask)
         if keep is not None:
             table = table[keep]

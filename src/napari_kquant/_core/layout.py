@@ -65,13 +65,21 @@ class Layout:
         """``image`` with its channels last (a numpy view, or a dask array in one chunk)."""
         if not self.channels:
             return image
-        moved = _moved_last(image, self.axis) if self.features else image
+        moved = image
+        if self.features and self.axis is not None:  # (features always have an axis)
+            moved = _moved_last(image, self.axis)
         if isinstance(moved, np.ndarray):
             return moved
         import dask.array as da
 
         moved = da.asarray(moved)
         return moved.rechunk({moved.ndim - 1: -1})
+
+    def table(self, arranged):
+        """An image with its channels last (:meth:`arrange`) as an (N, clustered) table."""
+        if not self.channels:
+            return arranged.reshape(-1, 1)
+        return arranged.reshape(-1, arranged.shape[-1])[:, : self.clustered(arranged.shape[-1])]
 
     def restore(self, image):
         """An array with the channels last (from :meth:`arrange`) back in the image's order."""

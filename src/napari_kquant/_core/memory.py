@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .engines import ENGINES
-from .validate import InvalidInputError
+from .validate import InvalidInputError, working_dtype
 
 
 def available_bytes() -> int | None:
@@ -76,10 +76,9 @@ def working_bytes(
     image_bytes = n_values * dtype.itemsize
     if not contiguous:
         total += n_values * dtype.itemsize  # the pixel table is a copy
-    table_itemsize = dtype.itemsize
-    if dtype == np.float16:
-        total += n_pixels * n_channels * 4  # computed in float32
-        table_itemsize = 4
+    table_itemsize = working_dtype(dtype).itemsize
+    if table_itemsize != dtype.itemsize:  # computed in a wider dtype (half floats)
+        total += n_pixels * n_channels * table_itemsize
     if transformed:
         total += 3 * n_pixels * n_channels * 8  # the table in the new space, temporaries
         total += 2 * n_pixels  # the relabelling with the reported centres

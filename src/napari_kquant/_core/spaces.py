@@ -28,6 +28,7 @@ class ColourSpace(Protocol):
     name: str
     identity: bool  # the feature vectors are the values themselves
     clips_centres: bool  # centres taken back may leave the data's range: clip them
+    reads_colour: bool  # it reads RGB(A) pixels only (a table's columns are R, G, B)
 
     def white(self, dtype: np.dtype) -> float:
         """Full intensity for pixels of ``dtype``."""
@@ -45,7 +46,7 @@ class ColourSpace(Protocol):
 class RGBSpace:
     """The pixel values themselves (the OpenCV recipe)."""
 
-    name, identity, clips_centres = "rgb", True, False
+    name, identity, clips_centres, reads_colour = "rgb", True, False, False
 
     def white(self, dtype):
         return 1.0
@@ -63,7 +64,7 @@ class RGBSpace:
 class LabSpace:
     """CIELAB (D65): distances follow perceived colour differences. RGB(A) only."""
 
-    name, identity, clips_centres = "lab", False, True
+    name, identity, clips_centres, reads_colour = "lab", False, True, True
 
     def white(self, dtype):
         return float(np.iinfo(dtype).max) if np.issubdtype(dtype, np.integer) else 1.0

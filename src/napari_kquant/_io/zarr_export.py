@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -275,7 +276,7 @@ def _write_export(
             )
             if channel is not None:  # how to show the channels (NGFF's transitional omero)
                 root.attrs["ome"] = {
-                    **root.attrs["ome"],
+                    **cast(dict, root.attrs["ome"]),
                     "omero": _omero(result, images[0], channel, channel_names),
                 }
         group = root.require_group("labels").create_group("clusters")
@@ -307,21 +308,21 @@ def _write_export(
             source={"image": "../../"},
         )
         # NGFF 0.5: the labels group's "ome" attributes carry the version too
-        root["labels"].attrs["ome"] = {**root["labels"].attrs["ome"], "version": "0.5"}
+        root["labels"].attrs["ome"] = {**cast(dict, root["labels"].attrs["ome"]), "version": "0.5"}
         root.attrs[EXPORT_KEY] = json.loads(json.dumps(_provenance(result), default=str))
         bands = [
-            (group, band)
-            for group in _together(image_jobs, label_jobs)
-            for band in _bands(group[0][0], group[0][2])
+            (jobs, band)
+            for jobs in _together(image_jobs, label_jobs)
+            for band in _bands(jobs[0][0], jobs[0][2])
         ]
-        for done, (group, (begin, end)) in enumerate(bands, 1):
+        for done, (jobs, (begin, end)) in enumerate(bands, 1):
             checkpoint()
             regions = [
                 tuple(slice(begin, end) if d == axis else slice(None) for d in range(array.ndim))
-                for array, _, axis in group
+                for array, _, axis in jobs
             ]
-            sources = [array[region] for (array, _, _), region in zip(group, regions, strict=True)]
-            da.store(sources, [target for _, target, _ in group], regions=regions, lock=False)
+            sources = [array[region] for (array, _, _), region in zip(jobs, regions, strict=True)]
+            da.store(sources, [target for _, target, _ in jobs], regions=regions, lock=False)
             yield done, len(bands)
 
 
@@ -425,6 +426,7 @@ def source_stores(arrays) -> list[Path]:
             return
         if depth > 8:
             return
+        children: Iterable
         if isinstance(node, (list, tuple)):
             children = node
         elif isinstance(node, dict):

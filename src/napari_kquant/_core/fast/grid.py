@@ -192,7 +192,7 @@ def label_on_grid(table, tables, figures: bool = True):
     def run(part):  # the blocks of one thread, with its own counts and sums
         sse = 0.0
         for block in blocks[part::threads]:
-            sse += kernels.grid_label_pixels(
+            sse += kernels.grid_label_pixels(  # type: ignore[call-arg]  # (numba's stub)
                 table[block], *tables, labels[block], counts[part], sums[part], figures
             )
         return sse

@@ -61,7 +61,7 @@ def nearest(points, centers, second=False):
         at = np.arange(len(rows))
         labels[start : start + len(rows)] = near
         best[start : start + len(rows)] = scores[at, near]
-        if second and k > 1:
+        if runner_up is not None and k > 1:
             scores[at, near] = np.inf
             runner_up[start : start + len(rows)] = scores.min(axis=1)
     return labels, best, runner_up
