@@ -182,14 +182,15 @@ def test_cancelling_an_opencv_fit_ends_its_process_at_once():
 @pytest.mark.parametrize(
     ("make", "summarised"),
     [
-        # a 4-channel uint16 image of few levels: rows repeat, the sort pays
+        # a 4-channel uint16 image: integer rows are always summarised by a sort
         (lambda rng: (rng.integers(0, 6, (200, 150, 4)) * 1000).astype(np.uint16), True),
+        (lambda rng: rng.integers(0, 65536, (200, 150, 2)).astype(np.uint16), True),
         # two measured float features: rows never repeat, every row is a point
         (lambda rng: rng.normal(size=(200, 150, 2)), False),
         # colours stored as float32, RGBA-like 4 channels: they repeat
         (lambda rng: (rng.integers(0, 4, (200, 150, 4)) / 3).astype(np.float32), True),
     ],
-    ids=["uint16-4ch-levels", "float64-2ch-measured", "float32-4ch-levels"],
+    ids=["uint16-4ch-levels", "uint16-2ch-noise", "float64-2ch-measured", "float32-4ch-levels"],
 )
 def test_rows_are_summarised_by_a_sort_only_where_they_repeat(make, summarised):
     """Either way every label is the nearest centre and the compactness is the SSE."""

@@ -16,11 +16,12 @@ SAMPLE_ROWS = 2048  # rows looked at to decide whether they repeat
 class RowSummary:
     """A table clustered on its rows themselves: feature tables, weighted samples.
 
-    Exact for any number of channels: the points are the distinct rows (narrow rows
-    that repeat, found by a sort) or every row, weighted by their count (or the
-    caller's sample weights). Coarse and middle stages run on random subsets of the rows
-    (:meth:`reduce`); the finish runs Lloyd on every row to convergence, so the
-    centres are a Lloyd fixed point of the data (K=1 gives the mean).
+    Exact for any number of channels: the points are the distinct rows (narrow
+    integer rows, and float rows that repeat, found by a sort) or every row, weighted
+    by their count (or the caller's sample weights). Coarse and middle stages run on
+    random subsets of the rows (:meth:`reduce`); the finish runs Lloyd on every row
+    to convergence, so the centres are a Lloyd fixed point of the data (K=1 gives
+    the mean).
     """
 
     table: np.ndarray
@@ -46,7 +47,7 @@ class RowSummary:
             rows = table + 0.0 if table.dtype.kind == "f" else table  # -0.0 is 0.0
             rows = np.ascontiguousarray(rows)
             keys = rows.view(np.dtype((np.void, row_bytes))).reshape(-1)
-        if keys is not None and _rows_repeat(keys):
+        if keys is not None and (table.dtype.kind != "f" or _rows_repeat(keys)):
             _, first, inverse, counts = np.unique(
                 keys, return_index=True, return_inverse=True, return_counts=True
             )
@@ -101,11 +102,12 @@ class RowSummary:
 
 
 def _rows_repeat(keys: np.ndarray) -> bool:
-    """Whether the rows repeat enough for summarising them by a sort to pay.
+    """Whether float rows repeat enough for summarising them by a sort to pay.
 
-    Decided on an evenly spaced sample of 2,048 rows: under 3/4 of them distinct
-    (multiplexed integer images, colours stored as floats). Rows of measured floats
-    rarely repeat, and sorting them cost as much as the whole fit of a small table.
+    Integer rows always are (a few levels a channel). Floats are decided on an evenly
+    spaced sample of 2,048 rows: under 3/4 of them distinct (colours stored as
+    floats). Rows of measured floats rarely repeat, and sorting them cost as much as
+    the whole fit of a small table.
     """
     sample = keys[:: max(1, len(keys) // SAMPLE_ROWS)][:SAMPLE_ROWS]
     return len(np.unique(sample)) < 0.75 * len(sample)
