@@ -39,7 +39,6 @@ from ._core.quantize import quantize
 from ._core.spaces import SPACES, FeatureSpace
 
 __all__ = ["KMeansQuantizer", "NotFittedError"]
-_DEFAULTS = DEFAULTS
 SKLEARN_INIT = {"k-means++": "kmeans++"}  # scikit-learn's spelling of our choices
 
 
@@ -127,16 +126,16 @@ class KMeansQuantizer(
         self,
         k: int = 8,
         *,
-        method: str = _DEFAULTS.method,
-        attempts: int = _DEFAULTS.attempts,
-        max_iter: int = _DEFAULTS.max_iter,
-        epsilon: float | None = _DEFAULTS.epsilon,
-        criteria: str | tuple = _DEFAULTS.criteria,
-        init: str = _DEFAULTS.init,
-        seed: int | None = _DEFAULTS.seed,
-        color_space: str = _DEFAULTS.color_space,
-        standardize: bool = _DEFAULTS.standardize,
-        sample_size: int | None = _DEFAULTS.sample_size,
+        method: str = DEFAULTS.method,
+        attempts: int = DEFAULTS.attempts,
+        max_iter: int = DEFAULTS.max_iter,
+        epsilon: float | None = DEFAULTS.epsilon,
+        criteria: str | tuple = DEFAULTS.criteria,
+        init: str = DEFAULTS.init,
+        seed: int | None = DEFAULTS.seed,
+        color_space: str = DEFAULTS.color_space,
+        standardize: bool = DEFAULTS.standardize,
+        sample_size: int | None = DEFAULTS.sample_size,
     ):
         self.k = k
         self.method = method

@@ -414,10 +414,6 @@ class Job:
             self.cache["value_range"] = (float(self.table.min()), float(self.table.max()))
         return self.cache["value_range"]
 
-    def settings(self) -> contract.Settings:
-        """The search and stopping options as the engines read them."""
-        return self.fitting.settings()
-
     def fit(self, k) -> contract.Fit:
         """Cluster at ``k`` with this job's engine."""
         return next(self.fits([k]))

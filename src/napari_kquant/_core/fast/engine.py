@@ -325,18 +325,18 @@ class FastKMeans:
             engine = FastEngine(job.table, weights=job.weights, rows=True)
             job.check_summary_memory(engine.working_bytes(ks[0]), ks[0])
             if job.start is not None:
-                yield engine.fit_from(job.start, job.settings())
+                yield engine.fit_from(job.start, job.fitting.settings())
             else:
-                yield engine.fit(ks[0], job.settings(), rng)
+                yield engine.fit(ks[0], job.fitting.settings(), rng)
             return
         if len(ks) == 1:
             engine = FastEngine(job.table)
             job.check_summary_memory(engine.working_bytes(ks[0]), ks[0])
-            yield engine.fit(ks[0], job.settings(), rng)
+            yield engine.fit(ks[0], job.fitting.settings(), rng)
             return
         engine = FastEngine(job.table, True, SWEEP_MID_POINTS, defer_labels)
         job.check_summary_memory(engine.working_bytes(max(ks)), max(ks))
-        yield from engine.sweep(ks, job.settings(), rng)
+        yield from engine.sweep(ks, job.fitting.settings(), rng)
 
     @staticmethod
     def working_bytes(n_pixels: int, n_channels: int, table_itemsize: int) -> int:

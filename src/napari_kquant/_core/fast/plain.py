@@ -238,7 +238,7 @@ class PlainKMeans:
         rng = np.random.default_rng(job.fitting.seed)
         engine = PlainEngine(job.table, job.weights)
         if job.start is not None:
-            yield engine.fit_from(job.start, job.settings())
+            yield engine.fit_from(job.start, job.fitting.settings())
             return
         for k in ks:
-            yield engine.fit(k, job.settings(), rng)
+            yield engine.fit(k, job.fitting.settings(), rng)
