@@ -172,12 +172,13 @@ class Summary(Protocol):
     """
 
     table: np.ndarray  # the pixels summarised (N, C)
-    points: np.ndarray  # (P, C) float64
+    points: np.ndarray  # (P, C) float64 (a RowSummary's float32 rows stay float32)
     weights: np.ndarray  # (P,) pixels (or sample weight) per point
     value_range: tuple[np.ndarray, np.ndarray]  # per-channel min and max
     exact: bool  # each point is one value: the summary's figures are the pixels'
     finish_iterations: int | None  # Lloyd updates of the finish (None: to convergence)
     starts_per_attempt: int  # coarse k-means++ starts per attempt
+    blocked: bool  # the finish and the figures run in row blocks on worker threads
 
     def reduce(self, points, weights, target, low, high) -> tuple[np.ndarray, np.ndarray]:
         """About ``target`` weighted points standing for ``points`` (coarse, middle stages)."""
@@ -212,12 +213,17 @@ def label_dtype(k: int) -> np.dtype:
 
 
 # Independent Lloyd runs (several starts) go to this many threads at most; the
-# compiled runs release the GIL. Below PARALLEL_WORK points x runs the runs are too
+# compiled runs release the GIL. Below PARALLEL_WORK values x runs the runs are too
 # short for threads to pay.
 MAX_THREADS = 4
 
 
-PARALLEL_WORK = 1 << 14
+PARALLEL_WORK = 1 << 16  # values (points x channels) x runs
+
+# Passes over a large table's rows go in fixed blocks of about this many values
+# (rows x channels), at least ROW_BLOCK_MIN rows, on worker threads.
+ROW_BLOCK_VALUES = 1 << 18
+ROW_BLOCK_MIN = 1 << 10
 
 
 def worker_threads(tasks: int) -> int:

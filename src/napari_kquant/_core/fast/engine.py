@@ -66,12 +66,14 @@ from .contract import (
 )
 from .grid import GridLabeller, GridSummary
 from .lloyd import (
+    blocked_lloyd,
     coarse_starts,
     extend_centers,
     init_centers,
     lloyd_runs,
     nearest,
     pixel_figures,
+    summary_figures,
     weighted_lloyd,
 )
 from .plain import PlainEngine, PlainKMeans
@@ -244,7 +246,8 @@ class FastEngine:
         ``n_iter``: the Lloyd iterations that found ``centers`` (reported with these).
         """
         summary = self.summary
-        centers, _, code_labels, polish = weighted_lloyd(
+        polish_lloyd = blocked_lloyd if summary.blocked else weighted_lloyd
+        centers, _, code_labels, polish = polish_lloyd(
             summary.points,
             summary.weights,
             centers,
@@ -286,13 +289,8 @@ class FastEngine:
             code_labels = code_labels.astype(label_dtype(k)) + label_dtype(k).type(1)
         if summary.exact:
             # Each code is one colour: the summary's figures are the pixels' figures.
-            from . import kernels
-
-            counts, compactness = kernels.summary_figures(
-                np.ascontiguousarray(points, dtype=np.float64),
-                np.ascontiguousarray(weights, dtype=np.float64),
-                np.ascontiguousarray(centers, dtype=np.float64),
-                code_labels,
+            counts, compactness = summary_figures(
+                points, weights, centers, code_labels, summary.blocked
             )
             counts, compactness = counts.astype(np.int64), float(compactness)
             if self.defer_labels:

@@ -11,6 +11,8 @@ from .contract import (
     FINISH_ITERATIONS,
     MAX_LEVELS,
     PARALLEL_WORK,
+    ROW_BLOCK_VALUES,
+    ROW_BLOCK_MIN,
     init_draws,
     worker_threads,
 )
@@ -90,6 +92,7 @@ class Regridded:
 
     points: np.ndarray  # (the summary's, declared by each subclass)
     finish_iterations = FINISH_ITERATIONS  # Lloyd updates on the full summary
+    blocked = False  # the finish runs on one thread (summaries are small)
     starts_per_attempt = CANDIDATES_PER_ATTEMPT  # coarse k-means++ starts per attempt
 
     def reduce(self, points, weights, target, low, high):
@@ -197,7 +200,7 @@ def lloyd_runs(points, weights, starts, max_iter, epsilon, seeded=False):
         return weighted_lloyd(points, weights, start, max_iter, epsilon)
 
     threads = worker_threads(len(starts))
-    if len(points) * len(starts) < PARALLEL_WORK:
+    if points.size * len(starts) < PARALLEL_WORK:
         threads = 1
     return on_threads(run, starts, threads)
 
@@ -220,3 +223,131 @@ def weighted_lloyd(points, weights, centers, max_iter, epsilon):
         float(epsilon),
     )
     return centers, float(inertia), labels, int(n_iter)
+
+
+def row_blocks(n_rows: int, n_channels: int) -> list[slice]:
+    """Fixed blocks of rows for passes split over worker threads.
+
+    Set by the table's shape alone, never by the number of cores: the blocks' sums
+    are added in block order, so a result is the same on any computer.
+    """
+    step = max(ROW_BLOCK_MIN, ROW_BLOCK_VALUES // max(n_channels, 1))
+    return [slice(start, min(start + step, n_rows)) for start in range(0, n_rows, step)]
+
+
+def _on_blocks(function, blocks):
+    return on_threads(function, range(len(blocks)), worker_threads(len(blocks)))
+
+
+def blocked_lloyd(points, weights, centers, max_iter, epsilon):
+    """:func:`weighted_lloyd` with every pass split into :func:`row_blocks` on worker threads.
+
+    For the finish on large tables clustered on their rows (``RowSummary.blocked``):
+    the same bounded steps (:func:`napari_kquant._core.kernels.assign_all` and
+    ``reassign``) run on each block with its own bounds and cluster sums, and the
+    centres are updated from the blocks' sums in block order between steps. Points
+    may be float32 (a table's own rows, not copied) or float64; the arithmetic is
+    float64. A single block is :func:`weighted_lloyd` itself.
+    """
+    from . import kernels
+
+    n, n_channels = points.shape
+    blocks = row_blocks(n, n_channels)
+    if len(blocks) < 2:
+        return weighted_lloyd(points, weights, centers, max_iter, epsilon)
+    k = len(centers)
+    centers = np.array(centers, dtype=np.float64)
+    labels = np.empty(n, np.int64)
+    upper, lower = np.empty(n), np.empty(n)
+    mass = np.zeros((len(blocks), k))
+    sums = np.zeros((len(blocks), k, n_channels))
+    big = k >= kernels.ROWS_FROM_K  # neighbour rows, one set per block (see lloyd)
+    rows = [
+        (np.empty((k if big else 1, k), np.int64), np.empty((k if big else 1, k))) for _ in blocks
+    ]
+    built = np.zeros((len(blocks), k))
+    gaps = np.empty((len(blocks), k))
+    moved = np.empty(k)
+
+    def measure(b):  # every point of block b against the centres
+        part = blocks[b]
+        kernels.assign_all(
+            points[part], weights[part], centers, labels[part], upper[part], lower[part],
+            mass[b], sums[b], rows[b],
+        )  # fmt: skip
+
+    def step(b):  # Hamerly's step on block b after the centres moved
+        part = blocks[b]
+        kernels.reassign(
+            points[part], weights[part], centers, moved, labels[part], upper[part],
+            lower[part], mass[b], sums[b], gaps[b], rows[b], built[b], drift,
+        )  # fmt: skip
+
+    _on_blocks(measure, blocks)
+    drift, n_iter = 0.0, 0
+    for iteration in range(max_iter):
+        checkpoint()
+        n_iter = iteration + 1
+        total_mass, total_sums = mass.sum(axis=0), sums.sum(axis=0)
+        filled = total_mass > 0
+        new = centers.copy()
+        new[filled] = total_sums[filled] / total_mass[filled, None]
+        empty = not filled.all()
+        if empty:  # as kernels.lloyd: the costliest point, each once, costliest first
+            cost = np.empty(n)
+            _on_blocks(
+                lambda b: kernels.point_costs(
+                    points[blocks[b]], weights[blocks[b]], centers, labels[blocks[b]],
+                    cost[blocks[b]],
+                ),
+                blocks,
+            )  # fmt: skip
+            for j in np.flatnonzero(~filled):
+                far = int(np.argmax(cost))
+                new[j] = points[far]
+                cost[far] = 0.0
+        shift = kernels.centre_moves(new, centers, moved)
+        centers = new
+        drift += shift
+        if empty:  # a centre jumped: measure everything again
+            _on_blocks(measure, blocks)
+            built[:] = drift
+        else:
+            _on_blocks(step, blocks)
+        if shift <= epsilon:
+            break
+    # the labels are every point's nearest final centre
+    cost = np.empty(n)
+    _on_blocks(
+        lambda b: kernels.point_costs(
+            points[blocks[b]], weights[blocks[b]], centers, labels[blocks[b]], cost[blocks[b]]
+        ),
+        blocks,
+    )
+    inertia = sum(float(cost[part].sum()) for part in blocks)
+    return centers, inertia, labels, n_iter
+
+
+def summary_figures(points, weights, centers, labels, blocked=False):
+    """Weight per label (1-based ``labels``) and the weighted sum of squared distances.
+
+    One compiled pass; with ``blocked``, in :func:`row_blocks` on worker threads.
+    """
+    from . import kernels
+
+    centers = np.ascontiguousarray(centers, dtype=np.float64)
+    if not blocked:
+        return kernels.summary_figures(
+            np.ascontiguousarray(points, dtype=np.float64),
+            np.ascontiguousarray(weights, dtype=np.float64),
+            centers,
+            labels,
+        )
+    blocks = row_blocks(*points.shape)
+    parts = _on_blocks(
+        lambda b: kernels.summary_figures(
+            points[blocks[b]], weights[blocks[b]], centers, labels[blocks[b]]
+        ),
+        blocks,
+    )
+    return sum(part[0] for part in parts), sum(part[1] for part in parts)

@@ -25,7 +25,7 @@ class RowSummary:
     """
 
     table: np.ndarray
-    points: np.ndarray  # float64 (P, C)
+    points: np.ndarray  # (P, C): float rows themselves (not copied), else float64
     weights: np.ndarray
     inverse: np.ndarray | None  # each row's point (None: point i is row i)
     value_range: tuple[np.ndarray, np.ndarray]
@@ -36,6 +36,8 @@ class RowSummary:
     # A start on wide rows costs as much as a short run (its k-means++ measures every
     # channel): one per attempt keeps KMeans' quality (digits: 0.998 of its inertia)
     starts_per_attempt = 1
+    # the finish passes over every row: in fixed blocks on worker threads
+    blocked = True
 
     @classmethod
     def of(cls, table: np.ndarray, weights: np.ndarray | None = None) -> RowSummary:
@@ -55,7 +57,9 @@ class RowSummary:
             weights = counts.astype(np.float64)
             inverse = inverse.reshape(-1)
         else:
-            points = np.ascontiguousarray(table, dtype=np.float64)
+            # float rows are used as they are (the kernels compute in float64)
+            float_rows = table.dtype in (np.float32, np.float64)
+            points = np.ascontiguousarray(table, dtype=None if float_rows else np.float64)
             if weights is None:
                 weights = np.ones(len(table))
             weights = np.ascontiguousarray(weights, dtype=np.float64)
@@ -93,7 +97,10 @@ class RowSummary:
     def working_bytes(self, k: int) -> int:
         """Peak bytes of its own allocations (the points and Lloyd's per-point arrays)."""
         n, points = len(self.table), len(self.points)
-        per_point = points * (8 * self.points.shape[1] + ROW_BYTES_PER_POINT)
+        copied = not np.shares_memory(self.points, self.table)
+        per_point = points * (
+            ROW_BYTES_PER_POINT + (self.points.itemsize * self.points.shape[1] if copied else 0)
+        )
         if self.inverse is None:  # Lloyd labels the rows: no block of distances on top
             return FIXED_BYTES + per_point
         # the sort's temporaries are freed before Lloyd runs; each row's point is kept
