@@ -204,3 +204,79 @@ def test_rows_are_summarised_by_a_sort_only_where_they_repeat(make, summarised):
     result = quantize(image, 6, channel_axis=-1, seed=0)
     sse = BruteForce.check_nearest(table, result.labels, result.centers)
     assert result.compactness == pytest.approx(sse, rel=1e-9)
+
+
+def _wide_blobs(rows, channels, dtype, offset=0.0):
+    from sklearn.datasets import make_blobs
+
+    table, _ = make_blobs(rows, channels, centers=6, cluster_std=3.0, random_state=1)
+    return (table + offset).astype(dtype)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "offset"),
+    [(np.float32, 0.0), (np.float64, 0.0), (np.float64, 1e9), (np.float32, 1e4)],
+    ids=["float32", "float64", "float64-offset-1e9", "float32-offset-1e4"],
+)
+def test_a_large_table_is_finished_in_row_blocks_exactly(dtype, offset):
+    """Many row blocks: labels nearest, compactness the SSE, centres their clusters' means."""
+    from napari_kquant._core.fast.lloyd import row_blocks
+
+    # unclustered values: the finish has many iterations in which rows change cluster
+    # (more rows than the middle stage takes: the finish starts away from convergence)
+    table = (np.random.default_rng(5).normal(size=(20000, 64)) + offset).astype(dtype)
+    assert len(row_blocks(*table.shape)) >= 5  # the blocked finish runs
+    result = quantize(table, 6, channel_axis=-1, seed=0, epsilon=0.0, max_iter=5000)
+    sse = BruteForce.check_nearest(table, result.labels, result.centers)
+    assert result.compactness == pytest.approx(sse, rel=1e-9)
+    x = table.astype(np.float64)
+    for label, centre in enumerate(result.centers, start=1):  # a Lloyd fixed point
+        members = x[result.labels == label]
+        scale = max(np.abs(members - members.mean(axis=0)).max(), 1.0)
+        assert np.abs(members.mean(axis=0) - centre).max() <= 1e-9 * scale + 1e-12 * abs(offset)
+
+
+def test_float_rows_are_clustered_without_a_copy():
+    from napari_kquant._core.fast.rows import RowSummary
+
+    for dtype in (np.float32, np.float64):
+        table = _wide_blobs(3000, 40, dtype)
+        assert np.shares_memory(RowSummary.of(table).points, table)
+    integers = (_wide_blobs(3000, 40, np.float64) * 10).astype(np.int32)
+    assert RowSummary.of(integers).points.dtype == np.float64
+
+
+def test_the_blocked_finish_gives_the_same_result_on_any_number_of_threads():
+    """Blocks are fixed by the table's shape: one thread or several, the same bits."""
+    import cv2
+
+    table = _wide_blobs(8000, 200, np.float32)
+    runs = []
+    before = cv2.getNumThreads()
+    try:
+        for threads in (1, before):
+            cv2.setNumThreads(threads)
+            runs.append(quantize(table, 7, channel_axis=-1, seed=3))
+    finally:
+        cv2.setNumThreads(before)
+    assert np.array_equal(runs[0].labels, runs[1].labels)
+    assert np.array_equal(runs[0].centers, runs[1].centers)
+    assert runs[0].compactness == runs[1].compactness
+
+
+def test_the_blocked_lloyd_refills_an_empty_cluster_as_the_single_one_does():
+    """A centre far from every row empties: both take the costliest row for it."""
+    from napari_kquant._core.fast.lloyd import blocked_lloyd, row_blocks, weighted_lloyd
+
+    table = _wide_blobs(5000, 256, np.float64)
+    assert len(row_blocks(*table.shape)) >= 4
+    weights = np.ones(len(table))
+    start = table[[0, 1, 2]].copy()
+    start[2] = table.max(axis=0) + 1e3  # nearest to no row
+    blocked = blocked_lloyd(table, weights, start, 50, 0.0)
+    single = weighted_lloyd(table, weights, start, 50, 0.0)
+    assert np.array_equal(blocked[2], single[2])
+    np.testing.assert_allclose(blocked[0], single[0], rtol=1e-12, atol=1e-9)
+    assert blocked[1] == pytest.approx(single[1], rel=1e-12)
+    assert blocked[3] == single[3]
+    assert len(np.unique(blocked[2])) == 3

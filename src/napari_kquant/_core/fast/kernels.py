@@ -414,8 +414,8 @@ def kmeans_pp(points, weights, first, draws):
                     if to_pick[pos] * MARGIN < q:
                         break  # (members farthest from the pick first)
                     d = _squared_distance(grouped, pos, points, candidate)
-                    if d < grouped_closest[pos]:
-                        gain += (grouped_closest[pos] - d) * grouped_weights[pos]
+                    # (no branch: adding 0 where the candidate is farther)
+                    gain += max(grouped_closest[pos] - d, 0.0) * grouped_weights[pos]
             if gain > best_gain:
                 best_gain = gain
                 best_pick = candidate

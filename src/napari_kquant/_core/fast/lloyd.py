@@ -316,15 +316,14 @@ def blocked_lloyd(points, weights, centers, max_iter, epsilon):
             _on_blocks(step, blocks)
         if shift <= epsilon:
             break
-    # the labels are every point's nearest final centre
-    cost = np.empty(n)
-    _on_blocks(
-        lambda b: kernels.point_costs(
-            points[blocks[b]], weights[blocks[b]], centers, labels[blocks[b]], cost[blocks[b]]
-        ),
-        blocks,
-    )
-    inertia = sum(float(cost[part].sum()) for part in blocks)
+    # the labels are every point's nearest final centre: one distance each, block by block
+    def block_inertia(b):
+        part = blocks[b]
+        cost = np.empty(part.stop - part.start)
+        kernels.point_costs(points[part], weights[part], centers, labels[part], cost)
+        return float(cost.sum())
+
+    inertia = sum(_on_blocks(block_inertia, blocks))
     return centers, inertia, labels, n_iter
 
 
