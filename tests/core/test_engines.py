@@ -280,3 +280,18 @@ def test_the_blocked_lloyd_refills_an_empty_cluster_as_the_single_one_does():
     assert blocked[1] == pytest.approx(single[1], rel=1e-12)
     assert blocked[3] == single[3]
     assert len(np.unique(blocked[2])) == 3
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_a_wide_float_table_with_a_non_finite_value_leaves_only_that_pixel_out(bad):
+    """The one-pass column range sees NaN and infinities as the finite check did."""
+    image = np.random.default_rng(2).normal(size=(60, 50, 8)).astype(np.float32)
+    image[3, 4, 5] = bad
+    result = quantize(image, 4, channel_axis=-1, seed=0)
+    labels = np.asarray(result.labels).reshape(-1)
+    assert labels[3 * 50 + 4] == 0
+    assert (labels > 0).sum() == 60 * 50 - 1
+    keep = labels > 0
+    sse = BruteForce.check_nearest(image.reshape(-1, 8)[keep], labels[keep], result.centers)
+    assert result.compactness == pytest.approx(sse, rel=1e-9)
+    assert np.isfinite(result.centers).all()

@@ -344,13 +344,18 @@ class Job:
         )
         footprint.check()
         table = layout.table(image)
-        keep = _clustered_pixels(image, table, layout.channels, mask)
+        column_range = _column_range(table)  # wide float tables: one pass for all checks
+        keep = _clustered_pixels(image, table, layout.channels, mask, column_range is not None)
         if keep is not None:
             table = table[keep]
+            column_range = None  # (of every pixel, not of those clustered)
         table = working_table(table)
         floating = np.issubdtype(table.dtype, np.floating)
-        if floating:
+        if column_range is not None:
+            low, high = float(column_range[0].min()), float(column_range[1].max())
+        elif floating:
             low, high = float(table.min()), float(table.max())
+        if floating:
             if max(abs(low), abs(high)) > MAX_FLOAT_MAGNITUDE:
                 raise InvalidInputError(
                     f"values up to {max(abs(low), abs(high)):.3g} make squared distances "
@@ -359,7 +364,14 @@ class Job:
         raw = table
         value_range = (low, high) if floating else None
         space, table = FeatureSpace.of(
-            table, color_space, standardize, image.dtype, layout.rgb, value_range, origin
+            table,
+            color_space,
+            standardize,
+            image.dtype,
+            layout.rgb,
+            value_range,
+            origin,
+            column_range,
         )
         if space.origin is not None:  # the pixels shifted: a float64 or int64 copy
             replace(footprint, transformed=True).check()
@@ -388,7 +400,11 @@ class Job:
             space=space,
             raw=raw,
             footprint=footprint,
-            cache={} if table_range is None else {"value_range": table_range},
+            cache={
+                **({} if table_range is None else {"value_range": table_range}),
+                # the clustered table's per-channel range (the fast engine's rows reuse it)
+                **({"column_range": column_range} if space.identity and column_range else {}),
+            },
         )
 
     def check_summary_memory(self, engine_bytes: int, k: int) -> None:
@@ -565,8 +581,30 @@ def to_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return np.asarray(values).astype(dtype)
 
 
-def _clustered_pixels(image, table, rgb, mask) -> np.ndarray | None:
-    """Flat boolean of the pixels to cluster (mask, finite values), None for all."""
+def _column_range(table: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per-channel lows and highs of a wide float table, where every value is finite.
+
+    One compiled pass (:func:`.fast.kernels.column_ranges`) stands for the finite
+    check, the value range, the origin's and the fast engine's per-channel ranges,
+    four passes otherwise. None for other tables, for any NaN or infinity, and while
+    the kernels are prepared.
+    """
+    if table.dtype not in (np.float32, np.float64) or table.shape[1] <= 4 or not prepare.ready():
+        return None
+    from .fast.kernels import column_ranges
+
+    low, high = column_ranges(table)
+    # (a column holding a NaN has a NaN range; one holding an infinity an infinite one)
+    if not (np.isfinite(low).all() and np.isfinite(high).all()):
+        return None
+    return low, high
+
+
+def _clustered_pixels(image, table, rgb, mask, finite=False) -> np.ndarray | None:
+    """Flat boolean of the pixels to cluster (mask, finite values), None for all.
+
+    ``finite``: every value is known to be finite already.
+    """
     spatial = image.shape[:-1] if rgb else image.shape
     keep = None
     if mask is not None:
@@ -575,7 +613,7 @@ def _clustered_pixels(image, table, rgb, mask) -> np.ndarray | None:
         check_mask_dtype(mask)
         keep = mask.reshape(-1).astype(bool)
     # one cheap pass first: most float images hold no NaN or inf at all
-    if np.issubdtype(image.dtype, np.floating) and not np.isfinite(table).all():
+    if not finite and np.issubdtype(image.dtype, np.floating) and not np.isfinite(table).all():
         finite = np.isfinite(table).all(axis=1)
         keep = finite if keep is None else keep & finite
     if keep is None or keep.all():

@@ -158,11 +158,17 @@ def _origin(lows, highs, dtype: np.dtype) -> tuple | None:
     return tuple(float(lo) if f else 0.0 for lo, f in zip(lows, far, strict=True))
 
 
-def data_origin(table: np.ndarray, value_range=None) -> tuple | None:
-    """The origin to cluster ``table`` relative to (one value per channel), or None."""
+def data_origin(table: np.ndarray, value_range=None, column_range=None) -> tuple | None:
+    """The origin to cluster ``table`` relative to (one value per channel), or None.
+
+    ``value_range`` (min, max) and ``column_range`` (per-channel lows and highs):
+    the table's, where already measured.
+    """
     if len(table) == 0:
         return None
-    if value_range is not None and table.shape[1] == 1:
+    if column_range is not None:
+        lows, highs = (list(part) for part in column_range)
+    elif value_range is not None and table.shape[1] == 1:
         lows, highs = [value_range[0]], [value_range[1]]
     elif table.shape[1] <= 4:  # one 1-D pass per channel: faster than an axis-0 reduction
         columns = [table[:, c] for c in range(table.shape[1])]
@@ -285,12 +291,21 @@ class FeatureSpace:
 
     @classmethod
     def of(
-        cls, table, color_space, standardize, dtype, rgb, value_range=None, origin="data"
+        cls,
+        table,
+        color_space,
+        standardize,
+        dtype,
+        rgb,
+        value_range=None,
+        origin="data",
+        column_range=None,
     ) -> tuple[FeatureSpace, np.ndarray]:
         """The space for these options and the table moved into it.
 
         ``value_range``: the table's (min, max), when known (float images), for the
-        colour space to check the values it reads. ``origin``: ``"data"`` (a fit:
+        colour space to check the values it reads; ``column_range``: its per-channel
+        lows and highs, when known (wide float tables). ``origin``: ``"data"`` (a fit:
         :func:`data_origin` of the table, for values in their own colour space and
         unscaled), or a palette's (:func:`palette_origin`, None for none).
         """
@@ -300,7 +315,9 @@ class FeatureSpace:
         table = space.forward(table)
         if standardize is False or standardize is None:
             if isinstance(origin, str):
-                origin = data_origin(table, value_range) if colours.identity else None
+                origin = (
+                    data_origin(table, value_range, column_range) if colours.identity else None
+                )
             if origin is not None:
                 space = replace(space, origin=origin)
                 table = shift(table, origin)

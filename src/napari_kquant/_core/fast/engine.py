@@ -105,7 +105,8 @@ class FastEngine:
     labelling again (another K) is a single gather. ``mid_points`` sizes the middle
     regrid (sweeps use a smaller one: their warm starts need fewer corrections).
     With ``defer_labels`` (sweeps) the fits of exact and grid summaries come with
-    exact figures and make their labels on demand (:class:`Fit`).
+    exact figures and make their labels on demand (:class:`Fit`). ``column_range``:
+    the table's per-channel lows and highs, where the job measured them already.
     """
 
     def __init__(
@@ -116,6 +117,7 @@ class FastEngine:
         defer_labels: bool = False,
         weights: np.ndarray | None = None,
         rows: bool = False,
+        column_range: tuple[np.ndarray, np.ndarray] | None = None,
     ):
         self.table = table
         self.mid_points = mid_points
@@ -125,7 +127,7 @@ class FastEngine:
         self.pixel_iterations = 0 if keep_codes else PIXEL_ITERATIONS
         if rows or weights is not None or table.shape[1] not in (1, 3):
             # feature tables (and weighted samples) are clustered on their rows: exact
-            self._use(RowSummary.of(table, weights))
+            self._use(RowSummary.of(table, weights, column_range))
         elif uses_grid(table):
             # (a colour's pixels are counted in int32)
             self._use(GridSummary.of(table, for_figures=defer_labels and len(table) < 2**31))
@@ -319,8 +321,9 @@ class FastKMeans:
             yield from PlainKMeans().fits(job, ks, defer_labels)
             return
         rng = np.random.default_rng(job.fitting.seed)
+        known = job.cache.get("column_range")  # measured when the job read the pixels
         if job.start is not None or job.weights is not None:  # the estimator's tables
-            engine = FastEngine(job.table, weights=job.weights, rows=True)
+            engine = FastEngine(job.table, weights=job.weights, rows=True, column_range=known)
             job.check_summary_memory(engine.working_bytes(ks[0]), ks[0])
             if job.start is not None:
                 yield engine.fit_from(job.start, job.fitting.settings())
@@ -328,11 +331,11 @@ class FastKMeans:
                 yield engine.fit(ks[0], job.fitting.settings(), rng)
             return
         if len(ks) == 1:
-            engine = FastEngine(job.table)
+            engine = FastEngine(job.table, column_range=known)
             job.check_summary_memory(engine.working_bytes(ks[0]), ks[0])
             yield engine.fit(ks[0], job.fitting.settings(), rng)
             return
-        engine = FastEngine(job.table, True, SWEEP_MID_POINTS, defer_labels)
+        engine = FastEngine(job.table, True, SWEEP_MID_POINTS, defer_labels, column_range=known)
         job.check_summary_memory(engine.working_bytes(max(ks)), max(ks))
         yield from engine.sweep(ks, job.fitting.settings(), rng)
 

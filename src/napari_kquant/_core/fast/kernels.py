@@ -784,6 +784,7 @@ def bin_merge(points, weights, low, high, levels):
 def column_ranges(table):
     """Each column's smallest and largest value in one pass over the rows (float64).
 
+    A column holding a NaN has NaN for both (NaN compares false, so it stays).
     numpy's reductions over axis 0 of a wide float table are ten times slower.
     """
     n_channels = table.shape[1]
@@ -795,6 +796,9 @@ def column_ranges(table):
             if v < low[c]:
                 low[c] = v
             if v > high[c]:
+                high[c] = v
+            if v != v:
+                low[c] = v
                 high[c] = v
     return low, high
 

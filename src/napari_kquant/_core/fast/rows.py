@@ -40,8 +40,16 @@ class RowSummary:
     blocked = True
 
     @classmethod
-    def of(cls, table: np.ndarray, weights: np.ndarray | None = None) -> RowSummary:
-        """Summarise ``table`` (N, C); ``weights`` (N,) are the rows' sample weights."""
+    def of(
+        cls,
+        table: np.ndarray,
+        weights: np.ndarray | None = None,
+        column_range: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> RowSummary:
+        """Summarise ``table`` (N, C); ``weights`` (N,) are the rows' sample weights.
+
+        ``column_range``: the table's per-channel lows and highs, if measured already.
+        """
         inverse = None
         row_bytes = table.dtype.itemsize * table.shape[1]
         keys = None
@@ -65,7 +73,9 @@ class RowSummary:
             weights = np.ascontiguousarray(weights, dtype=np.float64)
         from . import kernels
 
-        return cls(table, points, weights, inverse, kernels.column_ranges(points))
+        if column_range is None:
+            column_range = kernels.column_ranges(points)
+        return cls(table, points, weights, inverse, column_range)
 
     def reduce(self, points, weights, target, low=None, high=None):
         """A uniform random subset of about ``target`` points, weighted to the same total.
