@@ -545,9 +545,7 @@ def render(image: np.ndarray, labels: np.ndarray, centers: np.ndarray, rgb: bool
     source = image.reshape(n_pixels, width)
     if width > n_channels:
         target, source = target[:, :n_channels], source[:, :n_channels]
-    blocks = [
-        slice(start, start + 8 * contract.BLOCK) for start in range(0, n_pixels, 8 * contract.BLOCK)
-    ]
+    blocks = lloyd.row_blocks(n_pixels, n_channels)  # (wide tables: on threads too)
     if image.dtype.isnative and image.dtype != np.float16 and prepare.ready():  # numba reads
         from .fast import kernels
 
