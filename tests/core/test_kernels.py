@@ -47,16 +47,29 @@ def test_pruned_kmeans_pp_picks_what_the_full_search_picks(k):
     np.testing.assert_array_equal(picks, numpy_kmeans_pp(points, weights, 7, draws))
 
 
+@pytest.mark.parametrize(("channels", "k"), [(8, 10), (64, 10), (256, 8), (32, 40)])
+def test_kmeans_pp_on_wide_rows_picks_what_the_full_search_picks(channels, k):
+    """Wide rows are seeded by ``kmeans_pp_direct``: the same picks as the reference."""
+    from sklearn.datasets import make_blobs
+
+    points, _ = make_blobs(2048, channels, centers=12, random_state=channels)
+    weights = np.random.default_rng(k).integers(1, 4, len(points)).astype(np.float64)
+    draws = np.random.default_rng(channels).random((k - 1, 2 + int(np.log(k))))
+    expected = numpy_kmeans_pp(points, weights, 3, draws)
+    np.testing.assert_array_equal(kernels.kmeans_pp_direct(points, weights, 3, draws), expected)
+    np.testing.assert_array_equal(kernels.kmeans_pp(points, weights, 3, draws), expected)
+
+
 def test_pruned_kmeans_pp_on_repeated_points():
     # few distinct values, many copies: ties and zero radii everywhere
     rng = np.random.default_rng(0)
     points = rng.integers(0, 4, (3000, 3)).astype(np.float64)
     weights = rng.integers(1, 5, 3000).astype(np.float64)
     draws = rng.random((63, 6))
-    picks = kernels.kmeans_pp(points, weights, 0, draws)
     expected = numpy_kmeans_pp(points, weights, 0, draws)
     # where the points run out (every point on a pick) both repeat the first pick
-    np.testing.assert_array_equal(points[picks], points[expected])
+    for seed in (kernels.kmeans_pp, kernels.kmeans_pp_direct):
+        np.testing.assert_array_equal(points[seed(points, weights, 0, draws)], points[expected])
 
 
 @pytest.mark.parametrize("k", [kernels.ROWS_FROM_K, 64, 200])

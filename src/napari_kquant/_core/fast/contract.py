@@ -220,6 +220,9 @@ MAX_THREADS = 4
 
 PARALLEL_WORK = 1 << 16  # values (points x channels) x runs
 
+# Rows of more channels than this are "wide": k-means++ measures every point there
+WIDE_ROWS = 4
+
 # Passes over a large table's rows go in fixed blocks of about this many values
 # (rows x channels), at least ROW_BLOCK_MIN rows, on worker threads.
 ROW_BLOCK_VALUES = 1 << 18

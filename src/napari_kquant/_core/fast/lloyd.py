@@ -13,6 +13,7 @@ from .contract import (
     PARALLEL_WORK,
     ROW_BLOCK_VALUES,
     ROW_BLOCK_MIN,
+    WIDE_ROWS,
     init_draws,
     worker_threads,
 )
@@ -149,7 +150,10 @@ def _seeded(points, weights, draws):
 
     points = np.ascontiguousarray(points, dtype=np.float64)
     first, trials = numbers
-    picks = kernels.kmeans_pp(points, np.asarray(weights, dtype=np.float64), first, trials)
+    # colours (up to 4 channels): grouped by nearest pick, pruned by the triangle
+    # inequality; wide rows: every point measured (pruning rarely pays there)
+    seed = kernels.kmeans_pp if points.shape[1] <= WIDE_ROWS else kernels.kmeans_pp_direct
+    picks = seed(points, np.asarray(weights, dtype=np.float64), first, trials)
     return points[picks].copy()
 
 
