@@ -64,7 +64,7 @@ def row(name, X, k):
     ratio_km = np.median(np.divide(figures["ours"][1], figures["KMeans"][1]))
     ratio_cv = np.median(np.divide(figures["ours"][1], figures["OpenCV"][1]))
     times = " | ".join(
-        f"{figures[n][0]:.3f}" for n in ("ours", "ours 1", "KMeans", "OpenCV", "OpenCV 3")
+        f"{figures[n][0]:.4f}" for n in ("ours", "ours 1", "KMeans", "OpenCV", "OpenCV 3")
     )
     table = f"{X.shape[0]} x {X.shape[1]}, K={k}"
     return f"| {name} | {table} | {times} | {ratio_km:.4f} | {ratio_cv:.4f} |"
