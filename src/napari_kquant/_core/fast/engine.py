@@ -248,7 +248,8 @@ class FastEngine:
         ``n_iter``: the Lloyd iterations that found ``centers`` (reported with these).
         """
         summary = self.summary
-        polish_lloyd = blocked_lloyd if summary.blocked else weighted_lloyd
+        # (the figures are measured below, with the final centres: no inertia needed here)
+        polish_lloyd = partial(blocked_lloyd, inertia=False) if summary.blocked else weighted_lloyd
         centers, _, code_labels, polish = polish_lloyd(
             summary.points,
             summary.weights,

@@ -243,7 +243,7 @@ def _on_blocks(function, blocks):
     return on_threads(function, range(len(blocks)), worker_threads(len(blocks)))
 
 
-def blocked_lloyd(points, weights, centers, max_iter, epsilon):
+def blocked_lloyd(points, weights, centers, max_iter, epsilon, inertia=True):
     """:func:`weighted_lloyd` with every pass split into :func:`row_blocks` on worker threads.
 
     For the finish on large tables clustered on their rows (``RowSummary.blocked``):
@@ -251,7 +251,9 @@ def blocked_lloyd(points, weights, centers, max_iter, epsilon):
     ``reassign``) run on each block with its own bounds and cluster sums, and the
     centres are updated from the blocks' sums in block order between steps. Points
     may be float32 (a table's own rows, not copied) or float64; the arithmetic is
-    float64. A single block is :func:`weighted_lloyd` itself.
+    float64. A single block is :func:`weighted_lloyd` itself. ``inertia=False``: the
+    caller measures the result itself (the finish's figures), so the inertia is NaN
+    and its pass over every row is saved.
     """
     from . import kernels
 
@@ -327,8 +329,8 @@ def blocked_lloyd(points, weights, centers, max_iter, epsilon):
         kernels.point_costs(points[part], weights[part], centers, labels[part], cost)
         return float(cost.sum())
 
-    inertia = sum(_on_blocks(block_inertia, blocks))
-    return centers, inertia, labels, n_iter
+    total = sum(_on_blocks(block_inertia, blocks)) if inertia else float("nan")
+    return centers, total, labels, n_iter
 
 
 def summary_figures(points, weights, centers, labels, blocked=False):
