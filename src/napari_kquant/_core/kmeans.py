@@ -355,12 +355,11 @@ class Job:
             low, high = float(column_range[0].min()), float(column_range[1].max())
         elif floating:
             low, high = float(table.min()), float(table.max())
-        if floating:
-            if max(abs(low), abs(high)) > MAX_FLOAT_MAGNITUDE:
-                raise InvalidInputError(
-                    f"values up to {max(abs(low), abs(high)):.3g} make squared distances "
-                    f"overflow: rescale the image below {MAX_FLOAT_MAGNITUDE:.0e}"
-                )
+        if floating and max(abs(low), abs(high)) > MAX_FLOAT_MAGNITUDE:
+            raise InvalidInputError(
+                f"values up to {max(abs(low), abs(high)):.3g} make squared distances "
+                f"overflow: rescale the image below {MAX_FLOAT_MAGNITUDE:.0e}"
+            )
         raw = table
         value_range = (low, high) if floating else None
         space, table = FeatureSpace.of(

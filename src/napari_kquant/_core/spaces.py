@@ -315,9 +315,7 @@ class FeatureSpace:
         table = space.forward(table)
         if standardize is False or standardize is None:
             if isinstance(origin, str):
-                origin = (
-                    data_origin(table, value_range, column_range) if colours.identity else None
-                )
+                origin = data_origin(table, value_range, column_range) if colours.identity else None
             if origin is not None:
                 space = replace(space, origin=origin)
                 table = shift(table, origin)

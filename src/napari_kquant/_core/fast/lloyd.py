@@ -11,8 +11,8 @@ from .contract import (
     FINISH_ITERATIONS,
     MAX_LEVELS,
     PARALLEL_WORK,
-    ROW_BLOCK_VALUES,
     ROW_BLOCK_MIN,
+    ROW_BLOCK_VALUES,
     WIDE_ROWS,
     init_draws,
     worker_threads,
@@ -289,7 +289,12 @@ def blocked_lloyd(points, weights, centers, max_iter, epsilon, inertia=True):
             lower[part], mass[b], sums[b], gaps[b], rows[b], built[b], drift,
         )  # fmt: skip
 
+    def measure_costs(b):  # each point's weighted squared distance to its centre
+        part = blocks[b]
+        kernels.point_costs(points[part], weights[part], centers, labels[part], cost[part])
+
     _on_blocks(measure, blocks)
+    cost = np.empty(0)  # (made when a cluster empties)
     drift, n_iter = 0.0, 0
     for iteration in range(max_iter):
         checkpoint()
@@ -301,13 +306,7 @@ def blocked_lloyd(points, weights, centers, max_iter, epsilon, inertia=True):
         empty = not filled.all()
         if empty:  # as kernels.lloyd: the costliest point, each once, costliest first
             cost = np.empty(n)
-            _on_blocks(
-                lambda b: kernels.point_costs(
-                    points[blocks[b]], weights[blocks[b]], centers, labels[blocks[b]],
-                    cost[blocks[b]],
-                ),
-                blocks,
-            )  # fmt: skip
+            _on_blocks(measure_costs, blocks)
             for j in np.flatnonzero(~filled):
                 far = int(np.argmax(cost))
                 new[j] = points[far]
@@ -322,6 +321,7 @@ def blocked_lloyd(points, weights, centers, max_iter, epsilon, inertia=True):
             _on_blocks(step, blocks)
         if shift <= epsilon:
             break
+
     # the labels are every point's nearest final centre: one distance each, block by block
     def block_inertia(b):
         part = blocks[b]
