@@ -355,6 +355,19 @@ def reassign(
             labels[i] = j
 
 
+@njit(cache=CACHE, nogil=True, fastmath=FAST, inline="always")
+def _running_potential(closest, weights, cumulative):
+    """k-means++'s draw table, written into ``cumulative``; returns the total.
+
+    The running sum of weight x squared distance to the nearest pick.
+    """
+    total = 0.0
+    for i in range(closest.shape[0]):
+        total += closest[i] * weights[i]
+        cumulative[i] = total
+    return total
+
+
 @njit(cache=CACHE, nogil=True, fastmath=FAST)
 def kmeans_pp(points, weights, first, draws):
     """Greedy weighted k-means++ (as scikit-learn): the indices of the points picked.
@@ -393,10 +406,7 @@ def kmeans_pp(points, weights, first, draws):
             groups = _regroup(step, owner, closest, weights, points)
             n_groups = step
         order, grouped, grouped_weights, to_pick, grouped_closest, group_start = groups
-        total = 0.0
-        for i in range(n):
-            total += closest[i] * weights[i]
-            cumulative[i] = total
+        total = _running_potential(closest, weights, cumulative)
         if total <= 0:
             for rest in range(step, k):
                 picks[rest] = first
@@ -455,10 +465,7 @@ def kmeans_pp_direct(points, weights, first, draws):
     candidates = np.empty(n_trials, np.int64)
     gains = np.empty(n_trials)
     for step in range(1, k):
-        total = 0.0
-        for i in range(n):
-            total += closest[i] * weights[i]
-            cumulative[i] = total
+        total = _running_potential(closest, weights, cumulative)
         if total <= 0:
             for rest in range(step, k):
                 picks[rest] = first
