@@ -178,6 +178,7 @@ class Summary(Protocol):
     exact: bool  # each point is one value: the summary's figures are the pixels'
     finish_iterations: int | None  # Lloyd updates of the finish (None: to convergence)
     starts_per_attempt: int  # coarse k-means++ starts per attempt
+    coarse_points: int  # points of the coarse regrid (at least 32 per k)
     blocked: bool  # the finish and the figures run in row blocks on worker threads
 
     def reduce(self, points, weights, target, low, high) -> tuple[np.ndarray, np.ndarray]:

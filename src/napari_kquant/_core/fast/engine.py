@@ -45,7 +45,6 @@ from . import prepare
 from .codes import CodedSummary
 from .contract import (
     BYTES_PER_SUMMARY_POINT,
-    COARSE_POINTS,
     FINE_START_K,
     FINE_STARTS,
     HIST_BYTES,
@@ -162,8 +161,8 @@ class FastEngine:
             self._use(self.summary.exact_summary(self.keep_codes))
 
     def coarse(self, k: int):
-        """The coarse regrid for ``k`` clusters (at least 32 points per cluster)."""
-        target = max(COARSE_POINTS, 32 * k)
+        """The coarse regrid for ``k`` clusters (the summary's size, at least 32 points a cluster)."""
+        target = max(self.summary.coarse_points, 32 * k)
         if target not in self._coarse:
             points, weights = self.mid
             self._coarse[target] = self.summary.reduce(points, weights, target, self.low, self.high)

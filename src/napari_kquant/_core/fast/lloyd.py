@@ -8,6 +8,7 @@ from ..cancel import checkpoint, on_threads
 from .contract import (
     BLOCK,
     CANDIDATES_PER_ATTEMPT,
+    COARSE_POINTS,
     FINISH_ITERATIONS,
     MAX_LEVELS,
     PARALLEL_WORK,
@@ -93,6 +94,7 @@ class Regridded:
 
     points: np.ndarray  # (the summary's, declared by each subclass)
     finish_iterations = FINISH_ITERATIONS  # Lloyd updates on the full summary
+    coarse_points = COARSE_POINTS  # points of the coarse regrid (at least 32 per k)
     blocked = False  # the finish runs on one thread (summaries are small)
     starts_per_attempt = CANDIDATES_PER_ATTEMPT  # coarse k-means++ starts per attempt
 
