@@ -161,7 +161,7 @@ class FastEngine:
             self._use(self.summary.exact_summary(self.keep_codes))
 
     def coarse(self, k: int):
-        """The coarse regrid for ``k`` clusters (the summary's size, 32 points a cluster at least)."""
+        """The coarse regrid for ``k`` clusters (the summary's size, >= 32 points a cluster)."""
         target = max(self.summary.coarse_points, 32 * k)
         if target not in self._coarse:
             points, weights = self.mid
