@@ -295,3 +295,19 @@ def test_a_wide_float_table_with_a_non_finite_value_leaves_only_that_pixel_out(b
     sse = BruteForce.check_nearest(image.reshape(-1, 8)[keep], labels[keep], result.centers)
     assert result.compactness == pytest.approx(sse, rel=1e-9)
     assert np.isfinite(result.centers).all()
+
+
+def test_a_table_far_from_zero_reports_its_iterations_and_the_shifted_copy():
+    """Values with a common offset are clustered shifted: the result still says how many
+    Lloyd iterations ran, and its memory estimate counts the shifted copy of the table."""
+    from napari_kquant import KMeansQuantizer
+
+    rng = np.random.default_rng(0)
+    table = rng.normal(0, 5, (2000, 5))
+    near, far = (quantize(t, 3, channel_axis=-1, seed=0) for t in (table, table + 1e4))
+    assert far.params["n_iter"] == near.params["n_iter"] <= near.params["max_iter"]
+    assert far.params["memory_estimate_bytes"] >= near.params["memory_estimate_bytes"] + (
+        3 * table.size * 8
+    )
+    model = KMeansQuantizer(k=3, epsilon=0.0, max_iter=5000, seed=0).fit(table + 1e4)
+    assert model.n_iter_ < 5000

@@ -373,7 +373,8 @@ class Job:
             column_range,
         )
         if space.origin is not None:  # the pixels shifted: a float64 or int64 copy
-            replace(footprint, transformed=True).check()
+            footprint = replace(footprint, transformed=True)  # (and the result reports it)
+            footprint.check()
         if not space.isometric and not np.isfinite(table).all():
             raise InvalidInputError(
                 "the values overflow when standardized: rescale the image or use standardize=False"
@@ -519,7 +520,8 @@ class Job:
         if key not in self.cache:
             same = space.origin == self.space.origin
             self.cache[key] = self.labeller() if same else labeller(space.forward(self.raw))
-        return centers, self.cache[key].assign(space.forward(centers), fit.epsilon)
+        relabelled = self.cache[key].assign(space.forward(centers), fit.epsilon)
+        return centers, replace(relabelled, n_iter=fit.n_iter)  # (the search's iterations)
 
 
 def render(image: np.ndarray, labels: np.ndarray, centers: np.ndarray, rgb: bool) -> np.ndarray:
