@@ -343,13 +343,14 @@ class Job:
             transformed=color_space != "rgb" or standardize is not False,
         )
         footprint.check()
-        table = layout.table(image)
+        table = layout_table = layout.table(image)
         column_range = _column_range(table)  # wide float tables: one pass for all checks
         keep = _clustered_pixels(image, table, layout.channels, mask, column_range is not None)
         if keep is not None:
             table = table[keep]
-            column_range = None  # (of every pixel, not of those clustered)
         table = working_table(table)
+        if table is not layout_table:  # masked or converted: the range of what is clustered
+            column_range = _column_range(table)
         floating = np.issubdtype(table.dtype, np.floating)
         if column_range is not None:
             low, high = float(column_range[0].min()), float(column_range[1].max())

@@ -15,7 +15,6 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from .fast import prepare
 from .options import choices
 from .validate import InvalidInputError, check_choice
 
@@ -162,7 +161,8 @@ def data_origin(table: np.ndarray, value_range=None, column_range=None) -> tuple
     """The origin to cluster ``table`` relative to (one value per channel), or None.
 
     ``value_range`` (min, max) and ``column_range`` (per-channel lows and highs):
-    the table's, where already measured.
+    the table's, where already measured (a Job measures wide float tables' in one
+    compiled pass, :func:`napari_kquant._core.kmeans._column_range`).
     """
     if len(table) == 0:
         return None
@@ -173,11 +173,8 @@ def data_origin(table: np.ndarray, value_range=None, column_range=None) -> tuple
     elif table.shape[1] <= 4:  # one 1-D pass per channel: faster than an axis-0 reduction
         columns = [table[:, c] for c in range(table.shape[1])]
         lows, highs = [col.min() for col in columns], [col.max() for col in columns]
-    elif table.dtype.kind == "f" and prepare.ready():  # wide rows: one compiled pass
-        from .fast.kernels import column_ranges
-
-        lows, highs = (part.tolist() for part in column_ranges(table))
-    else:  # integers: numpy's reduction is fast (and exact for 64-bit values)
+    else:  # (wide float rows come measured, as column_range)
+        # integers: numpy's reduction is fast (and exact for 64-bit values)
         lows, highs = table.min(axis=0).tolist(), table.max(axis=0).tolist()
     # Python numbers: exact for 64-bit integers, no overflow in the spans
     number = int if table.dtype.kind in "iu" else float
