@@ -110,7 +110,7 @@ class RowSummary:
     def working_bytes(self, k: int) -> int:
         """Peak bytes of its own allocations (the points and Lloyd's per-point arrays)."""
         n, points = len(self.table), len(self.points)
-        copied = not np.shares_memory(self.points, self.table)
+        copied = self.points is not self.table
         per_point = points * (
             ROW_BYTES_PER_POINT + (self.points.itemsize * self.points.shape[1] if copied else 0)
         )
