@@ -1,12 +1,13 @@
 """Wide feature tables: the fast engine against scikit-learn KMeans and OpenCV, in one run.
 
 make_blobs (20,000 samples, 8 centres) at 2 to 256 features, scikit-learn's digits
-(1,797 x 64, K=10), and image-sized float32 tables (512 x 512 pixels of 32 channels,
-1024 x 1024 of 16). For each: seconds (best of 3, warm) and inertia (sum of squared
-distances) of napari-kquant's default engine (3 attempts; and with 1 attempt),
-KMeans(n_init=1) and cv2.kmeans (k-means++, the same criteria as our default; one
-attempt and three), and the inertia ratios of our default / KMeans and / OpenCV (one
-attempt); median over seeds 0, 1, 2.
+(1,797 x 64, K=10), image-sized float32 tables (512 x 512 pixels of 32 channels,
+1024 x 1024 of 16), and many clusters on wide rows (normal noise 8,000 x 64 at K=40,
+make_blobs 30,000 x 32 with 64 overlapping centres at K=64). For each: seconds (best
+of 3, warm) and inertia (sum of squared distances) of napari-kquant's default engine
+(3 attempts; and with 1 attempt), KMeans(n_init=1) and cv2.kmeans (k-means++, the
+same criteria as our default; one attempt and three), and the inertia ratios of our
+default / KMeans and / OpenCV (one attempt); median over seeds 0, 1, 2.
 
     python benchmarks/bench_wide.py
 """
@@ -85,6 +86,11 @@ def main():
     for pixels, features in ((512 * 512, 32), (1024 * 1024, 16)):
         X, _ = make_blobs(pixels, features, centers=8, random_state=0)
         print(row("image-sized", X.astype(np.float32), 8), flush=True)
+    # many clusters on wide rows: no structure at all, and overlapping blobs
+    noise = np.random.default_rng(0).normal(size=(8000, 64))
+    print(row("normal noise", noise, 40), flush=True)
+    X, _ = make_blobs(30_000, 32, centers=64, cluster_std=5.0, random_state=3)
+    print(row("make_blobs", X, 64), flush=True)
 
 
 if __name__ == "__main__":

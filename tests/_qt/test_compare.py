@@ -164,7 +164,7 @@ def test_two_channels_compared_over_k_then_one_k_kept_and_exported(
     import zarr
     from skimage import data
 
-    from napari_kquant import quantize
+    from napari_kquant import sweep
 
     # two channels of a stained tissue section, as (channel, y, x)
     cells = np.moveaxis(data.immunohistochemistry()[::3, ::3, ::2], -1, 0)
@@ -183,8 +183,9 @@ def test_two_channels_compared_over_k_then_one_k_kept_and_exported(
     widget.keep_button.native.click()
     kept = viewer.layers.selection.active
     assert kept.name == "membrane+nuclei clusters K=3"
-    expected = quantize(np.stack([cells[0], cells[1]], -1), 3, channel_axis=-1, seed=0)
-    np.testing.assert_array_equal(kept.data, expected.labels)
+    # the sweep's own K=3 (warm-started from K=2), as napari_kquant.sweep gives it
+    swept = sweep(np.stack([cells[0], cells[1]], -1), [2, 3, 4, 5], channel_axis=-1, seed=0)
+    np.testing.assert_array_equal(kept.data, swept[3].labels)
     # export it from the quantization dock: the selected layer's result
     _, quantizer = viewer.window.add_plugin_dock_widget("napari-kquant", "K-means quantization")
     quantizer.export_path.value = tmp_path / "not-a-store"

@@ -10,6 +10,7 @@ import dask.array as da
 import numpy as np
 import pytest
 
+from conftest import BruteForce
 from napari_kquant import apply_palette, quantize
 
 RNG_SEED = 20261204
@@ -174,3 +175,18 @@ def test_digits_match_kmeans_quality():
     ours = [quantize(X, 10, channel_axis=-1, seed=s).compactness for s in range(3)]
     theirs = [KMeans(10, n_init=1, random_state=s).fit(X).inertia_ for s in range(3)]
     assert np.median(ours) <= 1.005 * np.median(theirs)
+
+
+def test_many_clusters_on_wide_rows_match_kmeans_with_nearest_labels():
+    """K=40 on 32 channels: the row summary's large-K search and the full-search kernels."""
+    from sklearn.cluster import KMeans
+    from sklearn.datasets import make_blobs
+
+    X, _ = make_blobs(4000, 32, centers=40, cluster_std=4.0, random_state=5)
+    results = [quantize(X, 40, channel_axis=-1, seed=s) for s in range(3)]
+    theirs = [KMeans(40, n_init=1, random_state=s).fit(X).inertia_ for s in range(3)]
+    assert np.median([r.compactness for r in results]) <= 1.005 * np.median(theirs)
+    d = BruteForce.squared_distances(X, results[0].centers)
+    chosen = d[np.arange(len(X)), results[0].labels - 1]
+    assert np.all(chosen <= d.min(axis=1) * (1 + 1e-12))
+    assert results[0].compactness == pytest.approx(float(chosen.sum()), rel=1e-12)

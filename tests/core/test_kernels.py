@@ -90,6 +90,26 @@ def test_lloyd_with_neighbour_rows_ends_at_a_fixed_point_with_nearest_labels(k):
             np.testing.assert_allclose(centers[j], mean, rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize(("channels", "k"), [(8, 40), (64, 100)])
+def test_lloyd_on_wide_rows_at_large_k_ends_at_a_fixed_point_with_nearest_labels(channels, k):
+    # wide rows measure every centre (no neighbour rows there): the same fixed point
+    from sklearn.datasets import make_blobs
+
+    points, _ = make_blobs(3000, channels, centers=k // 2, cluster_std=3.0, random_state=k)
+    weights = np.random.default_rng(k).integers(1, 4, len(points)).astype(np.float64)
+    start = points[np.random.default_rng(channels).choice(len(points), k, replace=False)]
+    centers, inertia, labels, n_iter = kernels.lloyd(points, weights, start, 500, 0.0)
+    assert n_iter < 500
+    d = BruteForce.squared_distances(points, centers)
+    chosen = d[np.arange(len(points)), labels]
+    assert np.all(chosen <= d.min(axis=1) * (1 + 1e-12))
+    assert inertia == pytest.approx(float((chosen * weights).sum()), rel=1e-12)
+    nearest, best = np.empty(len(points), np.int64), np.empty(len(points))
+    kernels.nearest_rows(points, centers, nearest, best, np.empty(len(points)))
+    np.testing.assert_array_equal(nearest, d.argmin(axis=1))
+    np.testing.assert_allclose(best, d.min(axis=1), rtol=1e-12)
+
+
 def test_lloyd_with_duplicate_centres_still_labels_every_point_nearest():
     points, weights = colour_summary(data.chelsea()[::4, ::4])
     start = np.repeat(points[:20], 2, axis=0)  # 40 centres, each one twice

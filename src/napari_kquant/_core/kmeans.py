@@ -413,9 +413,13 @@ class Job:
 
         Refuses the run (as the first check does) when that does not fit, and keeps
         the estimate: the result reports it as ``params["memory_estimate_bytes"]``.
+        The free memory is read again only when this estimate exceeds the first one
+        (what fitted a moment ago still fits).
         """
-        self.footprint.check(engine_bytes=engine_bytes, k=k)
-        self.cache["working_bytes"] = self.footprint.bytes(engine_bytes=engine_bytes, k=k)
+        needed = self.footprint.bytes(engine_bytes=engine_bytes, k=k)
+        if needed > self.footprint.bytes():  # more than the first check let through
+            self.footprint.check(engine_bytes=engine_bytes, k=k)
+        self.cache["working_bytes"] = needed
 
     def check_k(self, k_max: int) -> None:
         """Refuse a K the data cannot give."""

@@ -162,6 +162,32 @@ class Fit:
         return replace(self, labels=self.make_labels(), make_labels=None)
 
 
+@dataclass(frozen=True)
+class Search:
+    """How the engine searches one kind of summary: its stages' sizes and counts.
+
+    Coarse k-means++ starts on a small regrid, the most compact refined on a middle
+    regrid (with k-means++ starts of their own there at large K), the best polished
+    on the full summary. The defaults are the colour summaries'.
+    """
+
+    coarse_points: int = COARSE_POINTS  # points of the coarse regrid (at least 32 per k)
+    starts_per_attempt: int = CANDIDATES_PER_ATTEMPT  # coarse k-means++ starts per attempt
+    mid_points: int = MID_POINTS  # at most this many points on the middle regrid
+    mid_candidates: int = MID_CANDIDATES  # the most compact coarse results refined there
+    # From FINE_START_K, this many k-means++ starts on the middle regrid compete with
+    # the refined ones (one more where the middle regrid is the summary itself)
+    fine_starts: int = FINE_STARTS
+    # Lloyd updates on the full summary after the middle stage (None: to convergence)
+    finish_iterations: int | None = FINISH_ITERATIONS
+
+    def fine(self, k: int, mid_is_summary: bool) -> int:
+        """k-means++ starts on the middle regrid for ``k`` clusters."""
+        if k < FINE_START_K or not self.fine_starts:
+            return 0
+        return self.fine_starts + int(mid_is_summary)
+
+
 class Summary(Protocol):
     """What the fast engine clusters in place of the pixels: one class per kind.
 
@@ -176,9 +202,7 @@ class Summary(Protocol):
     weights: np.ndarray  # (P,) pixels (or sample weight) per point
     value_range: tuple[np.ndarray, np.ndarray]  # per-channel min and max
     exact: bool  # each point is one value: the summary's figures are the pixels'
-    finish_iterations: int | None  # Lloyd updates of the finish (None: to convergence)
-    starts_per_attempt: int  # coarse k-means++ starts per attempt
-    coarse_points: int  # points of the coarse regrid (at least 32 per k)
+    search: Search  # the sizes and counts of the engine's stages on this summary
     blocked: bool  # the finish and the figures run in row blocks on worker threads
 
     def reduce(self, points, weights, target, low, high) -> tuple[np.ndarray, np.ndarray]:

@@ -45,11 +45,8 @@ from . import prepare
 from .codes import CodedSummary
 from .contract import (
     BYTES_PER_SUMMARY_POINT,
-    FINE_START_K,
-    FINE_STARTS,
     HIST_BYTES,
     LUT_ENTRIES,
-    MID_CANDIDATES,
     MID_POINTS,
     PIXEL_ITERATIONS,
     ROW_BYTES_PER_POINT,
@@ -137,7 +134,7 @@ class FastEngine:
         self.summary = summary
         points, weights = summary.points, summary.weights
         self.low, self.high = summary.point_range()
-        target = min(self.mid_points, getattr(summary, "mid_points", self.mid_points))
+        target = min(self.mid_points, summary.search.mid_points)
         self.mid = summary.reduce(points, weights, target, self.low, self.high)
         self._coarse: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -162,7 +159,7 @@ class FastEngine:
 
     def coarse(self, k: int):
         """The coarse regrid for ``k`` clusters (the summary's size, >= 32 points a cluster)."""
-        target = max(self.summary.coarse_points, 32 * k)
+        target = max(self.summary.search.coarse_points, 32 * k)
         if target not in self._coarse:
             points, weights = self.mid
             self._coarse[target] = self.summary.reduce(points, weights, target, self.low, self.high)
@@ -174,31 +171,31 @@ class FastEngine:
         self.resolve(k)
         tol, epsilon = self._tolerance(settings.epsilon, settings.use_epsilon)
         (mid, mid_w), (coarse, coarse_w) = self.mid, self.coarse(k)
+        search = self.summary.search
         draws = [
             init_draws(coarse, coarse_w, k, init, rng)
-            for _ in range(coarse_starts(k, attempts, self.summary.starts_per_attempt))
+            for _ in range(coarse_starts(k, attempts, search.starts_per_attempt))
         ]
         checkpoint()
         candidates = lloyd_runs(coarse, coarse_w, draws, max_iter, tol, seeded=True)
         candidates.sort(key=lambda fit: fit[1])
         # At large K the coarse regrid has too few points per cluster to place every
-        # centre well: k-means++ starts on the middle regrid take the place of the
+        # centre well: k-means++ starts on the middle regrid may take the place of the
         # lesser coarse results there.
-        fine = FINE_STARTS if k >= FINE_START_K else 0
-        if fine and len(mid) == len(self.summary.points):
-            # no smaller middle regrid (a summary of few colours): the middle stage
-            # works on the data itself, and one more start there pays
-            fine += 1
+        fine = search.fine(k, mid_is_summary=len(mid) == len(self.summary.points))
         if mid is not coarse:
             checkpoint()
-            refine = [c for c, *_ in candidates[: max(MID_CANDIDATES - fine, 1)]]
+            refine = [c for c, *_ in candidates[: max(search.mid_candidates - fine, 1)]]
             candidates = lloyd_runs(mid, mid_w, refine, max_iter, tol)
         if fine:
             checkpoint()
             starts = [init_draws(mid, mid_w, k, init, rng) for _ in range(fine)]
             candidates += lloyd_runs(mid, mid_w, starts, max_iter, tol, seeded=True)
         best = min(candidates, key=lambda fit: fit[1])
-        return self.finish(best[0], max_iter, tol, epsilon, best[3])
+        # Runs on the summary itself (a small table's middle stage) are already what a
+        # finish to convergence gives: their labels are kept, and no pass repeated
+        done = mid is self.summary.points and search.finish_iterations is None
+        return self.finish(best[0], max_iter, tol, epsilon, best[3], best[2] if done else None)
 
     def fit_from(self, start, settings: Settings) -> Fit:
         """Lloyd from the given centres ``start`` (k, C) in the space clustered."""
@@ -241,21 +238,28 @@ class FastEngine:
             epsilon = default_epsilon(self.low, self.high)
         return (epsilon if use_epsilon else 0.0), epsilon
 
-    def finish(self, centers, max_iter, tol, epsilon, n_iter=0) -> Fit:
+    def finish(self, centers, max_iter, tol, epsilon, n_iter=0, converged=None) -> Fit:
         """Polish ``centers`` on the full summary, order them and label every pixel.
 
         ``n_iter``: the Lloyd iterations that found ``centers`` (reported with these).
+        ``converged``: the summary points' labels (0-based) when ``centers`` come from
+        Lloyd run to convergence on the summary itself: nothing is left to polish.
         """
         summary = self.summary
-        # (the figures are measured below, with the final centres: no inertia needed here)
-        polish_lloyd = partial(blocked_lloyd, inertia=False) if summary.blocked else weighted_lloyd
-        centers, _, code_labels, polish = polish_lloyd(
-            summary.points,
-            summary.weights,
-            centers,
-            min(max_iter, summary.finish_iterations or max_iter),
-            tol,
-        )
+        if converged is not None:
+            code_labels, polish = converged, 0
+        else:
+            # (the figures are measured below, with the final centres: no inertia needed)
+            polish_lloyd = (
+                partial(blocked_lloyd, inertia=False) if summary.blocked else weighted_lloyd
+            )
+            centers, _, code_labels, polish = polish_lloyd(
+                summary.points,
+                summary.weights,
+                centers,
+                min(max_iter, summary.search.finish_iterations or max_iter),
+                tol,
+            )
         if isinstance(summary, GridSummary):
             centers = summary.polish(centers, self.pixel_iterations, tol)
         # Cell points may sit up to half a cell outside the data, and weighted means of

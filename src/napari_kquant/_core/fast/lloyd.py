@@ -7,14 +7,12 @@ import numpy as np
 from ..cancel import checkpoint, on_threads
 from .contract import (
     BLOCK,
-    CANDIDATES_PER_ATTEMPT,
-    COARSE_POINTS,
-    FINISH_ITERATIONS,
     MAX_LEVELS,
     PARALLEL_WORK,
     ROW_BLOCK_MIN,
     ROW_BLOCK_VALUES,
     WIDE_ROWS,
+    Search,
     init_draws,
     worker_threads,
 )
@@ -93,10 +91,8 @@ class Regridded:
     """Summaries whose coarse and middle stages merge points on a coarser grid."""
 
     points: np.ndarray  # (the summary's, declared by each subclass)
-    finish_iterations = FINISH_ITERATIONS  # Lloyd updates on the full summary
-    coarse_points = COARSE_POINTS  # points of the coarse regrid (at least 32 per k)
+    search = Search()  # the colour summaries' stages (the defaults)
     blocked = False  # the finish runs on one thread (summaries are small)
-    starts_per_attempt = CANDIDATES_PER_ATTEMPT  # coarse k-means++ starts per attempt
 
     def reduce(self, points, weights, target, low, high):
         """About ``target`` weighted points standing for ``points`` (a coarser grid)."""
@@ -177,12 +173,12 @@ def extend_centers(points, weights, centers, k, rng):
     return out
 
 
-def coarse_starts(k: int, attempts: int, per_attempt: int = CANDIDATES_PER_ATTEMPT) -> int:
-    """k-means++ starts tried on the coarse regrid: 4 per attempt up to K=64, fewer above.
+def coarse_starts(k: int, attempts: int, per_attempt: int) -> int:
+    """k-means++ starts tried on the coarse regrid: ``per_attempt`` each up to K=64, fewer above.
 
     A run costs about K times more at large K, while the middle stage (the best
-    starts refined, and a start of its own from K=32) decides the result there.
-    ``per_attempt``: the summary's own figure (see ``starts_per_attempt``).
+    starts refined, and starts of its own from K=32) decides the result there.
+    ``per_attempt``: the summary's figure (:attr:`Search.starts_per_attempt`).
     """
     return max(attempts, per_attempt * attempts * min(64, k) // max(k, 1))
 
@@ -269,7 +265,7 @@ def blocked_lloyd(points, weights, centers, max_iter, epsilon, inertia=True):
     upper, lower = np.empty(n), np.empty(n)
     mass = np.zeros((len(blocks), k))
     sums = np.zeros((len(blocks), k, n_channels))
-    big = k >= kernels.ROWS_FROM_K  # neighbour rows, one set per block (see lloyd)
+    big = kernels.walks(k, n_channels)  # neighbour rows, one set per block (see lloyd)
     rows = [
         (np.empty((k if big else 1, k), np.int64), np.empty((k if big else 1, k))) for _ in blocks
     ]
