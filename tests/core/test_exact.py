@@ -132,6 +132,32 @@ def test_uint64_beyond_2_63_with_a_narrow_span_in_every_entry_point(brute):
     assert applied.labels.reshape(-1).tolist() == [1] * 21 + [2] * 43
 
 
+def test_64_bit_integers_whose_centres_float64_cannot_tell_apart_are_refused(brute):
+    """Digits' values 0..16 at 2**62: float64 numbers there are 1,024 apart.
+
+    The clustering itself is exact (relative to an origin), but the reported centres
+    would all be one number, and every pixel labelled 1: a clear error instead.
+    """
+    from sklearn.datasets import load_digits
+
+    from napari_kquant import KMeansQuantizer, sweep
+
+    digits = load_digits().data.astype(np.int64) + 2**62
+    for run in (
+        lambda: quantize(digits, 10, channel_axis=-1, seed=0),
+        lambda: sweep(digits, [2, 10], channel_axis=-1, seed=0),
+        lambda: quantize(da.from_array(digits, chunks=500), 10, channel_axis=-1),
+        lambda: KMeansQuantizer(k=10, seed=0).fit(digits),
+    ):
+        with pytest.raises(ValueError, match="cannot be told apart as float64"):
+            run()
+    # spread wide enough for float64's steps there: distinct centres, nearest labels
+    spread = (load_digits().data.astype(np.int64) * 10_000 + 2**62)[:, 20:28]
+    result = quantize(spread, 6, channel_axis=-1, seed=0)
+    assert len(np.unique(result.centers, axis=0)) == 6 and (result.counts > 0).all()
+    brute.check_nearest(spread, result.labels, result.centers)
+
+
 def test_a_sweep_describes_the_image_it_swept():
     from napari_kquant import sweep
 

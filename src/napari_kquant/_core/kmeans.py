@@ -60,9 +60,10 @@ class Quantization:
         by its centre (rounded and clipped for integer dtypes).
     compactness : float
         Sum of squared distances from each pixel to its centre (OpenCV's figure), in
-        the space clustered (Lab or z-scored units when those were asked for).
+        the space clustered (Lab or z-scored units when those were asked for). For
+        lazy input: over the sample the centres were fitted on.
     counts : (k,) ndarray of int64
-        Pixels per label.
+        Pixels per label (for lazy input: in the sample the centres were fitted on).
     params : dict
         Every parameter actually used (k, method, attempts, max_iter, epsilon,
         criteria, init, seed, rgb, channel_axis, color_space, standardize, planes,
@@ -512,6 +513,8 @@ class Job:
         (apply_palette, the lazy path) gives.
         """
         centers = self.space.back(fit.centers)
+        if self.space.origin is not None:
+            _check_centres_apart(centers, self.raw.dtype)
         if self.space.colours.clips_centres:
             # e.g. Lab centres of in-gamut colours can map slightly outside the data
             low = np.array([float(self.raw[:, c].min()) for c in range(self.raw.shape[1])])
@@ -527,6 +530,25 @@ class Job:
             self.cache[key] = self.labeller() if same else labeller(space.forward(self.raw))
         relabelled = self.cache[key].assign(space.forward(centers), fit.epsilon)
         return centers, replace(relabelled, n_iter=fit.n_iter)  # (the search's iterations)
+
+
+def _check_centres_apart(centers: np.ndarray, dtype: np.dtype) -> None:
+    """Refuse centres that float64 cannot tell apart in image units.
+
+    64-bit integers far from zero are clustered exactly relative to an origin, but
+    the centres are reported as float64 numbers: near 4.6e18 those are 1,024 apart,
+    so the centres of values spread over less collapse into one, and every pixel
+    would be labelled again with the first.
+    """
+    if len(np.unique(centers, axis=0)) == len(centers):
+        return
+    magnitude = float(np.abs(centers).max())
+    raise InvalidInputError(
+        f"the {len(centers)} centres of these {np.dtype(dtype)} values (about "
+        f"{magnitude:.3g}) cannot be told apart as float64 numbers, which are "
+        f"{np.spacing(magnitude):.3g} apart there: subtract an offset first (e.g. "
+        "image - image.min()) and add it back to the centres"
+    )
 
 
 def render(image: np.ndarray, labels: np.ndarray, centers: np.ndarray, rgb: bool) -> np.ndarray:
