@@ -419,7 +419,7 @@ class Job:
         """
         needed = self.footprint.bytes(engine_bytes=engine_bytes, k=k)
         if needed > self.footprint.bytes():  # more than the first check let through
-            self.footprint.check(engine_bytes=engine_bytes, k=k)
+            self.footprint.refuse_beyond_free(needed)
         self.cache["working_bytes"] = needed
 
     def check_k(self, k_max: int) -> None:

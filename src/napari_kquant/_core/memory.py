@@ -152,4 +152,8 @@ class Footprint:
 
     def check(self, **known) -> None:
         """Refuse the run when :meth:`bytes` exceeds the memory available (as check_memory)."""
-        _refuse_beyond_free(self.bytes(**known), self.shape, self.dtype)
+        self.refuse_beyond_free(self.bytes(**known))
+
+    def refuse_beyond_free(self, needed: int) -> None:
+        """Refuse the run when ``needed`` bytes (an estimate made already) are not free."""
+        _refuse_beyond_free(needed, self.shape, self.dtype)

@@ -181,6 +181,14 @@ class Search:
     # Lloyd updates on the full summary after the middle stage (None: to convergence)
     finish_iterations: int | None = FINISH_ITERATIONS
 
+    def coarse_starts(self, k: int, attempts: int) -> int:
+        """k-means++ starts on the coarse regrid: ``starts_per_attempt`` each, fewer above K=64.
+
+        A run costs about K times more at large K, while the middle stage (the best
+        starts refined, and starts of its own from K=32) decides the result there.
+        """
+        return max(attempts, self.starts_per_attempt * attempts * min(64, k) // max(k, 1))
+
     def fine(self, k: int, mid_is_summary: bool) -> int:
         """k-means++ starts on the middle regrid for ``k`` clusters."""
         if k < FINE_START_K or not self.fine_starts:

@@ -63,7 +63,6 @@ from .contract import (
 from .grid import GridLabeller, GridSummary
 from .lloyd import (
     blocked_lloyd,
-    coarse_starts,
     extend_centers,
     init_centers,
     lloyd_runs,
@@ -174,7 +173,7 @@ class FastEngine:
         search = self.summary.search
         draws = [
             init_draws(coarse, coarse_w, k, init, rng)
-            for _ in range(coarse_starts(k, attempts, search.starts_per_attempt))
+            for _ in range(search.coarse_starts(k, attempts))
         ]
         checkpoint()
         candidates = lloyd_runs(coarse, coarse_w, draws, max_iter, tol, seeded=True)

@@ -173,16 +173,6 @@ def extend_centers(points, weights, centers, k, rng):
     return out
 
 
-def coarse_starts(k: int, attempts: int, per_attempt: int) -> int:
-    """k-means++ starts tried on the coarse regrid: ``per_attempt`` each up to K=64, fewer above.
-
-    A run costs about K times more at large K, while the middle stage (the best
-    starts refined, and starts of its own from K=32) decides the result there.
-    ``per_attempt``: the summary's figure (:attr:`Search.starts_per_attempt`).
-    """
-    return max(attempts, per_attempt * attempts * min(64, k) // max(k, 1))
-
-
 def lloyd_runs(points, weights, starts, max_iter, epsilon, seeded=False):
     """:func:`weighted_lloyd` from each of ``starts``, in order, on parallel threads.
 
