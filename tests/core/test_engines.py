@@ -1,5 +1,7 @@
 """The fast engine's correctness (not its speed): quality, exact labels, every code path."""
 
+import itertools
+
 import numpy as np
 import pytest
 from skimage import data
@@ -218,13 +220,15 @@ def _wide_blobs(rows, channels, dtype, offset=0.0):
     [(np.float32, 0.0), (np.float64, 0.0), (np.float64, 1e9), (np.float32, 1e4)],
     ids=["float32", "float64", "float64-offset-1e9", "float32-offset-1e4"],
 )
-def test_a_large_table_is_finished_in_row_blocks_exactly(dtype, offset):
+@pytest.mark.parametrize("threaded_steps", [True, False], ids=["steps-threaded", "steps-serial"])
+def test_a_large_table_is_finished_in_row_blocks_exactly(dtype, offset, threaded_steps, blocks_of):
     """Many row blocks: labels nearest, compactness the SSE, centres their clusters' means."""
     from napari_kquant._core.fast.lloyd import row_blocks
 
     # unclustered values: the finish has many iterations in which rows change cluster
     # (more rows than the middle stage takes: the finish starts away from convergence)
     table = (np.random.default_rng(5).normal(size=(20000, 64)) + offset).astype(dtype)
+    blocks_of(1 << 18, threaded_steps)  # the blocks of a table 4x as large
     assert len(row_blocks(*table.shape)) >= 5  # the blocked finish runs
     result = quantize(table, 6, channel_axis=-1, seed=0, epsilon=0.0, max_iter=5000)
     sse = BruteForce.check_nearest(table, result.labels, result.centers)
@@ -234,6 +238,40 @@ def test_a_large_table_is_finished_in_row_blocks_exactly(dtype, offset):
         members = x[result.labels == label]
         scale = max(np.abs(members - members.mean(axis=0)).max(), 1.0)
         assert np.abs(members.mean(axis=0) - centre).max() <= 1e-9 * scale + 1e-12 * abs(offset)
+
+
+@pytest.fixture
+def blocks_of(monkeypatch):
+    """Smaller row blocks (``values`` a block), the steps on worker threads or not.
+
+    The blocked finish's arithmetic on a table small enough for a test, as it runs
+    on a table several times as large.
+    """
+
+    def use(values: int, threaded_steps: bool) -> None:
+        from napari_kquant._core.fast import lloyd
+
+        monkeypatch.setattr(lloyd, "ROW_BLOCK_VALUES", values)
+        monkeypatch.setattr(lloyd, "STEP_THREAD_VALUES", 0 if threaded_steps else 1 << 62)
+
+    return use
+
+
+def test_row_blocks_are_even_in_number_and_size():
+    """Set by the shape alone; equal sizes, an even count: two cores share them evenly."""
+    from napari_kquant._core.fast.contract import ROW_BLOCK_VALUES
+    from napari_kquant._core.fast.lloyd import row_blocks
+
+    assert len(row_blocks(20000, 16)) == 1  # 320,000 values: one block
+    for n_rows, n_channels in ((20000, 64), (20000, 256), (262144, 32), (100003, 33)):
+        blocks = row_blocks(n_rows, n_channels)
+        sizes = [b.stop - b.start for b in blocks]
+        assert len(blocks) % 2 == 0 and sum(sizes) == n_rows
+        assert max(sizes) - min(sizes) <= len(blocks)
+        assert blocks[0].start == 0 and all(
+            a.stop == b.start for a, b in itertools.pairwise(blocks)
+        )
+        assert max(sizes) * n_channels <= ROW_BLOCK_VALUES + n_channels * len(blocks)
 
 
 def test_float_rows_are_clustered_without_a_copy():
@@ -246,11 +284,18 @@ def test_float_rows_are_clustered_without_a_copy():
     assert RowSummary.of(integers).points.dtype == np.float64
 
 
-def test_the_blocked_finish_gives_the_same_result_on_any_number_of_threads():
+@pytest.mark.parametrize("threaded_steps", [True, False], ids=["steps-threaded", "steps-serial"])
+def test_the_blocked_finish_gives_the_same_result_on_any_number_of_threads(
+    threaded_steps, blocks_of
+):
     """Blocks are fixed by the table's shape: one thread or several, the same bits."""
     import cv2
 
+    from napari_kquant._core.fast.lloyd import row_blocks
+
     table = _wide_blobs(8000, 200, np.float32)
+    blocks_of(1 << 18, threaded_steps)
+    assert len(row_blocks(*table.shape)) >= 4
     runs = []
     before = cv2.getNumThreads()
     try:
@@ -264,11 +309,12 @@ def test_the_blocked_finish_gives_the_same_result_on_any_number_of_threads():
     assert runs[0].compactness == runs[1].compactness
 
 
-def test_the_blocked_lloyd_refills_an_empty_cluster_as_the_single_one_does():
+def test_the_blocked_lloyd_refills_an_empty_cluster_as_the_single_one_does(blocks_of):
     """A centre far from every row empties: both take the costliest row for it."""
     from napari_kquant._core.fast.lloyd import blocked_lloyd, row_blocks, weighted_lloyd
 
     table = _wide_blobs(5000, 256, np.float64)
+    blocks_of(1 << 18, threaded_steps=True)
     assert len(row_blocks(*table.shape)) >= 4
     weights = np.ones(len(table))
     start = table[[0, 1, 2]].copy()

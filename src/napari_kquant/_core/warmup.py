@@ -28,7 +28,7 @@ def exercise() -> None:
     uint16 and float, gray uint8/uint16/float, feature tables, sweeps, palettes,
     masks and the estimator's weighted tables: each with the dtypes the kernels see.
     """
-    from .fast.contract import ROW_BLOCK_MIN, SMALL_IMAGE
+    from .fast.contract import ROW_BLOCK_VALUES, SMALL_IMAGE
     from .kmeans import Job
     from .quantize import apply_palette, quantize
     from .sweep import sweep
@@ -53,7 +53,7 @@ def exercise() -> None:
     quantize(features, 3, channel_axis=-1, standardize=True)
     quantize(features.astype(np.float64), 3, channel_axis=-1)
     # tables large enough for the finish's row blocks, float32 rows used as they are
-    wide = rng.random((2 * ROW_BLOCK_MIN, 300), dtype=np.float32)
+    wide = rng.random((2 * ROW_BLOCK_VALUES // 300 + 1, 300), dtype=np.float32)
     for table in (wide, wide.astype(np.float64)):
         quantize(table, 3, channel_axis=-1)
     quantize(small, 3, method="opencv", seed=0)

@@ -257,9 +257,21 @@ PARALLEL_WORK = 1 << 16  # values (points x channels) x runs
 WIDE_ROWS = 4
 
 # Passes over a large table's rows go in fixed blocks of about this many values
-# (rows x channels), at least ROW_BLOCK_MIN rows, on worker threads.
-ROW_BLOCK_VALUES = 1 << 18
+# (rows x channels), at least ROW_BLOCK_MIN rows, on worker threads. (Handing a pass
+# to a worker thread took 0.1 to 0.3 ms on a VM: blocks of 2**18 values made a
+# 20,000 x 16 table's finish slower on two threads than on one.)
+ROW_BLOCK_VALUES = 1 << 20
 ROW_BLOCK_MIN = 1 << 10
+
+
+# Hamerly's steps after the first pass measure few rows: on tables of fewer values
+# than this they run block after block on the calling thread (the same sums, in the
+# same order), where each step's hand-over cost more than the step
+STEP_THREAD_VALUES = 1 << 21
+
+
+# (asked once: ``os.cpu_count()`` took 20 us a call, seven calls a fit)
+CORES = os.cpu_count() or 1
 
 
 def worker_threads(tasks: int) -> int:
@@ -268,7 +280,7 @@ def worker_threads(tasks: int) -> int:
     Never more than OpenCV may use: ``cv2.setNumThreads(1)`` makes napari-kquant
     single-threaded too.
     """
-    return max(1, min(tasks, MAX_THREADS, os.cpu_count() or 1, cv2.getNumThreads()))
+    return max(1, min(tasks, MAX_THREADS, CORES, cv2.getNumThreads()))
 
 
 def init_draws(points, weights, k, init, rng):
