@@ -4,15 +4,18 @@ make_blobs (20,000 samples, 8 centres) at 2 to 256 features, scikit-learn's digi
 (1,797 x 64, K=10), image-sized float32 tables (512 x 512 pixels of 32 channels,
 1024 x 1024 of 16), and many clusters on wide rows (normal noise 8,000 x 64 at K=40,
 make_blobs 30,000 x 32 with 64 overlapping centres at K=64). For each: seconds (best
-of 3, warm) and inertia (sum of squared distances) of napari-kquant's default engine
+of 5, warm) and inertia (sum of squared distances) of napari-kquant's default engine
 (3 attempts; and with 1 attempt), KMeans(n_init=1) and cv2.kmeans (k-means++, the
 same criteria as our default; one attempt and three), and the inertia ratios of our
-default / KMeans and / OpenCV (one attempt); median over seeds 0, 1, 2.
+default / KMeans and / OpenCV (one attempt); median over seeds 0, 1, 2. Each
+runner and seed: a pause, one untimed call, then the best of 5 (see PAUSE).
 
     python benchmarks/bench_wide.py
 """
 
 from __future__ import annotations
+
+import time
 
 import cv2
 import numpy as np
@@ -24,6 +27,12 @@ from sklearn.datasets import load_digits, make_blobs
 from napari_kquant import quantize
 
 SEEDS = (0, 1, 2)
+REPEATS = 5
+# Before each runner's calls: a pause, in which the worker threads of the one before
+# stop (after cv2.kmeans on 1,048,576 x 16 the next call of anything took up to 1.7x
+# as long), then one untimed call, since on this VM a process that was idle runs its
+# next call up to twice as slowly
+PAUSE = 0.3
 
 
 def ours(X, k, seed, attempts=3):
@@ -60,7 +69,11 @@ def row(name, X, k):
         ("OpenCV 3", opencv_3),
     )
     for label, fn in runners:
-        runs = [best_time(lambda fn=fn, s=s: fn(X, k, s), repeats=3) for s in SEEDS]
+        runs = []
+        for s in SEEDS:
+            time.sleep(PAUSE)  # the last runner's worker threads go quiet
+            fn(X, k, s)  # (and one untimed call: this runner's caches and threads warm)
+            runs.append(best_time(lambda fn=fn, s=s: fn(X, k, s), repeats=REPEATS))
         figures[label] = (np.median([t for t, _ in runs]), [float(v) for _, v in runs])
     ratio_km = np.median(np.divide(figures["ours"][1], figures["KMeans"][1]))
     ratio_cv = np.median(np.divide(figures["ours"][1], figures["OpenCV"][1]))

@@ -249,8 +249,8 @@ class FastEngine:
             code_labels, polish = converged, 0
         else:
             # (the figures are measured below, with the final centres: no inertia needed)
-            polish_lloyd = (
-                partial(blocked_lloyd, inertia=False) if summary.blocked else weighted_lloyd
+            polish_lloyd = partial(
+                blocked_lloyd if summary.blocked else weighted_lloyd, inertia=False
             )
             centers, _, code_labels, polish = polish_lloyd(
                 summary.points,

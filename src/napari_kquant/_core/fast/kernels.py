@@ -213,13 +213,14 @@ def _half_gaps(centers, gap):
 
 
 @njit(cache=CACHE, nogil=True, fastmath=FAST)
-def lloyd(points, weights, centers, max_iter, tol):
+def lloyd(points, weights, centers, max_iter, tol, with_inertia):
     """Weighted Lloyd iterations from ``centers``: (centres, inertia, labels, iterations).
 
     Stops after ``max_iter`` centre updates or when no centre moves by more than
     ``tol``. An empty cluster takes the point that costs most where it is (the
     costliest first, each point once). The labels and the inertia returned are those
-    of the final centres (every point's nearest, fixed by one more bounded step).
+    of the final centres (every point's nearest, fixed by one more bounded step);
+    without ``with_inertia`` the inertia is NaN and its pass over the points saved.
     """
     n, n_channels = points.shape
     k = centers.shape[0]
@@ -283,6 +284,8 @@ def lloyd(points, weights, centers, max_iter, tol):
         if shift <= tol:
             break
     # the labels are every point's nearest final centre: the inertia needs one distance each
+    if not with_inertia:
+        return centers, np.nan, labels, n_iter
     inertia = 0.0
     for i in range(n):
         inertia += _squared_distance(points, i, centers, labels[i]) * weights[i]

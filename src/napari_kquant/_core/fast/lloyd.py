@@ -198,13 +198,14 @@ def lloyd_runs(points, weights, starts, max_iter, epsilon, seeded=False):
     return on_threads(run, starts, threads)
 
 
-def weighted_lloyd(points, weights, centers, max_iter, epsilon):
+def weighted_lloyd(points, weights, centers, max_iter, epsilon, inertia=True):
     """Lloyd iterations on weighted points: centres, weighted inertia, labels, iterations.
 
     Stops after ``max_iter`` updates or when no centre moves by more than ``epsilon``
     (OpenCV's rule). An empty cluster takes the point that costs most where it is.
     One compiled pass per iteration, skipping the points Hamerly's bounds settle
-    (:func:`napari_kquant._core.kernels.lloyd`), in float64.
+    (:func:`napari_kquant._core.kernels.lloyd`), in float64. ``inertia=False``: the
+    caller measures the result itself, the inertia is NaN (one pass saved).
     """
     from . import kernels
 
@@ -214,6 +215,7 @@ def weighted_lloyd(points, weights, centers, max_iter, epsilon):
         np.ascontiguousarray(centers, dtype=np.float64),
         int(max_iter),
         float(epsilon),
+        bool(inertia),
     )
     return centers, float(inertia), labels, int(n_iter)
 
@@ -256,7 +258,7 @@ def blocked_lloyd(points, weights, centers, max_iter, epsilon, inertia=True):
     n, n_channels = points.shape
     blocks = row_blocks(n, n_channels)
     if len(blocks) < 2:
-        return weighted_lloyd(points, weights, centers, max_iter, epsilon)
+        return weighted_lloyd(points, weights, centers, max_iter, epsilon, inertia)
     k = len(centers)
     centers = np.array(centers, dtype=np.float64)
     labels = np.empty(n, np.int64)
