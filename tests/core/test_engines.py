@@ -227,10 +227,11 @@ def test_a_large_table_is_finished_in_row_blocks_exactly(dtype, offset, threaded
 
     # unclustered values: the finish has many iterations in which rows change cluster
     # (more rows than the middle stage takes: the finish starts away from convergence)
-    table = (np.random.default_rng(5).normal(size=(20000, 64)) + offset).astype(dtype)
-    blocks_of(1 << 18, threaded_steps)  # the blocks of a table 4x as large
-    assert len(row_blocks(*table.shape)) >= 5  # the blocked finish runs
+    table = (np.random.default_rng(5).normal(size=(26000, 64)) + offset).astype(dtype)
+    finishes = blocks_of(1 << 18, threaded_steps)  # the blocks of a table 4x as large
+    assert len(row_blocks(*table.shape)) >= 5
     result = quantize(table, 6, channel_axis=-1, seed=0, epsilon=0.0, max_iter=5000)
+    assert finishes == [len(row_blocks(*table.shape))]  # the blocked finish ran
     sse = BruteForce.check_nearest(table, result.labels, result.centers)
     assert result.compactness == pytest.approx(sse, rel=1e-9)
     x = table.astype(np.float64)
@@ -245,14 +246,23 @@ def blocks_of(monkeypatch):
     """Smaller row blocks (``values`` a block), the steps on worker threads or not.
 
     The blocked finish's arithmetic on a table small enough for a test, as it runs
-    on a table several times as large.
+    on a table several times as large. Returns the list of the blocks each finish
+    used, filled as the engine runs (a test asserts the blocked finish ran at all).
     """
+    from napari_kquant._core.fast import engine, lloyd
 
-    def use(values: int, threaded_steps: bool) -> None:
-        from napari_kquant._core.fast import lloyd
+    finishes: list[int] = []
+    blocked = lloyd.blocked_lloyd
 
+    def spy(points, *args, **kwargs):
+        finishes.append(len(lloyd.row_blocks(*points.shape)))
+        return blocked(points, *args, **kwargs)
+
+    def use(values: int, threaded_steps: bool) -> list[int]:
         monkeypatch.setattr(lloyd, "ROW_BLOCK_VALUES", values)
         monkeypatch.setattr(lloyd, "STEP_THREAD_VALUES", 0 if threaded_steps else 1 << 62)
+        monkeypatch.setattr(engine, "blocked_lloyd", spy)
+        return finishes
 
     return use
 
@@ -274,6 +284,22 @@ def test_row_blocks_are_even_in_number_and_size():
         assert max(sizes) * n_channels <= ROW_BLOCK_VALUES + n_channels * len(blocks)
 
 
+def test_a_row_stage_takes_a_subset_only_of_a_table_over_three_times_its_size():
+    """Up to 3x: every row (no finish needed after); beyond: a sorted, reweighted subset."""
+    from napari_kquant._core.fast.rows import SUBSET_OF, RowSummary
+
+    table = _wide_blobs(3 * 512 + 1, 16, np.float64)
+    summary = RowSummary.of(table)
+    whole = summary.reduce(summary.points[:-1], summary.weights[:-1], 512)
+    assert len(whole[0]) == SUBSET_OF * 512
+    points, weights = summary.reduce(summary.points, summary.weights, 512)
+    assert len(points) == 512 and weights.sum() == pytest.approx(len(table))
+    rows = [int(np.flatnonzero((table == p).all(axis=1))[0]) for p in points]
+    assert rows == sorted(rows)  # table order (neighbours stay alike)
+    again = summary.reduce(summary.points, summary.weights, 512)[0]
+    assert np.array_equal(points, again)  # a fixed stream: the same subset
+
+
 def test_float_rows_are_clustered_without_a_copy():
     from napari_kquant._core.fast.rows import RowSummary
 
@@ -293,8 +319,8 @@ def test_the_blocked_finish_gives_the_same_result_on_any_number_of_threads(
 
     from napari_kquant._core.fast.lloyd import row_blocks
 
-    table = _wide_blobs(8000, 200, np.float32)
-    blocks_of(1 << 18, threaded_steps)
+    table = _wide_blobs(26000, 64, np.float32)
+    finishes = blocks_of(1 << 18, threaded_steps)
     assert len(row_blocks(*table.shape)) >= 4
     runs = []
     before = cv2.getNumThreads()
@@ -304,6 +330,7 @@ def test_the_blocked_finish_gives_the_same_result_on_any_number_of_threads(
             runs.append(quantize(table, 7, channel_axis=-1, seed=3))
     finally:
         cv2.setNumThreads(before)
+    assert finishes == [len(row_blocks(*table.shape))] * 2  # a blocked finish each
     assert np.array_equal(runs[0].labels, runs[1].labels)
     assert np.array_equal(runs[0].centers, runs[1].centers)
     assert runs[0].compactness == runs[1].compactness
