@@ -384,3 +384,48 @@ def test_a_table_far_from_zero_reports_its_iterations_and_the_shifted_copy():
     )
     model = KMeansQuantizer(k=3, epsilon=0.0, max_iter=5000, seed=0).fit(table + 1e4)
     assert model.n_iter_ < 5000
+
+
+def test_the_refined_candidates_are_distinct_clusterings():
+    """A coarse result with every centre within the tolerance of a better one's is passed over."""
+    from napari_kquant._core.fast.lloyd import distinct_results
+
+    centres = _wide_blobs(4, 8, np.float64)
+    best = (centres, 1.0)
+    same = (centres[::-1] + 1e-4, 1.0)  # the same clustering, centres in another order
+    other = (centres + np.arange(4)[:, None], 2.0)
+    assert distinct_results([best, same, other], 2, 1e-3) == [best, other]
+    assert distinct_results([best, same, other], 2, 1e-5) == [best, same]  # farther than that
+    assert distinct_results([best, same], 2, 1e-3) == [best]  # one clustering: one refinement
+    # two centres of one result near the same centre of another: not the same clustering
+    merged = (np.vstack([centres[:3], centres[:1] + 1e-4]), 1.5)
+    assert distinct_results([best, merged], 2, 1e-3) == [best, merged]
+
+
+def test_well_separated_blobs_refine_one_candidate_at_the_same_result(monkeypatch):
+    """Three attempts that agree are refined once: the result is the two-candidate one."""
+    from dataclasses import replace
+
+    from sklearn.datasets import make_blobs
+
+    from napari_kquant._core.fast import engine
+    from napari_kquant._core.fast.rows import RowSummary
+
+    table = make_blobs(12000, 16, centers=6, random_state=0)[0]  # (cluster_std=1)
+    refined = []
+    runs = engine.lloyd_runs
+
+    def spy(points, weights, starts, *args, **kwargs):
+        if not kwargs.get("seeded"):  # the middle stage's refinements
+            refined.append(len(starts))
+        return runs(points, weights, starts, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "lloyd_runs", spy)
+    result = quantize(table, 6, channel_axis=-1, seed=0)
+    assert refined == [1]
+    monkeypatch.setattr(RowSummary, "search", replace(RowSummary.search, distinct_candidates=False))
+    both = quantize(table, 6, channel_axis=-1, seed=0)
+    assert refined == [1, 2]
+    assert np.array_equal(result.labels, both.labels)
+    assert result.compactness == both.compactness
+    BruteForce.check_nearest(table, result.labels, result.centers)

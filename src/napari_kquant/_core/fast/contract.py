@@ -180,6 +180,10 @@ class Search:
     fine_starts: int = FINE_STARTS
     # Lloyd updates on the full summary after the middle stage (None: to convergence)
     finish_iterations: int | None = FINISH_ITERATIONS
+    # The candidates refined are distinct clusterings: a coarse result whose centres
+    # all lie within the tolerance of a better one's is passed over (it would refine
+    # to the same result), and the next distinct one is refined instead, if any
+    distinct_candidates: bool = False
 
     def coarse_starts(self, k: int, attempts: int) -> int:
         """k-means++ starts on the coarse regrid: ``starts_per_attempt`` each, fewer above K=64.

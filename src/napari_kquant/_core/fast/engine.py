@@ -63,6 +63,7 @@ from .contract import (
 from .grid import GridLabeller, GridSummary
 from .lloyd import (
     blocked_lloyd,
+    distinct_results,
     extend_centers,
     init_centers,
     lloyd_runs,
@@ -184,7 +185,11 @@ class FastEngine:
         fine = search.fine(k, mid_is_summary=len(mid) == len(self.summary.points))
         if mid is not coarse:
             checkpoint()
-            refine = [c for c, *_ in candidates[: max(search.mid_candidates - fine, 1)]]
+            count = max(search.mid_candidates - fine, 1)
+            if search.distinct_candidates:  # (the tolerance: at least 1e-9 of the range)
+                same = max(tol, 1e-9 * (float(np.max(self.high)) - float(np.min(self.low))))
+                candidates = distinct_results(candidates, count, same)
+            refine = [c for c, *_ in candidates[:count]]
             candidates = lloyd_runs(mid, mid_w, refine, max_iter, tol)
         if fine:
             checkpoint()

@@ -198,6 +198,26 @@ def lloyd_runs(points, weights, starts, max_iter, epsilon, seeded=False):
     return on_threads(run, starts, threads)
 
 
+def distinct_results(results, count, tolerance):
+    """The first ``count`` of ``results`` (Lloyd's, best first) that are distinct clusterings.
+
+    A result is passed over when each of its centres lies within ``tolerance`` of a
+    different centre of a result kept before it (the same clustering, in any order).
+    """
+    kept: list = []
+    for result in results:
+        if len(kept) == count:
+            break
+        if not any(_same_centres(result[0], other[0], tolerance) for other in kept):
+            kept.append(result)
+    return kept
+
+
+def _same_centres(a, b, tolerance) -> bool:
+    labels, squared = nearest(a, b)
+    return len(np.unique(labels)) == len(a) and float(np.sqrt(squared.max())) <= tolerance
+
+
 def weighted_lloyd(points, weights, centers, max_iter, epsilon, inertia=True):
     """Lloyd iterations on weighted points: centres, weighted inertia, labels, iterations.
 
