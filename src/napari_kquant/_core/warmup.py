@@ -29,6 +29,7 @@ def exercise() -> None:
     masks and the estimator's weighted tables: each with the dtypes the kernels see.
     """
     from .fast.contract import ROW_BLOCK_VALUES, SMALL_IMAGE
+    from .fast.rows import SUBSET_OF, RowSummary
     from .kmeans import Job
     from .quantize import apply_palette, quantize
     from .sweep import sweep
@@ -52,8 +53,10 @@ def exercise() -> None:
     features = rng.random((30, 30, 5), dtype=np.float32)
     quantize(features, 3, channel_axis=-1, standardize=True)
     quantize(features.astype(np.float64), 3, channel_axis=-1)
-    # tables large enough for the finish's row blocks, float32 rows used as they are
-    wide = rng.random((2 * ROW_BLOCK_VALUES // 300 + 1, 300), dtype=np.float32)
+    # tables that reach the finish in row blocks (more rows than the middle stage takes
+    # whole, values for two blocks at least), float32 rows used as they are
+    n_rows = SUBSET_OF * RowSummary.search.mid_points + 1
+    wide = rng.random((n_rows, 2 * ROW_BLOCK_VALUES // n_rows + 1), dtype=np.float32)
     for table in (wide, wide.astype(np.float64)):
         quantize(table, 3, channel_axis=-1)
     quantize(small, 3, method="opencv", seed=0)

@@ -230,9 +230,14 @@ class Summary(Protocol):
         """Peak bytes of the summary's own allocations for ``k`` (the memory estimate)."""
 
 
+def value_span(low, high) -> float:
+    """The width of the value range: the largest high less the smallest low."""
+    return float(np.max(high)) - float(np.min(low))
+
+
 def default_epsilon(low, high) -> float:
     """0.1 % of the value range [low, high] (0.001 for a constant image)."""
-    span = float(np.max(high)) - float(np.min(low))
+    span = value_span(low, high)
     return 1e-3 * span if span > 0 else 1e-3
 
 

@@ -59,6 +59,7 @@ from .contract import (
     default_epsilon,
     init_draws,
     label_dtype,
+    value_span,
 )
 from .grid import GridLabeller, GridSummary
 from .lloyd import (
@@ -187,7 +188,7 @@ class FastEngine:
             checkpoint()
             count = max(search.mid_candidates - fine, 1)
             if search.distinct_candidates:  # (the tolerance: at least 1e-9 of the range)
-                same = max(tol, 1e-9 * (float(np.max(self.high)) - float(np.min(self.low))))
+                same = max(tol, 1e-9 * value_span(self.low, self.high))
                 candidates = distinct_results(candidates, count, same)
             refine = [c for c, *_ in candidates[:count]]
             candidates = lloyd_runs(mid, mid_w, refine, max_iter, tol)

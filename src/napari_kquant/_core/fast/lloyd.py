@@ -252,7 +252,7 @@ def row_blocks(n_rows: int, n_channels: int) -> list[slice]:
     most = max(ROW_BLOCK_MIN, ROW_BLOCK_VALUES // max(n_channels, 1))
     count = -(-n_rows // most)
     count += count % 2 if count > 1 else 0
-    step = -(-n_rows // max(count, 1))
+    step = max(1, -(-n_rows // max(count, 1)))
     return [slice(start, min(start + step, n_rows)) for start in range(0, n_rows, step)]
 
 
