@@ -361,3 +361,44 @@ def test_bad_tables_are_refused_as_scikit_learn_refuses_them():
         model.predict(np.zeros((3, 1)))
     with pytest.raises(ValueError, match="NaN"):
         KMeansQuantizer(k=2).fit(np.array([[0.0], [np.nan], [1.0]]))
+
+
+@pytest.mark.parametrize(
+    "options, fit_keywords",
+    [
+        ({}, {}),
+        ({"color_space": "lab"}, {}),
+        ({"standardize": True}, {}),
+        ({"sample_size": 5_000}, {}),
+        ({"init": "first rows"}, {}),
+        ({}, {"sample_weight": "ramp"}),
+        ({"method": "opencv", "max_iter": 2}, {}),
+    ],
+    ids=["default", "lab", "standardize", "sample_size", "init array", "weights", "opencv"],
+)
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
+def test_labels_and_inertia_are_those_of_predict_for_every_fit_path(
+    options, fit_keywords, dtype, coffee
+):
+    """labels_ is predict(X) and inertia_ the brute-force SSE of the labels, whichever way
+    the fit went (the fast engine's labels kept, OpenCV's measured again)."""
+    table = coffee[::2, ::2].reshape(-1, 3).astype(dtype)
+    if dtype != np.uint8:
+        table = table / 255.0 if options.get("color_space") == "lab" else table + 1e6
+        table = table.astype(dtype)
+    options = dict(options)
+    if options.get("init") == "first rows":
+        options["init"] = np.unique(table, axis=0)[:: len(np.unique(table, axis=0)) // 6][:6]
+    if fit_keywords.get("sample_weight") == "ramp":
+        fit_keywords = {"sample_weight": np.linspace(0.5, 2.0, len(table))}
+    model = KMeansQuantizer(k=6, seed=1, **options).fit(table, **fit_keywords)
+    assert_array_equal(model.labels_, model.predict(table))
+    if options.get("color_space") or options.get("standardize"):
+        return  # (inertia in the space clustered: checked by score below)
+    weights = fit_keywords.get("sample_weight")
+    centers = model.palette_.centers  # (float64: cluster_centers_ keeps float32 input's dtype)
+    difference = table.astype(np.float64) - centers[model.labels_]
+    sse = (difference**2).sum(axis=1)
+    expected = float(sse @ weights) if weights is not None else float(sse.sum())
+    assert model.inertia_ == pytest.approx(expected, rel=1e-9)
+    assert -model.score(table, sample_weight=weights) == pytest.approx(expected, rel=1e-9)

@@ -23,6 +23,8 @@ from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from ._core.cancel import keyboard_interrupts
+from ._core.engines import ENGINES
 from ._core.kmeans import Job, Quantization, distinct_rows
 from ._core.layout import Layout
 from ._core.options import (
@@ -178,9 +180,14 @@ class KMeansQuantizer(
         """
         check_is_fitted(self)
         X = validate_data(self, X, dtype="numeric", reset=False)
+        return self._distances(X, _float_dtype(X))
+
+    def _distances(self, X, dtype) -> np.ndarray:
+        """(n_samples, k) distances to the centres, measured in float64, stored as ``dtype``."""
         space = self._space(X.dtype)
-        centers = space.forward(self.cluster_centers_)
-        out = np.empty((len(X), len(centers)), dtype=_float_dtype(X))
+        # the palette's float64 centres (cluster_centers_ keeps float32 input's dtype)
+        centers = space.forward(self.palette_.centers)
+        out = np.empty((len(X), len(centers)), dtype=dtype)
         for start in range(0, len(X), 1 << 16):
             block = space.forward(X[start : start + (1 << 16)]).astype(np.float64)
             out[start : start + len(block)] = np.sqrt(
@@ -256,28 +263,44 @@ class KMeansQuantizer(
             centers = np.vstack([result.centers, np.repeat(result.centers[-1:], self.k - k, 0)])
             self.palette_ = replace(result.palette, centers=centers, counts=None)
         self.cluster_centers_ = self.palette_.centers.astype(_float_dtype(X), copy=False)
-        # the exact nearest centre of every sample, as predict() gives it
-        applied = self._apply_table(X)
+        # Every sample's exact nearest centre, as predict() gives it. The fast engine's
+        # fit (and a fit on a sample, which labels by applying the palette) has those
+        # labels already; OpenCV's are those of its last assignment, before the
+        # centres' last update: the palette is applied again. (Padded centres never
+        # win: a tie goes to the first.)
+        nearest = ENGINES[self.method].nearest_labels or self.sample_size is not None
+        applied = result if nearest else self._apply_table(X)
         self.labels_ = applied.labels.reshape(-1).astype(np.intp) - 1
         self.inertia_ = self._inertia(X, weights, applied)
         self.n_iter_ = min(int(result.params.get("n_iter", self.max_iter)), self.max_iter)
 
+    @keyboard_interrupts
     def _fit(self, X, k, weights, start, options) -> Quantization:
-        """The fit: quantize(), or its job with weights or initial centres."""
-        if weights is None and start is None:
-            return quantize(X, k, **self._layout(), **options)
+        """The fit: quantize()'s job, with the weights or initial centres, and no
+        quantized image (the estimator keeps the palette and labels); quantize()
+        itself for ``sample_size`` (fitted on a sample, every sample labelled).
+        """
+        started = time.perf_counter()
         if options.get("sample_size") is not None:
-            raise ValueError("sample_weight and init arrays fit every sample: drop sample_size")
+            if weights is not None or start is not None:
+                raise ValueError("sample_weight and init arrays fit every sample: drop sample_size")
+            return quantize(X, k, **self._layout(), **options)
         options.pop("sample_size", None)
         job = Job.of(X, Options.picked(options), **self._layout())
         job = job.with_samples(weights, start)
-        return job.result(job.fit(k), time.perf_counter())
+        return job.result(job.fit(k), started, image=False)
 
-    def _inertia(self, X, weights, applied=None) -> float:
-        """Sum of (weighted) squared distances to the nearest centres, in the space clustered."""
-        if weights is None and applied is not None:
-            return float(applied.compactness)
-        distances = self.transform(X).astype(np.float64).min(axis=1) ** 2
+    def _inertia(self, X, weights, fitted=None) -> float:
+        """Sum of (weighted) squared distances to the nearest centres, in the space clustered.
+
+        ``fitted``: a result labelling ``X`` with the fitted palette (its compactness
+        is that sum, unweighted).
+        """
+        if weights is None and fitted is not None:
+            return float(fitted.compactness)
+        # (in float64: float32 distances, as transform() gives them for float32 input,
+        # lose the sum's digits far from zero)
+        distances = self._distances(X, np.float64).min(axis=1) ** 2
         weights = np.ones(len(X)) if weights is None else _check_sample_weight(weights, X)
         return float(distances @ weights)
 

@@ -8,8 +8,10 @@
   float32, the OpenCV recipe exactly.
 
 A new engine is one class with ``name``, ``label``, ``max_magnitude``,
-``fits(job, ks, defer_labels)`` and ``working_bytes(...)``, and one entry here (a
-test checks the keys are Options' method choices).
+``nearest_labels`` (whether a fit's labels are every pixel's nearest centre, as
+applying its palette gives them), ``fits(job, ks, defer_labels)`` and
+``working_bytes(...)``, and one entry here (a test checks the keys are Options'
+method choices).
 """
 
 from __future__ import annotations

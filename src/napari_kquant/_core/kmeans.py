@@ -452,12 +452,16 @@ class Job:
             labels = full
         return labels.reshape(self.image.shape[:-1] if self.layout.channels else self.image.shape)
 
-    def result(self, fit: contract.Fit, started: float, centers=None, **params) -> Quantization:
+    def result(
+        self, fit: contract.Fit, started: float, centers=None, image=True, **params
+    ) -> Quantization:
         """The Quantization of one Fit (``params`` override the recorded parameters).
 
         ``centers``: the palette in image units when it was given (apply_palette);
         otherwise the fitted centres are taken back to image units and, when that
-        changes their brightness order, relabelled darkest first.
+        changes their brightness order, relabelled darkest first. ``image=False``:
+        no quantized image is rendered (its ``image`` is None), for callers that keep
+        only the palette and labels (the estimator).
         """
         k = len(fit.centers)
         if centers is None:
@@ -493,11 +497,15 @@ class Job:
         if self.space.scale is not None and self.space.offset is not None:
             params["channel_scale"] = self.space.scale.tolist()
             params["channel_offset"] = self.space.offset.tolist()
-        image = self.layout.restore(render(self.image, labels, centers, self.layout.channels))
+        rendered = None
+        if image:
+            rendered = self.layout.restore(
+                render(self.image, labels, centers, self.layout.channels)
+            )
         return Quantization(
             labels=labels,
             centers=centers,
-            image=image,
+            image=rendered,
             compactness=fit.compactness,
             sse=sse,
             counts=counts,

@@ -74,6 +74,8 @@ class OpenCVKMeans:
     name = "opencv"
     label = "OpenCV's float32 k-means"
     max_magnitude = FLOAT32_SAFE  # squared distances in float32
+    # OpenCV's labels are those of its last assignment, before the centres' last update
+    nearest_labels = False
 
     def fits(self, job, ks, defer_labels=False):
         """Yield a Fit per K of ``ks`` (each K on its own, as the recipe runs; labelled)."""

@@ -320,6 +320,7 @@ class FastKMeans:
     name = "fast"
     label = "the fast engine"
     max_magnitude = MAX_FLOAT_MAGNITUDE  # computes in float64
+    nearest_labels = True  # exact labels (the numpy stand-in's too)
 
     def fits(self, job, ks, defer_labels=False):
         """Yield a Fit per K of ``ks``; a sweep shares the summary and warm starts.
