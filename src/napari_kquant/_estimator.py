@@ -276,9 +276,10 @@ class KMeansQuantizer(
 
     @keyboard_interrupts
     def _fit(self, X, k, weights, start, options) -> Quantization:
-        """The fit: quantize()'s job, with the weights or initial centres, and no
-        quantized image (the estimator keeps the palette and labels); quantize()
-        itself for ``sample_size`` (fitted on a sample, every sample labelled).
+        """The fit: quantize()'s job, with the weights or initial centres, unrendered.
+
+        No quantized image is made (the estimator keeps the palette and labels);
+        quantize() itself fits with ``sample_size`` (on a sample, every sample labelled).
         """
         started = time.perf_counter()
         if options.get("sample_size") is not None:
