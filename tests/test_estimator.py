@@ -402,3 +402,18 @@ def test_labels_and_inertia_are_those_of_predict_for_every_fit_path(
     expected = float(sse @ weights) if weights is not None else float(sse.sum())
     assert model.inertia_ == pytest.approx(expected, rel=1e-9)
     assert -model.score(table, sample_weight=weights) == pytest.approx(expected, rel=1e-9)
+
+
+def test_labels_of_samples_halfway_between_two_centres_equal_predict():
+    """Exact ties: the fit's labels give them to the first centre, as predict() does."""
+    X = np.array([[0.0], [0.0], [1.0], [2.0], [3.0]])
+    model = KMeansQuantizer(k=2, init=np.array([[2.0], [0.0]])).fit(X)
+    assert_array_equal(model.cluster_centers_.ravel(), [0.0, 2.0])  # X[2] is 1 from each
+    assert_array_equal(model.labels_, [0, 0, 0, 1, 1])
+    assert_array_equal(model.predict(X), model.labels_)
+    X = np.array([[0.0], [1.0], [2.0]])  # the middle sample weighs nothing
+    weighted = KMeansQuantizer(k=2, init=np.array([[2.0], [0.0]]))
+    weighted.fit(X, sample_weight=[1.0, 0.0, 1.0])
+    assert_array_equal(weighted.cluster_centers_.ravel(), [0.0, 2.0])
+    assert_array_equal(weighted.labels_, [0, 0, 1])
+    assert_array_equal(weighted.predict(X), weighted.labels_)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import BruteForce
-from napari_kquant import apply_palette, quantize
+from napari_kquant import apply_palette, quantize, sweep
 
 RNG_SEED = 20261204
 
@@ -70,6 +70,52 @@ def test_a_float32_tie_on_a_1_byte_image_goes_to_the_nearest():
     labels = apply_palette(image, [[150.000001], [50.0]]).labels.reshape(-1)
     assert labels[100] == 2  # 50 away from 50.0, 50.000001 from the other
     assert labels[99] == 2 and labels[101] == 1
+
+
+def test_a_pixel_halfway_between_two_centres_takes_the_first_as_the_palette_does():
+    """Lloyd kept the later centre for a tie (its history, the order before sorting)."""
+    table = np.array([[0.0], [2.0], [0.0], [2.0], [3.0], [1.0]])
+    result = quantize(table, 2, channel_axis=-1, seed=138)
+    assert result.centers.ravel().tolist() == [0.0, 2.0]  # pixel 5 (1.0) is 1 from each
+    assert result.labels.tolist() == [1, 2, 1, 2, 2, 1]
+    assert np.array_equal(apply_palette(table, result.centers, channel_axis=-1).labels, [
+        1, 2, 1, 2, 2, 1])  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "kind", ["gray uint8", "float64 column", "rgb uint8", "float64 rows", "sweep"]
+)
+def test_ties_on_small_integer_images_go_to_the_first_centre_everywhere(kind, brute):
+    """Small integer values are full of exact ties; every path labels them as a palette does.
+
+    Over 50 to 150 tiny images x K=2, 3 x 3 seeds: the fit's labels equal apply_palette's and
+    the brute-force first nearest centre (numpy's argmin takes the first of equals).
+    """
+    rng = np.random.default_rng(RNG_SEED)
+    for _ in range({"rgb uint8": 50, "sweep": 60}.get(kind, 150)):  # (rgb: 0.05 s a table)
+        if kind == "gray uint8":
+            image, layout = rng.integers(0, 5, (4, 5)).astype(np.uint8), {"rgb": False}
+        elif kind == "float64 column":
+            image, layout = rng.integers(0, 5, (12, 1)).astype(np.float64), {"channel_axis": -1}
+        elif kind == "rgb uint8":
+            image, layout = rng.integers(0, 3, (4, 4, 3)).astype(np.uint8), {"rgb": True}
+        else:
+            image, layout = rng.integers(0, 3, (16, 2)).astype(np.float64), {"channel_axis": -1}
+        table = table_of(image, layout != {"rgb": False})
+        distinct = len(np.unique(table, axis=0))
+        for seed in range(3):
+            if kind == "sweep":
+                if distinct < 3:
+                    continue
+                swept = sweep(image, [2, 3], seed=seed, **layout)
+                results = [swept[2], swept[3]]
+            else:
+                results = [quantize(image, k, seed=seed, **layout) for k in (2, 3) if k <= distinct]
+            for result in results:
+                applied = apply_palette(image, result.centers, **layout).labels
+                assert np.array_equal(result.labels, applied), (image.tolist(), seed)
+                first = brute.squared_distances(table, result.centers).argmin(axis=1) + 1
+                assert np.array_equal(result.labels.reshape(-1), first)
 
 
 @pytest.mark.parametrize("trial", range(4))

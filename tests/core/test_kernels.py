@@ -77,7 +77,7 @@ def test_lloyd_with_neighbour_rows_ends_at_a_fixed_point_with_nearest_labels(k):
     points, weights = colour_summary(data.coffee()[::2, ::2])
     assert k >= kernels.ROWS_FROM_K  # the neighbour rows are in use
     start = points[np.random.default_rng(k).choice(len(points), k, replace=False)]
-    centers, inertia, labels, n_iter = kernels.lloyd(points, weights, start, 500, 0.0, True)
+    centers, inertia, labels, n_iter, _ = kernels.lloyd(points, weights, start, 500, 0.0, True)
     assert n_iter < 500  # converged: no centre moved
     d = BruteForce.squared_distances(points, centers)
     chosen = d[np.arange(len(points)), labels]
@@ -98,7 +98,7 @@ def test_lloyd_on_wide_rows_at_large_k_ends_at_a_fixed_point_with_nearest_labels
     points, _ = make_blobs(3000, channels, centers=k // 2, cluster_std=3.0, random_state=k)
     weights = np.random.default_rng(k).integers(1, 4, len(points)).astype(np.float64)
     start = points[np.random.default_rng(channels).choice(len(points), k, replace=False)]
-    centers, inertia, labels, n_iter = kernels.lloyd(points, weights, start, 500, 0.0, True)
+    centers, inertia, labels, n_iter, _ = kernels.lloyd(points, weights, start, 500, 0.0, True)
     assert n_iter < 500
     d = BruteForce.squared_distances(points, centers)
     chosen = d[np.arange(len(points)), labels]
@@ -110,10 +110,31 @@ def test_lloyd_on_wide_rows_at_large_k_ends_at_a_fixed_point_with_nearest_labels
     np.testing.assert_allclose(best, d.min(axis=1), rtol=1e-12)
 
 
+@pytest.mark.parametrize("k", [3, 40])
+def test_lloyd_marks_every_tied_point_unsure_and_little_else(k):
+    """Points exactly as near to two centres are marked (their label is Lloyd's history's
+    choice); a point whose bounds prove its nearest centre is not."""
+    rng = np.random.default_rng(k)
+    points = rng.integers(0, 12, (4000, 2)).astype(np.float64)  # integers: ties abound
+    weights = np.ones(len(points))
+    start = points[rng.choice(len(points), k, replace=False)] + 0.5
+    ties = 0
+    for max_iter in (0, 1, 100):
+        centers, _, labels, _, unsure = kernels.lloyd(points, weights, start, max_iter, 0.0, True)
+        d = BruteForce.squared_distances(points, centers)
+        assert np.array_equal(d[np.arange(len(points)), labels], d.min(axis=1))
+        order = np.sort(d, axis=1)
+        tied = order[:, 0] == order[:, 1]
+        assert unsure[tied].all()
+        assert unsure.sum() <= tied.sum() + 0.01 * len(points)
+        ties += int(tied.sum())
+    assert ties > 100  # (centres on half-integers: 118 ties at K=3, 1,876 at K=40)
+
+
 def test_lloyd_with_duplicate_centres_still_labels_every_point_nearest():
     points, weights = colour_summary(data.chelsea()[::4, ::4])
     start = np.repeat(points[:20], 2, axis=0)  # 40 centres, each one twice
-    centers, _, labels, _ = kernels.lloyd(points, weights, start, 50, 0.0, True)
+    centers, _, labels, _, _ = kernels.lloyd(points, weights, start, 50, 0.0, True)
     d = BruteForce.squared_distances(points, centers)
     assert np.all(d[np.arange(len(points)), labels] <= d.min(axis=1) * (1 + 1e-12) + 1e-9)
 

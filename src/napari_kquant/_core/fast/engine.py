@@ -70,6 +70,7 @@ from .lloyd import (
     lloyd_runs,
     nearest,
     pixel_figures,
+    settle_ties,
     summary_figures,
     weighted_lloyd,
 )
@@ -200,7 +201,7 @@ class FastEngine:
         # Runs on the summary itself (a small table's middle stage) are already what a
         # finish to convergence gives: their labels are kept, and no pass repeated
         done = mid is self.summary.points and search.finish_iterations is None
-        return self.finish(best[0], max_iter, tol, epsilon, best[3], best[2] if done else None)
+        return self.finish(best[0], max_iter, tol, epsilon, best[3], best if done else None)
 
     def fit_from(self, start, settings: Settings) -> Fit:
         """Lloyd from the given centres ``start`` (k, C) in the space clustered."""
@@ -247,18 +248,19 @@ class FastEngine:
         """Polish ``centers`` on the full summary, order them and label every pixel.
 
         ``n_iter``: the Lloyd iterations that found ``centers`` (reported with these).
-        ``converged``: the summary points' labels (0-based) when ``centers`` come from
-        Lloyd run to convergence on the summary itself: nothing is left to polish.
+        ``converged``: the Lloyd result ``centers`` come from when it ran to
+        convergence on the summary itself (its labels are kept: nothing is left to
+        polish).
         """
         summary = self.summary
         if converged is not None:
-            code_labels, polish = converged, 0
+            code_labels, unsure, polish = converged[2], converged[4], 0
         else:
             # (the figures are measured below, with the final centres: no inertia needed)
             polish_lloyd = partial(
                 blocked_lloyd if summary.blocked else weighted_lloyd, inertia=False
             )
-            centers, _, code_labels, polish = polish_lloyd(
+            centers, _, code_labels, polish, unsure = polish_lloyd(
                 summary.points,
                 summary.weights,
                 centers,
@@ -275,14 +277,18 @@ class FastEngine:
             centers = clipped
             code_labels = None  # the clipped centres need their own labelling
         centers, rank = darkest_first_ranks(centers)
-        fit = self.assign(centers, epsilon, None if code_labels is None else rank[code_labels])
+        if code_labels is None:
+            fit = self.assign(centers, epsilon)
+        else:  # Lloyd's labels: a tie goes to the first centre, as the palette gives it
+            fit = self.assign(centers, epsilon, rank[code_labels], unsure)
         # each stage stops at max_iter: the total is reported within it too
         return replace(fit, n_iter=min(n_iter + polish, max_iter))
 
-    def assign(self, centers, epsilon=0.0, code_labels=None, figures=True) -> Fit:
+    def assign(self, centers, epsilon=0.0, code_labels=None, unsure=None, figures=True) -> Fit:
         """Label every pixel with its nearest of ``centers`` (label i = row i - 1).
 
-        ``code_labels`` (1-based, per summary point) may be passed when known already.
+        ``code_labels`` (1-based, per summary point) may be passed when known already,
+        from Lloyd, with the points its bounds leave ``unsure`` (:func:`.lloyd.settle_ties`).
         The counts and compactness come with the labels here (``figures`` is for
         :class:`.grid.GridLabeller`, where leaving them out saves work).
         """
@@ -298,6 +304,8 @@ class FastEngine:
         if code_labels is None:
             code_labels = nearest(points, centers, distances=False)[0]
             code_labels = code_labels.astype(label_dtype(k)) + label_dtype(k).type(1)
+        elif summary.exact:
+            code_labels = settle_ties(points, centers, code_labels, unsure)
         if summary.exact:
             # Each code is one colour: the summary's figures are the pixels' figures.
             counts, compactness = summary_figures(

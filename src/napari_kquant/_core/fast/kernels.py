@@ -214,13 +214,14 @@ def _half_gaps(centers, gap):
 
 @njit(cache=CACHE, nogil=True, fastmath=FAST)
 def lloyd(points, weights, centers, max_iter, tol, with_inertia):
-    """Weighted Lloyd iterations from ``centers``: (centres, inertia, labels, iterations).
+    """Weighted Lloyd iterations from ``centers``: centres, inertia, labels, iterations, unsure.
 
     Stops after ``max_iter`` centre updates or when no centre moves by more than
     ``tol``. An empty cluster takes the point that costs most where it is (the
     costliest first, each point once). The labels and the inertia returned are those
     of the final centres (every point's nearest, fixed by one more bounded step);
     without ``with_inertia`` the inertia is NaN and its pass over the points saved.
+    ``unsure``: the points whose bounds leave a tie possible (:func:`unsure_points`).
     """
     n, n_channels = points.shape
     k = centers.shape[0]
@@ -284,12 +285,14 @@ def lloyd(points, weights, centers, max_iter, tol, with_inertia):
         if shift <= tol:
             break
     # the labels are every point's nearest final centre: the inertia needs one distance each
+    unsure = np.empty(n, np.bool_)
+    unsure_points(centers, labels, upper, lower, unsure)
     if not with_inertia:
-        return centers, np.nan, labels, n_iter
+        return centers, np.nan, labels, n_iter, unsure
     inertia = 0.0
     for i in range(n):
         inertia += _squared_distance(points, i, centers, labels[i]) * weights[i]
-    return centers, inertia, labels, n_iter
+    return centers, inertia, labels, n_iter, unsure
 
 
 @njit(cache=CACHE, nogil=True, fastmath=FAST)
@@ -307,6 +310,23 @@ def point_costs(points, weights, centers, labels, out):
     """``out[i]``: point i's weighted squared distance to its centre ``labels[i]`` (0-based)."""
     for i in range(points.shape[0]):
         out[i] = _squared_distance(points, i, centers, labels[i]) * weights[i]
+
+
+@njit(cache=CACHE, nogil=True, fastmath=FAST)
+def unsure_points(centers, labels, upper, lower, out):
+    """``out[i]``: whether Hamerly's bounds leave point i's nearest centre in doubt.
+
+    ``upper[i]`` bounds the distance to its centre ``labels[i]`` (0-based) from above,
+    ``lower[i]`` the distance to every other from below. Its centre is the one strictly
+    nearest where the upper bound is below the lower one, or below half the distance
+    from its centre to the nearest other (triangle inequality); MARGIN keeps the test
+    clear of rounding. Otherwise another centre may be as near: an exact tie, which
+    Lloyd leaves to the point's history.
+    """
+    gap = np.empty(centers.shape[0])
+    _half_gaps(centers, gap)
+    for i in range(labels.shape[0]):
+        out[i] = upper[i] * MARGIN >= max(lower[i], gap[labels[i]])
 
 
 @njit(cache=CACHE, nogil=True, fastmath=FAST)

@@ -135,6 +135,24 @@ def nearest(points, centers, distances=True, second=False):
     return labels, (best if distances else None)
 
 
+def settle_ties(points, centers, labels, unsure):
+    """``labels`` (1-based, per point, changed in place) with ties given to the first centre.
+
+    Lloyd's labels are nearest centres, but where a point is exactly as near to two
+    (integer values: a pixel halfway between two centres), which one it keeps
+    depends on its history and on the order the centres had before they were
+    sorted. :func:`nearest`, which labels every palette application, gives the
+    first. The points Lloyd's bounds leave ``unsure`` (a handful: the test is on
+    bounds it keeps anyway) are measured by it again, so a fit's labels are those its
+    palette gives (apply_palette, the lazy path, the estimator's predict).
+    """
+    where = np.flatnonzero(unsure)
+    if len(where):
+        first = nearest(np.take(points, where, axis=0), centers, distances=False)[0]
+        labels[where] = first + 1
+    return labels
+
+
 def init_centers(points, weights, k, init, rng):
     """Initial centres: weighted k-means++ (greedy, as scikit-learn) or random pixels."""
     return _seeded(points, weights, init_draws(points, weights, k, init, rng))
@@ -219,17 +237,18 @@ def _same_centres(a, b, tolerance) -> bool:
 
 
 def weighted_lloyd(points, weights, centers, max_iter, epsilon, inertia=True):
-    """Lloyd iterations on weighted points: centres, weighted inertia, labels, iterations.
+    """Lloyd on weighted points: centres, weighted inertia, labels, iterations, unsure.
 
     Stops after ``max_iter`` updates or when no centre moves by more than ``epsilon``
     (OpenCV's rule). An empty cluster takes the point that costs most where it is.
     One compiled pass per iteration, skipping the points Hamerly's bounds settle
     (:func:`napari_kquant._core.kernels.lloyd`), in float64. ``inertia=False``: the
     caller measures the result itself, the inertia is NaN (one pass saved).
+    ``unsure``: the points whose labels may be tied (:func:`settle_ties`).
     """
     from . import kernels
 
-    centers, inertia, labels, n_iter = kernels.lloyd(
+    centers, inertia, labels, n_iter, unsure = kernels.lloyd(
         np.ascontiguousarray(points, dtype=np.float64),
         np.ascontiguousarray(weights, dtype=np.float64),
         np.ascontiguousarray(centers, dtype=np.float64),
@@ -237,7 +256,7 @@ def weighted_lloyd(points, weights, centers, max_iter, epsilon, inertia=True):
         float(epsilon),
         bool(inertia),
     )
-    return centers, float(inertia), labels, int(n_iter)
+    return centers, float(inertia), labels, int(n_iter), unsure
 
 
 def row_blocks(n_rows: int, n_channels: int) -> list[slice]:
@@ -349,7 +368,9 @@ def blocked_lloyd(points, weights, centers, max_iter, epsilon, inertia=True):
         return float(cost.sum())
 
     total = sum(_on_blocks(block_inertia, blocks)) if inertia else float("nan")
-    return centers, total, labels, n_iter
+    unsure = np.empty(n, np.bool_)
+    kernels.unsure_points(centers, labels, upper, lower, unsure)
+    return centers, total, labels, n_iter, unsure
 
 
 def summary_figures(points, weights, centers, labels, blocked=False):
