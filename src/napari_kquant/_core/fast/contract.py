@@ -105,8 +105,9 @@ GRID_BYTES_PER_CELL = 24  # the grid's counts and sums, and the labelling's cell
 BYTES_PER_SUMMARY_POINT = 64
 
 
-# Lloyd's arrays per point of a RowSummary: weight, label, two bounds, the labels out
-ROW_BYTES_PER_POINT = 40
+# Lloyd's arrays per point of a RowSummary: weight, label, two bounds, the labels out,
+# whether the bounds leave its label in doubt
+ROW_BYTES_PER_POINT = 41
 
 
 @dataclass(frozen=True)
