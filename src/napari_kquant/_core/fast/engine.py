@@ -277,10 +277,10 @@ class FastEngine:
             centers = clipped
             code_labels = None  # the clipped centres need their own labelling
         centers, rank = darkest_first_ranks(centers)
-        if code_labels is None:
-            fit = self.assign(centers, epsilon)
-        else:  # Lloyd's labels: a tie goes to the first centre, as the palette gives it
-            fit = self.assign(centers, epsilon, rank[code_labels], unsure)
+        # (Lloyd's labels, with the points whose ties assign() settles)
+        fit = self.assign(
+            centers, epsilon, None if code_labels is None else rank[code_labels], unsure
+        )
         # each stage stops at max_iter: the total is reported within it too
         return replace(fit, n_iter=min(n_iter + polish, max_iter))
 
